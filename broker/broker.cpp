@@ -1,0 +1,121 @@
+// broker.cpp: the event loop, plain top to bottom: poll, drain up to max_batch requests, answer each in one
+// transaction, commit, then send the replies and publish the events. A store failure is fatal by design:
+// nothing of the failed batch was acknowledged, and a restart rebuilds memory from the database.
+#include "broker/broker.hpp"
+
+#include "common/protocol.hpp"
+
+#include <zmq_addon.hpp>
+
+#include <chrono>
+#include <iterator>
+
+namespace zshare::broker {
+
+namespace {
+
+std::uint64_t load_state(Store& store, FileIndex& index) { return store.load(index); }
+
+}  // namespace
+
+Broker::Broker(BrokerOptions options)
+    : options_(std::move(options)),
+      store_(options_.db),
+      replies_(options_.reply_cache),
+      dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_)) {
+  store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
+    replies_.put(std::move(id), std::move(reply));
+  });
+  router_.set(zmq::sockopt::linger, 0);
+  router_.set(zmq::sockopt::maxmsgsize, protocol::kSocketMaxMessageBytes);
+  router_.set(zmq::sockopt::router_mandatory, true);
+  router_.set(zmq::sockopt::sndhwm, 100000);
+  router_.set(zmq::sockopt::rcvhwm, 100000);
+  router_.bind(options_.bind);
+  pub_.set(zmq::sockopt::linger, 0);
+  pub_.set(zmq::sockopt::sndhwm, 100000);
+  pub_.bind(options_.events);
+}
+
+void Broker::run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(200));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;  // a signal: re-check `stop`
+      throw;
+    }
+    if (items[0].revents & ZMQ_POLLIN) serve_batch();
+  }
+}
+
+Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events) {
+  // Envelope: the frames up to and including the empty delimiter (REQ, or DEALER that sends one);
+  // a DEALER without a delimiter has just its identity. Exactly one body frame must follow.
+  Pending p;
+  std::size_t body_at = 1;
+  for (std::size_t i = 1; i < frames.size(); ++i) {
+    if (frames[i].size() == 0) {
+      body_at = i + 1;
+      break;
+    }
+  }
+  for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) p.envelope.push_back(std::move(frames[i]));
+  const std::size_t bodies = frames.size() > body_at ? frames.size() - body_at : 0;
+  if (bodies != 1) {
+    p.reply = dispatcher_.bad_request("expected exactly one body frame after the envelope, got " +
+                                      std::to_string(bodies));
+    return p;
+  }
+  const auto& body = frames[body_at];
+  p.reply = dispatcher_.handle(std::string_view(static_cast<const char*>(body.data()), body.size()), events);
+  return p;
+}
+
+void Broker::serve_batch() {
+  std::vector<Pending> batch;
+  std::vector<Event> events;
+  store_.begin();
+  try {
+    while (batch.size() < options_.max_batch) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      batch.push_back(answer(frames, events));
+    }
+    if (!events.empty()) store_.set_seq(dispatcher_.seq());
+    replies_since_prune_ += batch.size();
+    if (replies_since_prune_ > options_.reply_cache / 2 + 1) {
+      store_.prune_replies(options_.reply_cache);
+      replies_since_prune_ = 0;
+    }
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+  for (auto& p : batch) send_reply(p);
+  for (const auto& e : events) publish(e);
+}
+
+void Broker::send_reply(Pending& p) {
+  try {
+    for (auto& frame : p.envelope) {
+      if (!router_.send(frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        ++stats_.dropped;
+        return;
+      }
+    }
+    if (!router_.send(zmq::buffer(p.reply), zmq::send_flags::dontwait)) ++stats_.dropped;
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EHOSTUNREACH) throw;
+    ++stats_.dropped;  // the client went away before its reply: nothing to deliver to
+  }
+}
+
+void Broker::publish(const Event& e) {
+  pub_.send(zmq::buffer(e.topic), zmq::send_flags::sndmore);
+  pub_.send(zmq::buffer(e.body), zmq::send_flags::none);
+}
+
+}  // namespace zshare::broker

@@ -1,0 +1,61 @@
+// broker.hpp: the zshare-broker daemon as a class: a ROUTER for requests, a PUB for events, an event loop
+// with group commit (one SQLite transaction per batch of requests in hand, replies only after commit).
+// Tests drive it in-process; main.cpp only parses options and handles signals.
+#pragma once
+
+#include "broker/dispatcher.hpp"
+#include "broker/file_index.hpp"
+#include "broker/reply_cache.hpp"
+#include "broker/store.hpp"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <string>
+
+namespace zshare::broker {
+
+struct BrokerOptions {
+  std::string bind = "tcp://127.0.0.1:5555";
+  std::string events = "tcp://127.0.0.1:5556";
+  std::string db = "zshare-broker.db";
+  std::size_t max_batch = 512;        // requests committed together at most
+  std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
+};
+
+class Broker {
+ public:
+  explicit Broker(BrokerOptions options);
+
+  // Serves until `stop` becomes true (checked at least every 200 ms and after each batch).
+  void run(const std::atomic<bool>& stop);
+
+  std::string control_endpoint() const { return router_.get(zmq::sockopt::last_endpoint); }
+  std::string events_endpoint() const { return pub_.get(zmq::sockopt::last_endpoint); }
+  const FileIndex& index() const { return index_; }
+  std::uint64_t seq() const { return dispatcher_.seq(); }
+
+ private:
+  struct Pending {
+    std::vector<zmq::message_t> envelope;
+    std::string reply;
+  };
+  void serve_batch();
+  Pending answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events);
+  void send_reply(Pending& p);
+  void publish(const Event& e);
+
+  BrokerOptions options_;
+  Store store_;
+  FileIndex index_;
+  ReplyCache replies_;
+  BrokerStats stats_;
+  Dispatcher dispatcher_;
+  std::size_t replies_since_prune_ = 0;
+  zmq::context_t ctx_{1};
+  zmq::socket_t router_{ctx_, zmq::socket_type::router};
+  zmq::socket_t pub_{ctx_, zmq::socket_type::pub};
+};
+
+}  // namespace zshare::broker

@@ -1,0 +1,341 @@
+// dispatcher.cpp: every field is validated before any state is looked at, so a BAD REQUEST never
+// half-applies; each mutation updates index and store together and stores its reply under the request id.
+#include "broker/dispatcher.hpp"
+
+#include "common/keywords.hpp"
+#include "common/protocol.hpp"
+#include "common/validate.hpp"
+
+#include <array>
+
+namespace zshare::broker {
+
+namespace p = zshare::protocol;
+namespace st = zshare::protocol::status;
+
+MapWriter reply_header(std::string_view id, std::string_view status) {
+  MapWriter w;
+  w.put("v", p::kVersion);
+  if (id.empty()) w.put_nil("id"); else w.put("id", id);
+  w.put("status", status);
+  return w;
+}
+
+std::string failure_reply(std::string_view id, std::string_view status, std::string_view sentence) {
+  MapWriter w = reply_header(id, status);
+  w.put("error", sentence);
+  return w.finish();
+}
+
+Dispatcher::Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq)
+    : index_(index), store_(store), replies_(replies), stats_(stats), seq_(seq) {}
+
+const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
+  static const std::array<Op, 11> ops = {{
+      {"REGISTER", &Dispatcher::on_register, true},
+      {"UNREGISTER", &Dispatcher::on_unregister, true},
+      {"CONNECT", &Dispatcher::on_connect, true},
+      {"DISCONNECT", &Dispatcher::on_disconnect, true},
+      {"PUBLISH", &Dispatcher::on_publish, true},
+      {"DELETE", &Dispatcher::on_delete, true},
+      {"LIST_USERS", &Dispatcher::on_list_users, false},
+      {"LIST_CONTENT", &Dispatcher::on_list_content, false},
+      {"SEARCH", &Dispatcher::on_search, false},
+      {"LOOKUP", &Dispatcher::on_lookup, false},
+      {"STATS", &Dispatcher::on_stats, false},
+  }};
+  for (const auto& op : ops) {
+    if (op.name == name) return &op;
+  }
+  return nullptr;
+}
+
+std::string Dispatcher::bad_request(std::string_view sentence) {
+  ++stats_.requests;
+  ++stats_.bad_requests;
+  return failure_reply({}, st::kBadRequest, sentence);
+}
+
+std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events) {
+  ++stats_.requests;
+  std::string_view id;
+  try {
+    if (body.size() > p::kMaxMessageBytes) {
+      throw BadRequest("message of " + std::to_string(body.size()) + " bytes exceeds the " +
+                       std::to_string(p::kMaxMessageBytes) + "-byte limit");
+    }
+    DecodeLimits limits;
+    limits.array = 64;  // requests carry no arrays worth the name
+    limits.str = p::kMaxMessageBytes;
+    limits.bin = p::kMaxMessageBytes;
+    limits.depth = 4;
+    Message msg = Message::decode(body.data(), body.size(), limits);
+    MapView root = msg.root();
+    if (const auto* raw_id = root.find("id"); raw_id && raw_id->type == msgpack::type::STR &&
+                                              raw_id->via.str.size >= 1 && raw_id->via.str.size <= p::kMaxIdBytes) {
+      id = std::string_view(raw_id->via.str.ptr, raw_id->via.str.size);
+    }
+    const auto v = root.uint("v");
+    if (v != p::kVersion) throw BadRequest("unsupported protocol version " + std::to_string(v) + " (this broker speaks 1)");
+    const auto op_name = root.str("op", p::kMaxOpBytes);
+    const auto req_id = root.str("id", p::kMaxIdBytes);
+    if (req_id.empty()) throw BadRequest("field 'id' must not be empty");
+    const auto ts = root.str("ts", p::kMaxTimestampBytes);
+    root.opt_bool("ts_local");
+    const Op* op = find_op(op_name);
+    if (!op) throw BadRequest("unknown op '" + std::string(op_name) + "'");
+
+    if (op->mutation) {
+      if (auto cached = replies_.find(id)) {
+        ++stats_.retries_answered;
+        return std::string(*cached);
+      }
+    }
+    std::string reply = (this->*(op->handler))(Request{root, id, ts}, events);
+    if (op->mutation) {
+      store_.put_reply(id, reply);
+      replies_.put(std::string(id), reply);
+    }
+    return reply;
+  } catch (const BadRequest& e) {
+    ++stats_.bad_requests;
+    return failure_reply(id, st::kBadRequest, e.what());
+  }
+}
+
+UserId Dispatcher::existing_user(std::string_view name, bool connected, std::string& failure, const Request& r) {
+  auto user = index_.find_user(name);
+  if (!user) {
+    failure = failure_reply(r.id, st::kUserDoesNotExist, "user '" + std::string(name) + "' is not registered");
+    return 0;
+  }
+  if (connected && !index_.user(*user).connected) {
+    failure = failure_reply(r.id, st::kUserNotConnected, "user '" + std::string(name) + "' is not connected");
+    return 0;
+  }
+  return *user;
+}
+
+MapWriter Dispatcher::event(const Request& r, std::string_view user) {
+  MapWriter w;
+  w.put("seq", seq_ + 1);
+  w.put("ts", r.ts);
+  w.put("user", user);
+  return w;
+}
+
+void Dispatcher::emit(std::vector<Event>& events, std::string_view topic, MapWriter& body) {
+  ++seq_;
+  events.push_back(Event{std::string(topic), body.finish()});
+}
+
+MapWriter Dispatcher::file_map(FileId id, bool with_owner) const {
+  const auto& f = index_.file(id);
+  MapWriter w;
+  w.put("name", f.name);
+  w.put("description", f.description);
+  w.put("size", f.size);
+  w.put("cid", to_hex(f.cid));
+  w.put("chunk_size", f.chunk_size);
+  w.put("root", to_hex(f.root));
+  if (with_owner) {
+    const auto& u = index_.user(f.user);
+    w.put("user", u.name);
+    w.put("endpoint", u.endpoint);
+    w.put("online", u.connected);
+  }
+  return w;
+}
+
+std::string Dispatcher::on_register(const Request& r, std::vector<Event>& events) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  if (index_.find_user(name)) {
+    return failure_reply(r.id, st::kUsernameInUse, "user name '" + std::string(name) + "' is already registered");
+  }
+  index_.add_user(std::string(name));
+  store_.insert_user(name, r.ts);
+  auto ev = event(r, name);
+  emit(events, "user.registered", ev);
+  return reply_header(r.id, st::kOk).finish();
+}
+
+std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& events) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  std::string failure;
+  const UserId user = existing_user(name, false, failure, r);
+  if (!failure.empty()) return failure;
+  const bool was_connected = index_.user(user).connected;
+  const std::uint64_t removed = index_.remove_user(user);
+  store_.delete_user(name);
+  if (was_connected) {
+    auto gone = event(r, name);
+    emit(events, "peer.disconnected", gone);
+  }
+  auto ev = event(r, name);
+  ev.put("files_removed", removed);
+  emit(events, "user.unregistered", ev);
+  return reply_header(r.id, st::kOk).put("files_removed", removed).finish();
+}
+
+std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  const auto endpoint = r.fields.str("endpoint", p::kMaxEndpointBytes);
+  check_endpoint(endpoint);
+  std::string failure;
+  const UserId user = existing_user(name, false, failure, r);
+  if (!failure.empty()) return failure;
+  if (index_.user(user).connected) {
+    return failure_reply(r.id, st::kUserAlreadyConnected, "user '" + std::string(name) + "' is already connected");
+  }
+  index_.connect(user, std::string(endpoint));
+  auto ev = event(r, name);
+  ev.put("endpoint", endpoint);
+  emit(events, "peer.connected", ev);
+  return reply_header(r.id, st::kOk).finish();
+}
+
+std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& events) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  std::string failure;
+  const UserId user = existing_user(name, true, failure, r);
+  if (!failure.empty()) return failure;
+  index_.disconnect(user);
+  auto ev = event(r, name);
+  emit(events, "peer.disconnected", ev);
+  return reply_header(r.id, st::kOk).finish();
+}
+
+std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  FileRecord f;
+  f.name = std::string(r.fields.str("name", p::kMaxFileNameBytes));
+  check_file_name(f.name);
+  f.description = std::string(r.fields.opt_str("description", p::kMaxDescriptionBytes).value_or(""));
+  check_description(f.description);
+  f.size = r.fields.uint("size");
+  if (f.size > p::kMaxFileSize) throw BadRequest("field 'size' is larger than 2^63-1");
+  f.cid = parse_hash(r.fields.str("cid", 64), "cid");
+  const auto chunk_size = r.fields.uint("chunk_size");
+  check_chunk_size(chunk_size);
+  f.chunk_size = static_cast<std::uint32_t>(chunk_size);
+  f.root = parse_hash(r.fields.str("root", 64), "root");
+
+  std::string failure;
+  f.user = existing_user(name, true, failure, r);
+  if (!failure.empty()) return failure;
+  if (index_.find_file(f.user, f.name)) {
+    return failure_reply(r.id, st::kContentAlreadyPublished,
+                         "user '" + std::string(name) + "' already publishes '" + f.name + "'");
+  }
+  store_.insert_file(name, f, r.ts);
+  auto ev = event(r, name);
+  ev.put("name", f.name).put("description", f.description).put("size", f.size).put("cid", to_hex(f.cid));
+  index_.add_file(std::move(f));
+  emit(events, "file.published", ev);
+  return reply_header(r.id, st::kOk).finish();
+}
+
+std::string Dispatcher::on_delete(const Request& r, std::vector<Event>& events) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  const auto file_name = r.fields.str("name", p::kMaxFileNameBytes);
+  check_file_name(file_name);
+  std::string failure;
+  const UserId user = existing_user(name, true, failure, r);
+  if (!failure.empty()) return failure;
+  const auto file = index_.find_file(user, file_name);
+  if (!file) {
+    return failure_reply(r.id, st::kContentNotPublished,
+                         "user '" + std::string(name) + "' does not publish '" + std::string(file_name) + "'");
+  }
+  auto ev = event(r, name);
+  ev.put("name", file_name).put("cid", to_hex(index_.file(*file).cid));
+  store_.delete_file(name, file_name);
+  index_.remove_file(*file);
+  emit(events, "file.deleted", ev);
+  return reply_header(r.id, st::kOk).finish();
+}
+
+std::string Dispatcher::on_list_users(const Request& r, std::vector<Event>&) {
+  std::vector<MapWriter> users;
+  for (UserId id : index_.connected_users()) {
+    MapWriter u;
+    u.put("user", index_.user(id).name).put("endpoint", index_.user(id).endpoint);
+    users.push_back(std::move(u));
+  }
+  return reply_header(r.id, st::kOk).put("users", users).finish();
+}
+
+std::string Dispatcher::on_list_content(const Request& r, std::vector<Event>&) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  std::string failure;
+  const UserId user = existing_user(name, false, failure, r);
+  if (!failure.empty()) return failure;
+  std::vector<MapWriter> files;
+  for (FileId id : index_.files_of(user)) files.push_back(file_map(id, false));
+  return reply_header(r.id, st::kOk).put("files", files).finish();
+}
+
+std::string Dispatcher::on_search(const Request& r, std::vector<Event>&) {
+  const auto q = r.fields.opt_str("q", p::kMaxQueryBytes);
+  const auto cid_hex = r.fields.opt_str("cid", 64);
+  if (!q && !cid_hex) throw BadRequest("SEARCH needs 'q' (keywords) or 'cid' (a content id)");
+  std::vector<std::string> words;
+  if (q) {
+    if (!is_valid_utf8(*q)) throw BadRequest("field 'q' must be UTF-8");
+    words = keywords(*q);
+    if (words.empty() && !cid_hex) throw BadRequest("field 'q' has no keywords (letters or digits)");
+    if (words.size() > 16) throw BadRequest("field 'q' has more than 16 keywords");
+  }
+  std::optional<Hash> cid;
+  if (cid_hex) cid = parse_hash(*cid_hex, "cid");
+  const auto limit = r.fields.opt_uint("limit").value_or(p::kDefaultSearchLimit);
+  if (limit < 1 || limit > p::kMaxSearchLimit) throw BadRequest("field 'limit' must be from 1 to 1000");
+  const auto cursor = r.fields.opt_uint("cursor").value_or(0);
+
+  const SearchPage page = index_.search(words, cid, cursor, static_cast<std::size_t>(limit));
+  std::vector<MapWriter> results;
+  results.reserve(page.files.size());
+  for (FileId id : page.files) results.push_back(file_map(id, true));
+  MapWriter reply = reply_header(r.id, st::kOk);
+  reply.put("results", results);
+  if (page.next) reply.put("next", *page.next); else reply.put_nil("next");
+  return reply.finish();
+}
+
+std::string Dispatcher::on_lookup(const Request& r, std::vector<Event>&) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  const auto file_name = r.fields.str("name", p::kMaxFileNameBytes);
+  check_file_name(file_name);
+  std::string failure;
+  const UserId user = existing_user(name, false, failure, r);
+  if (!failure.empty()) return failure;
+  const auto file = index_.find_file(user, file_name);
+  if (!file) {
+    return failure_reply(r.id, st::kFileNotExist,
+                         "user '" + std::string(name) + "' has no file '" + std::string(file_name) + "'");
+  }
+  return reply_header(r.id, st::kOk).put("file", file_map(*file, true)).finish();
+}
+
+std::string Dispatcher::on_stats(const Request& r, std::vector<Event>&) {
+  MapWriter w = reply_header(r.id, st::kOk);
+  w.put("users", static_cast<std::uint64_t>(index_.user_count()));
+  w.put("connected", static_cast<std::uint64_t>(index_.connected_count()));
+  w.put("files", static_cast<std::uint64_t>(index_.file_count()));
+  w.put("seq", seq_);
+  w.put("requests", stats_.requests);
+  w.put("bad_requests", stats_.bad_requests);
+  w.put("retries_answered", stats_.retries_answered);
+  w.put("dropped", stats_.dropped);
+  return w.finish();
+}
+
+}  // namespace zshare::broker

@@ -1,0 +1,85 @@
+// dispatcher.hpp: turns one request body into its reply and events: decoding, validation, the seeds'
+// semantics, index and store updates. No sockets here, so unit tests and the fuzzer can drive it directly.
+// Must be called inside an open Store transaction; the caller sends replies only after commit.
+#pragma once
+
+#include "broker/file_index.hpp"
+#include "broker/reply_cache.hpp"
+#include "broker/store.hpp"
+#include "common/codec.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zshare::broker {
+
+// An event to publish once the transaction holding its change has committed.
+struct Event {
+  std::string topic;
+  std::string body;  // msgpack map with seq, ts, user and the event's fields
+};
+
+struct BrokerStats {
+  std::uint64_t requests = 0;
+  std::uint64_t bad_requests = 0;
+  std::uint64_t retries_answered = 0;
+  std::uint64_t dropped = 0;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq);
+
+  std::string handle(std::string_view body, std::vector<Event>& events);
+
+  // A BAD REQUEST reply for a message that never reached handle() (wrong framing); counted.
+  std::string bad_request(std::string_view sentence);
+
+  std::uint64_t seq() const { return seq_; }
+
+ private:
+  struct Request {
+    MapView fields;
+    std::string_view id;
+    std::string_view ts;
+  };
+  using Handler = std::string (Dispatcher::*)(const Request&, std::vector<Event>&);
+  struct Op {
+    std::string_view name;
+    Handler handler;
+    bool mutation;
+  };
+  static const Op* find_op(std::string_view name);
+
+  std::string on_register(const Request& r, std::vector<Event>& events);
+  std::string on_unregister(const Request& r, std::vector<Event>& events);
+  std::string on_connect(const Request& r, std::vector<Event>& events);
+  std::string on_disconnect(const Request& r, std::vector<Event>& events);
+  std::string on_publish(const Request& r, std::vector<Event>& events);
+  std::string on_delete(const Request& r, std::vector<Event>& events);
+  std::string on_list_users(const Request& r, std::vector<Event>& events);
+  std::string on_list_content(const Request& r, std::vector<Event>& events);
+  std::string on_search(const Request& r, std::vector<Event>& events);
+  std::string on_lookup(const Request& r, std::vector<Event>& events);
+  std::string on_stats(const Request& r, std::vector<Event>& events);
+
+  // The user a mutation names, which must exist (and, when `connected`, have a session).
+  UserId existing_user(std::string_view name, bool connected, std::string& failure, const Request& r);
+  MapWriter file_map(FileId id, bool with_owner) const;
+  MapWriter event(const Request& r, std::string_view user);
+  void emit(std::vector<Event>& events, std::string_view topic, MapWriter& body);
+
+  FileIndex& index_;
+  Store& store_;
+  ReplyCache& replies_;
+  BrokerStats& stats_;
+  std::uint64_t seq_;
+};
+
+// A reply map's header: v, id (nil when unknown) and status; add `error` for failures.
+MapWriter reply_header(std::string_view id, std::string_view status);
+std::string failure_reply(std::string_view id, std::string_view status, std::string_view sentence);
+
+}  // namespace zshare::broker

@@ -1,0 +1,67 @@
+// store.hpp: the broker's durable state in one SQLite file (WAL, synchronous=FULL): users, files, the
+// event sequence and the replies of mutations (for retried request ids). The caller groups a batch of
+// requests into one transaction; nothing is acknowledged before commit() returns.
+#pragma once
+
+#include "broker/file_index.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace zshare::broker {
+
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Store {
+ public:
+  explicit Store(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  void begin();
+  void commit();
+  void rollback() noexcept;
+
+  void insert_user(std::string_view name, std::string_view ts);
+  void delete_user(std::string_view name);  // and the user's files
+  void insert_file(std::string_view user, const FileRecord& file, std::string_view ts);
+  void delete_file(std::string_view user, std::string_view name);
+  void put_reply(std::string_view request_id, std::string_view reply);
+  void set_seq(std::uint64_t seq);
+
+  // Start-up: fills the index (users, then files in publishing order) and returns the last event seq.
+  std::uint64_t load(FileIndex& index);
+  // The newest `keep` stored replies, oldest first; older ones are deleted.
+  void load_replies(std::size_t keep, const std::function<void(std::string, std::string)>& each);
+  // Deletes stored replies older than the newest `keep`.
+  void prune_replies(std::size_t keep);
+
+ private:
+  void exec(const char* sql);
+  sqlite3_stmt* prepare(const char* sql);
+  void run(sqlite3_stmt* stmt);
+  [[noreturn]] void fail(const char* what);
+
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;
+  sqlite3_stmt* commit_ = nullptr;
+  sqlite3_stmt* insert_user_ = nullptr;
+  sqlite3_stmt* delete_user_ = nullptr;
+  sqlite3_stmt* delete_user_files_ = nullptr;
+  sqlite3_stmt* insert_file_ = nullptr;
+  sqlite3_stmt* delete_file_ = nullptr;
+  sqlite3_stmt* put_reply_ = nullptr;
+  sqlite3_stmt* set_seq_ = nullptr;
+};
+
+}  // namespace zshare::broker

@@ -1,0 +1,29 @@
+// content_hash.hpp: SHA-256 content ids and per-chunk hashes under a Merkle root (schemas/protocol.md).
+// The peer hashes a file once to publish it; downloads verify chunks against the same tree.
+#pragma once
+
+#include "common/validate.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zshare {
+
+inline constexpr std::uint32_t kDefaultChunkSize = 256 * 1024;
+
+struct ContentHashes {
+  std::uint64_t size = 0;
+  std::uint32_t chunk_size = kDefaultChunkSize;
+  Hash cid{};               // SHA-256 of the whole file
+  Hash root{};              // Merkle root of `leaves`
+  std::vector<Hash> leaves; // SHA-256 of each chunk
+};
+
+Hash sha256(const void* data, std::size_t size);
+Hash merkle_root(const std::vector<Hash>& leaves);
+
+// Reads the file once. Throws std::runtime_error with the path and errno text when it cannot.
+ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size = kDefaultChunkSize);
+
+}  // namespace zshare

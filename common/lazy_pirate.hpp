@@ -1,0 +1,38 @@
+// lazy_pirate.hpp: the ZeroMQ guide's Lazy Pirate client: REQ, poll with a timeout, on silence close,
+// reopen and resend the same bytes. The broker's reply cache makes the resend safe for mutations.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace zshare {
+
+struct BrokerUnreachable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class LazyPirateClient {
+ public:
+  // `timeout` is the whole deadline of one request, shared evenly by `attempts` tries.
+  LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3);
+
+  // Returns the reply body; throws BrokerUnreachable when no attempt got an answer.
+  std::string request(const std::string& body);
+
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void reopen();
+
+  zmq::context_t& ctx_;
+  std::string endpoint_;
+  std::chrono::milliseconds per_attempt_;
+  int attempts_;
+  std::unique_ptr<zmq::socket_t> socket_;
+};
+
+}  // namespace zshare

@@ -1,0 +1,115 @@
+// validate.cpp: byte-level checks of user input; no allocation beyond error messages.
+// UTF-8 validation rejects overlong forms, surrogates and code points above U+10FFFF.
+#include "common/validate.hpp"
+
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+
+namespace zshare {
+
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) { ++p; continue; }
+    std::size_t len;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (static_cast<std::size_t>(end - p) < len) return false;
+    for (std::size_t i = 1; i < len; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += len;
+  }
+  return true;
+}
+
+bool is_valid_user(std::string_view s) {
+  if (s.empty() || s.size() > protocol::kMaxUserBytes) return false;
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool is_valid_file_name(std::string_view s) {
+  if (s.empty() || s.size() > protocol::kMaxFileNameBytes) return false;
+  if (s.find('/') != std::string_view::npos || s.find('\0') != std::string_view::npos) return false;
+  if (s.find("..") != std::string_view::npos || s == ".") return false;
+  return is_valid_utf8(s);
+}
+
+void check_user(std::string_view s) {
+  if (!is_valid_user(s)) throw BadRequest("user name must be 1-64 characters of A-Z a-z 0-9 . _ -");
+}
+
+void check_file_name(std::string_view s) {
+  if (!is_valid_file_name(s)) {
+    throw BadRequest("file name must be 1-255 bytes of UTF-8 with no '/', NUL or '..'");
+  }
+}
+
+void check_description(std::string_view s) {
+  if (s.size() > protocol::kMaxDescriptionBytes || !is_valid_utf8(s)) {
+    throw BadRequest("description must be at most 1024 bytes of UTF-8");
+  }
+}
+
+void check_endpoint(std::string_view s) {
+  if (s.size() > protocol::kMaxEndpointBytes || s.rfind("tcp://", 0) != 0 || s.size() <= 6 ||
+      s.find(':', 6) == std::string_view::npos || !is_valid_utf8(s)) {
+    throw BadRequest("endpoint must look like tcp://HOST:PORT (at most 255 bytes)");
+  }
+}
+
+void check_chunk_size(std::uint64_t n) {
+  if (n < protocol::kMinChunkSize || n > protocol::kMaxChunkSize || (n & (n - 1)) != 0) {
+    throw BadRequest("chunk_size must be a power of two from 16384 to 16777216");
+  }
+}
+
+bool try_parse_hash(std::string_view hex, Hash& out) {
+  if (hex.size() != 64) return false;
+  for (std::size_t i = 0; i < 32; ++i) {
+    int v = 0;
+    for (std::size_t j = 0; j < 2; ++j) {
+      char c = hex[2 * i + j];
+      int d;
+      if (c >= '0' && c <= '9') d = c - '0';
+      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+      else return false;
+      v = v * 16 + d;
+    }
+    out[i] = static_cast<std::uint8_t>(v);
+  }
+  return true;
+}
+
+Hash parse_hash(std::string_view hex, std::string_view field) {
+  Hash h{};
+  if (!try_parse_hash(hex, h)) {
+    throw BadRequest("field '" + std::string(field) + "' must be 64 lowercase hex digits");
+  }
+  return h;
+}
+
+std::string to_hex(const Hash& h) {
+  static const char* digits = "0123456789abcdef";
+  std::string out(64, '0');
+  for (std::size_t i = 0; i < 32; ++i) {
+    out[2 * i] = digits[h[i] >> 4];
+    out[2 * i + 1] = digits[h[i] & 0xF];
+  }
+  return out;
+}
+
+}  // namespace zshare

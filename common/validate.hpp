@@ -1,0 +1,29 @@
+// validate.hpp: the protocol's rules for names, descriptions, hashes and endpoints (schemas/protocol.md).
+// Each check_* throws BadRequest naming the field and the rule; is_* only answers.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace zshare {
+
+using Hash = std::array<std::uint8_t, 32>;
+
+bool is_valid_utf8(std::string_view s);
+bool is_valid_user(std::string_view s);
+bool is_valid_file_name(std::string_view s);
+
+void check_user(std::string_view s);
+void check_file_name(std::string_view s);
+void check_description(std::string_view s);
+void check_endpoint(std::string_view s);
+void check_chunk_size(std::uint64_t n);
+
+// 64 lowercase hex digits <-> 32 bytes. parse_hash throws BadRequest naming `field`.
+Hash parse_hash(std::string_view hex, std::string_view field);
+bool try_parse_hash(std::string_view hex, Hash& out);
+std::string to_hex(const Hash& h);
+
+}  // namespace zshare

@@ -1,0 +1,152 @@
+// test_dispatcher.cpp: the broker's request semantics without sockets: the seeds' statuses, events with
+// increasing seq, the reply cache for retried ids, and BAD REQUEST for malformed requests.
+#include "broker/dispatcher.hpp"
+
+#include "common/protocol.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <string>
+#include <unistd.h>
+
+using namespace zshare;
+using namespace zshare::broker;
+
+namespace {
+
+struct Fixture {
+  Fixture() {
+    char dir[] = "/tmp/zshare-disp-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    folder = dir;
+    store = std::make_unique<Store>(folder + "/broker.db");
+    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0);
+    store->begin();
+  }
+  ~Fixture() {
+    store->rollback();
+    dispatcher.reset();
+    store.reset();
+    std::system(("rm -rf '" + folder + "'").c_str());
+  }
+
+  // Sends op with fields under a fresh id (or `id`) and returns the decoded reply's status.
+  std::string call(const std::string& op, MapWriter fields, const std::string& id = "") {
+    fields.put("v", std::uint64_t{1}).put("op", op).put("ts", "2026-11-22T00:00:00.000Z");
+    fields.put("id", id.empty() ? "req-" + std::to_string(++counter) : id);
+    last_reply = dispatcher->handle(fields.finish(), events);
+    last = std::make_unique<Message>(Message::decode(last_reply.data(), last_reply.size()));
+    return std::string(last->root().str("status", 64));
+  }
+
+  std::string folder;
+  FileIndex index;
+  ReplyCache cache{1000};
+  BrokerStats stats;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::vector<Event> events;
+  std::string last_reply;
+  std::unique_ptr<Message> last;
+  int counter = 0;
+};
+
+MapWriter user(const std::string& name) {
+  MapWriter w;
+  w.put("user", name);
+  return w;
+}
+
+MapWriter publish(const std::string& name, const std::string& file) {
+  MapWriter w;
+  w.put("user", name).put("name", file).put("description", "a test file").put("size", std::uint64_t{10});
+  w.put("cid", std::string(64, 'a')).put("chunk_size", std::uint64_t{16384}).put("root", std::string(64, 'b'));
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("the seeds' statuses for register, connect, publish, delete", "[dispatcher]") {
+  Fixture f;
+  CHECK(f.call("REGISTER", user("alice")) == "OK");
+  CHECK(f.call("REGISTER", user("alice")) == "USERNAME IN USE");
+  CHECK(f.call("CONNECT", user("carol").put("endpoint", "tcp://127.0.0.1:1")) == "USER DOES NOT EXIST");
+  CHECK(f.call("PUBLISH", publish("alice", "a.txt")) == "USER NOT CONNECTED");
+  CHECK(f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1")) == "OK");
+  CHECK(f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1")) == "USER ALREADY CONNECTED");
+  CHECK(f.call("PUBLISH", publish("alice", "a.txt")) == "OK");
+  CHECK(f.call("PUBLISH", publish("alice", "a.txt")) == "CONTENT ALREADY PUBLISHED");
+  CHECK(f.call("DELETE", user("alice").put("name", "b.txt")) == "CONTENT NOT PUBLISHED");
+  CHECK(f.call("LOOKUP", user("alice").put("name", "b.txt")) == "FILE NOT EXIST");
+  CHECK(f.call("DELETE", user("alice").put("name", "a.txt")) == "OK");
+  CHECK(f.call("DISCONNECT", user("alice")) == "OK");
+  CHECK(f.call("DISCONNECT", user("alice")) == "USER NOT CONNECTED");
+  CHECK(f.call("UNREGISTER", user("alice")) == "OK");
+  CHECK(f.call("UNREGISTER", user("alice")) == "USER DOES NOT EXIST");
+
+  std::vector<std::string> topics;
+  std::uint64_t last_seq = 0;
+  for (const auto& e : f.events) {
+    topics.push_back(e.topic);
+    Message m = Message::decode(e.body.data(), e.body.size());
+    CHECK(m.root().uint("seq") == last_seq + 1);
+    last_seq = m.root().uint("seq");
+  }
+  CHECK(topics == std::vector<std::string>{"user.registered", "peer.connected", "file.published", "file.deleted",
+                                           "peer.disconnected", "user.unregistered"});
+}
+
+TEST_CASE("a retried request id is answered from the cache and applied once", "[dispatcher]") {
+  Fixture f;
+  CHECK(f.call("REGISTER", user("alice"), "same-id") == "OK");
+  const std::string first = f.last_reply;
+  CHECK(f.call("REGISTER", user("alice"), "same-id") == "OK");
+  CHECK(f.last_reply == first);
+  CHECK(f.events.size() == 1);
+  CHECK(f.stats.retries_answered == 1);
+  CHECK(f.call("REGISTER", user("alice")) == "USERNAME IN USE");
+}
+
+TEST_CASE("malformed requests get BAD REQUEST with a sentence and change nothing", "[dispatcher]") {
+  Fixture f;
+  CHECK(f.call("FROB", user("alice")) == "BAD REQUEST");
+  CHECK(f.last->root().str("error", 200).find("unknown op") != std::string_view::npos);
+  CHECK(f.call("REGISTER", user("bad name")) == "BAD REQUEST");
+  CHECK(f.call("REGISTER", MapWriter().put("user", std::uint64_t{3})) == "BAD REQUEST");
+  CHECK(f.call("SEARCH", MapWriter()) == "BAD REQUEST");
+  CHECK(f.call("SEARCH", MapWriter().put("q", "...")) == "BAD REQUEST");
+  CHECK(f.call("SEARCH", MapWriter().put("q", "x").put("limit", std::uint64_t{0})) == "BAD REQUEST");
+
+  const std::string not_msgpack = "\xc1garbage";
+  const std::string reply = f.dispatcher->handle(not_msgpack, f.events);
+  Message m = Message::decode(reply.data(), reply.size());
+  CHECK(m.root().str("status", 64) == "BAD REQUEST");
+  CHECK(m.root().is_nil("id"));
+
+  const std::string big(protocol::kMaxMessageBytes + 1, 'x');
+  const std::string big_reply = f.dispatcher->handle(big, f.events);
+  CHECK(Message::decode(big_reply.data(), big_reply.size()).root().str("error", 200).find("limit") !=
+        std::string_view::npos);
+
+  CHECK(f.index.user_count() == 0);
+  CHECK(f.events.empty());
+  CHECK(f.stats.bad_requests == 8);
+}
+
+TEST_CASE("search returns owner, endpoint and online flag, and pages", "[dispatcher]") {
+  Fixture f;
+  f.call("REGISTER", user("alice"));
+  f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:7"));
+  for (int i = 0; i < 5; ++i) f.call("PUBLISH", publish("alice", "song" + std::to_string(i) + ".ogg"));
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "TEST").put("limit", std::uint64_t{3})) == "OK");
+  auto results = f.last->root().maps("results");
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].str("user", 64) == "alice");
+  CHECK(results[0].str("endpoint", 64) == "tcp://127.0.0.1:7");
+  CHECK(results[0].opt_bool("online") == true);
+  const auto next = f.last->root().uint("next");
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test").put("cursor", next)) == "OK");
+  CHECK(f.last->root().maps("results").size() == 2);
+  CHECK(f.last->root().is_nil("next"));
+}

@@ -1,0 +1,70 @@
+// test_validate.cpp: the protocol's name, description, hash and endpoint rules at their edges.
+// The rules are in schemas/protocol.md; these tests pin them.
+#include "common/codec.hpp"
+#include "common/validate.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace zshare;
+
+TEST_CASE("user names are 1-64 of A-Z a-z 0-9 . _ -", "[validate]") {
+  CHECK(is_valid_user("alice"));
+  CHECK(is_valid_user("a.b_c-9"));
+  CHECK(is_valid_user(std::string(64, 'x')));
+  CHECK_FALSE(is_valid_user(""));
+  CHECK_FALSE(is_valid_user(std::string(65, 'x')));
+  CHECK_FALSE(is_valid_user("al ice"));
+  CHECK_FALSE(is_valid_user("al/ice"));
+  CHECK_FALSE(is_valid_user("ålice"));
+  CHECK_THROWS_AS(check_user("bad name"), BadRequest);
+}
+
+TEST_CASE("file names: 1-255 bytes of UTF-8, no slash, NUL or ..", "[validate]") {
+  CHECK(is_valid_file_name("song.mp3"));
+  CHECK(is_valid_file_name("canción.flac"));
+  CHECK(is_valid_file_name(std::string(255, 'n')));
+  CHECK_FALSE(is_valid_file_name(""));
+  CHECK_FALSE(is_valid_file_name(std::string(256, 'n')));
+  CHECK_FALSE(is_valid_file_name("a/b"));
+  CHECK_FALSE(is_valid_file_name(".."));
+  CHECK_FALSE(is_valid_file_name("x..y"));
+  CHECK_FALSE(is_valid_file_name("."));
+  CHECK_FALSE(is_valid_file_name(std::string("a\0b", 3)));
+  CHECK_FALSE(is_valid_file_name("bad\xff"));
+}
+
+TEST_CASE("UTF-8 validation rejects overlongs, surrogates and truncation", "[validate]") {
+  CHECK(is_valid_utf8("plain"));
+  CHECK(is_valid_utf8("\xe2\x82\xac"));          // euro sign
+  CHECK(is_valid_utf8("\xf0\x9f\x98\x80"));      // emoji
+  CHECK_FALSE(is_valid_utf8("\xc0\xaf"));        // overlong '/'
+  CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));    // surrogate
+  CHECK_FALSE(is_valid_utf8("\xe2\x82"));        // truncated
+  CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
+}
+
+TEST_CASE("hashes are 64 lowercase hex digits and round-trip", "[validate]") {
+  Hash h{};
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<std::uint8_t>(i * 7);
+  const std::string hex = to_hex(h);
+  CHECK(hex.size() == 64);
+  CHECK(parse_hash(hex, "cid") == h);
+  std::string upper = hex;
+  upper[1] = 'A';
+  Hash out{};
+  CHECK_FALSE(try_parse_hash(std::string(63, 'a'), out));
+  CHECK_FALSE(try_parse_hash(std::string(64, 'g'), out));
+  CHECK_THROWS_WITH(parse_hash("0E" + std::string(62, '0'), "root"), Catch::Contains("'root'"));
+}
+
+TEST_CASE("endpoints and chunk sizes", "[validate]") {
+  CHECK_NOTHROW(check_endpoint("tcp://127.0.0.1:4000"));
+  CHECK_THROWS_AS(check_endpoint("ipc:///tmp/x"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://host"), BadRequest);
+  CHECK_NOTHROW(check_chunk_size(16384));
+  CHECK_NOTHROW(check_chunk_size(1 << 20));
+  CHECK_THROWS_AS(check_chunk_size(1000), BadRequest);
+  CHECK_THROWS_AS(check_chunk_size(8192), BadRequest);
+  CHECK_THROWS_AS(check_chunk_size(32 << 20), BadRequest);
+}
