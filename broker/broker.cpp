@@ -8,6 +8,7 @@
 #include <zmq_addon.hpp>
 
 #include <chrono>
+#include <iostream>
 #include <iterator>
 
 namespace zshare::broker {
@@ -22,7 +23,7 @@ Broker::Broker(BrokerOptions options)
     : options_(std::move(options)),
       store_(options_.db),
       replies_(options_.reply_cache),
-      dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_)) {
+      dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_), options_.rpclog != "none") {
   store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
     replies_.put(std::move(id), std::move(reply));
   });
@@ -35,6 +36,9 @@ Broker::Broker(BrokerOptions options)
   pub_.set(zmq::sockopt::linger, 0);
   pub_.set(zmq::sockopt::sndhwm, 100000);
   pub_.bind(options_.events);
+  if (options_.rpclog != "none") {
+    shipper_ = std::make_unique<LogShipper>(options_.db, store_.broker_id(), options_.rpclog, std::cerr);
+  }
 }
 
 void Broker::run(const std::atomic<bool>& stop) {
@@ -94,6 +98,7 @@ void Broker::serve_batch() {
     store_.rollback();
     throw;
   }
+  if (shipper_ && !events.empty()) shipper_->notify();  // every mutation has an event and a log record
   for (auto& p : batch) send_reply(p);
   for (const auto& e : events) publish(e);
 }

@@ -5,12 +5,14 @@
 
 #include "broker/dispatcher.hpp"
 #include "broker/file_index.hpp"
+#include "broker/log_shipper.hpp"
 #include "broker/reply_cache.hpp"
 #include "broker/store.hpp"
 
 #include <zmq.hpp>
 
 #include <atomic>
+#include <memory>
 #include <cstddef>
 #include <string>
 
@@ -22,6 +24,7 @@ struct BrokerOptions {
   std::string db = "zshare-broker.db";
   std::size_t max_batch = 512;        // requests committed together at most
   std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
+  std::string rpclog = "127.0.0.1:5557";  // the operations logger, HOST:PORT; "none": no operations log
 };
 
 class Broker {
@@ -52,6 +55,7 @@ class Broker {
   ReplyCache replies_;
   BrokerStats stats_;
   Dispatcher dispatcher_;
+  std::unique_ptr<LogShipper> shipper_;
   std::size_t replies_since_prune_ = 0;
   zmq::context_t ctx_{1};
   zmq::socket_t router_{ctx_, zmq::socket_type::router};

@@ -27,8 +27,13 @@ std::string failure_reply(std::string_view id, std::string_view status, std::str
   return w.finish();
 }
 
-Dispatcher::Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq)
-    : index_(index), store_(store), replies_(replies), stats_(stats), seq_(seq) {}
+Dispatcher::Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq,
+                       bool log_operations)
+    : index_(index), store_(store), replies_(replies), stats_(stats), seq_(seq), log_operations_(log_operations) {}
+
+void Dispatcher::log(const Request& r, std::string_view op, std::string_view user, std::string_view args) {
+  if (log_operations_) store_.append_log(r.ts, r.ts_local, user, op, args);
+}
 
 const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
   static const std::array<Op, 11> ops = {{
@@ -81,7 +86,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     const auto req_id = root.str("id", p::kMaxIdBytes);
     if (req_id.empty()) throw BadRequest("field 'id' must not be empty");
     const auto ts = root.str("ts", p::kMaxTimestampBytes);
-    root.opt_bool("ts_local");
+    const bool ts_local = root.opt_bool("ts_local").value_or(false);
     const Op* op = find_op(op_name);
     if (!op) throw BadRequest("unknown op '" + std::string(op_name) + "'");
 
@@ -91,7 +96,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
         return std::string(*cached);
       }
     }
-    std::string reply = (this->*(op->handler))(Request{root, id, ts}, events);
+    std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local}, events);
     if (op->mutation) {
       store_.put_reply(id, reply);
       replies_.put(std::string(id), reply);
@@ -155,6 +160,7 @@ std::string Dispatcher::on_register(const Request& r, std::vector<Event>& events
   }
   index_.add_user(std::string(name));
   store_.insert_user(name, r.ts);
+  log(r, "REGISTER", name, "");
   auto ev = event(r, name);
   emit(events, "user.registered", ev);
   return reply_header(r.id, st::kOk).finish();
@@ -166,13 +172,9 @@ std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& even
   std::string failure;
   const UserId user = existing_user(name, false, failure, r);
   if (!failure.empty()) return failure;
-  const bool was_connected = index_.user(user).connected;
-  const std::uint64_t removed = index_.remove_user(user);
+  const std::uint64_t removed = index_.remove_user(user);  // ends its session too: user.unregistered says so
   store_.delete_user(name);
-  if (was_connected) {
-    auto gone = event(r, name);
-    emit(events, "peer.disconnected", gone);
-  }
+  log(r, "UNREGISTER", name, "files_removed=" + std::to_string(removed));
   auto ev = event(r, name);
   ev.put("files_removed", removed);
   emit(events, "user.unregistered", ev);
@@ -191,6 +193,7 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
     return failure_reply(r.id, st::kUserAlreadyConnected, "user '" + std::string(name) + "' is already connected");
   }
   index_.connect(user, std::string(endpoint));
+  log(r, "CONNECT", name, endpoint);
   auto ev = event(r, name);
   ev.put("endpoint", endpoint);
   emit(events, "peer.connected", ev);
@@ -204,6 +207,7 @@ std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& even
   const UserId user = existing_user(name, true, failure, r);
   if (!failure.empty()) return failure;
   index_.disconnect(user);
+  log(r, "DISCONNECT", name, "");
   auto ev = event(r, name);
   emit(events, "peer.disconnected", ev);
   return reply_header(r.id, st::kOk).finish();
@@ -233,6 +237,7 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
                          "user '" + std::string(name) + "' already publishes '" + f.name + "'");
   }
   store_.insert_file(name, f, r.ts);
+  log(r, "PUBLISH", name, f.name + " " + std::to_string(f.size) + " " + to_hex(f.cid));
   auto ev = event(r, name);
   ev.put("name", f.name).put("description", f.description).put("size", f.size).put("cid", to_hex(f.cid));
   index_.add_file(std::move(f));
@@ -256,6 +261,7 @@ std::string Dispatcher::on_delete(const Request& r, std::vector<Event>& events) 
   auto ev = event(r, name);
   ev.put("name", file_name).put("cid", to_hex(index_.file(*file).cid));
   store_.delete_file(name, file_name);
+  log(r, "DELETE", name, file_name);
   index_.remove_file(*file);
   emit(events, "file.deleted", ev);
   return reply_header(r.id, st::kOk).finish();

@@ -30,7 +30,9 @@ struct BrokerStats {
 
 class Dispatcher {
  public:
-  Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq);
+  // With `log_operations`, every successful mutation also appends an operations-log record to the outbox.
+  Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq,
+             bool log_operations);
 
   std::string handle(std::string_view body, std::vector<Event>& events);
 
@@ -44,6 +46,7 @@ class Dispatcher {
     MapView fields;
     std::string_view id;
     std::string_view ts;
+    bool ts_local;
   };
   using Handler = std::string (Dispatcher::*)(const Request&, std::vector<Event>&);
   struct Op {
@@ -70,12 +73,14 @@ class Dispatcher {
   MapWriter file_map(FileId id, bool with_owner) const;
   MapWriter event(const Request& r, std::string_view user);
   void emit(std::vector<Event>& events, std::string_view topic, MapWriter& body);
+  void log(const Request& r, std::string_view op, std::string_view user, std::string_view args);
 
   FileIndex& index_;
   Store& store_;
   ReplyCache& replies_;
   BrokerStats& stats_;
   std::uint64_t seq_;
+  bool log_operations_;
 };
 
 // A reply map's header: v, id (nil when unknown) and status; add `error` for failures.

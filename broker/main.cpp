@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-batch", opts.max_batch, "requests committed in one transaction at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  app.add_option("--rpclog", opts.rpclog, "operations logger HOST:PORT, or none")->capture_default_str();
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 

@@ -4,6 +4,8 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
+
 namespace zshare::broker {
 
 namespace {
@@ -29,6 +31,14 @@ CREATE TABLE IF NOT EXISTS replies (
   id INTEGER PRIMARY KEY,
   request_id TEXT NOT NULL UNIQUE,
   reply BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts TEXT NOT NULL,
+  ts_local INTEGER NOT NULL,
+  user TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  args TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
@@ -83,11 +93,37 @@ Store::Store(const std::string& path) {
   delete_file_ = prepare("DELETE FROM files WHERE user = ?1 AND name = ?2");
   put_reply_ = prepare("INSERT OR REPLACE INTO replies (request_id, reply) VALUES (?1, ?2)");
   set_seq_ = prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?1)");
+  append_log_ = prepare("INSERT INTO outbox (ts, ts_local, user, operation, args) VALUES (?1, ?2, ?3, ?4, ?5)");
+  broker_id_ = load_broker_id();
+}
+
+std::string Store::load_broker_id() {
+  // A random id made once per database: the logger keys its deduplication by (broker id, outbox seq).
+  exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('broker_id', abs(random()))");
+  sqlite3_stmt* s = prepare("SELECT value FROM meta WHERE key = 'broker_id'");
+  std::string id;
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(sqlite3_column_int64(s, 0)));
+    id = buf;
+  }
+  sqlite3_finalize(s);
+  return id;
+}
+
+void Store::append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
+                       std::string_view args) {
+  bind_text(append_log_, 1, ts);
+  sqlite3_bind_int(append_log_, 2, ts_local ? 1 : 0);
+  bind_text(append_log_, 3, user);
+  bind_text(append_log_, 4, operation);
+  bind_text(append_log_, 5, args);
+  run(append_log_);
 }
 
 Store::~Store() {
   for (auto* s : {begin_, commit_, insert_user_, delete_user_, delete_user_files_, insert_file_, delete_file_,
-                  put_reply_, set_seq_}) {
+                  put_reply_, set_seq_, append_log_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(db_);

@@ -1,6 +1,7 @@
 // store.hpp: the broker's durable state in one SQLite file (WAL, synchronous=FULL): users, files, the
 // event sequence and the replies of mutations (for retried request ids). The caller groups a batch of
-// requests into one transaction; nothing is acknowledged before commit() returns.
+// requests into one transaction; nothing is acknowledged before commit() returns. The outbox table holds
+// operations-log records until the logger has them (log_shipper.hpp).
 #pragma once
 
 #include "broker/file_index.hpp"
@@ -38,6 +39,10 @@ class Store {
   void delete_file(std::string_view user, std::string_view name);
   void put_reply(std::string_view request_id, std::string_view reply);
   void set_seq(std::uint64_t seq);
+  // A record for the operations log, shipped later by LogShipper (same transaction as the change).
+  void append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
+                  std::string_view args);
+  const std::string& broker_id() const { return broker_id_; }
 
   // Start-up: fills the index (users, then files in publishing order) and returns the last event seq.
   std::uint64_t load(FileIndex& index);
@@ -51,6 +56,7 @@ class Store {
   sqlite3_stmt* prepare(const char* sql);
   void run(sqlite3_stmt* stmt);
   [[noreturn]] void fail(const char* what);
+  std::string load_broker_id();
 
   sqlite3* db_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;
@@ -62,6 +68,8 @@ class Store {
   sqlite3_stmt* delete_file_ = nullptr;
   sqlite3_stmt* put_reply_ = nullptr;
   sqlite3_stmt* set_seq_ = nullptr;
+  sqlite3_stmt* append_log_ = nullptr;
+  std::string broker_id_;
 };
 
 }  // namespace zshare::broker

@@ -29,6 +29,7 @@ struct RunningBroker {
     opts.bind = "tcp://127.0.0.1:*";
     opts.events = "tcp://127.0.0.1:*";
     opts.db = folder + "/broker.db";
+    opts.rpclog = "none";
     broker = std::make_unique<Broker>(opts);
     stop = false;
     thread = std::thread([this] { broker->run(stop); });

@@ -78,13 +78,17 @@ class Client:
 class Broker:
     """A real zshare-broker process on free loopback ports with its own SQLite file."""
 
-    def __init__(self, binary, workdir=None, db=None, extra_args=()):
+    def __init__(self, binary, workdir=None, db=None, extra_args=(), rpclog="none"):
         self.binary = binary
         self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-test-")
         self.db = db or os.path.join(self.workdir, "broker.db")
-        self.control = "tcp://127.0.0.1:%d" % free_port()
-        self.events = "tcp://127.0.0.1:%d" % free_port()
-        self.extra_args = list(extra_args)
+        control_port = free_port()
+        events_port = free_port()
+        while events_port == control_port:  # the kernel may hand out the port it just freed
+            events_port = free_port()
+        self.control = "tcp://127.0.0.1:%d" % control_port
+        self.events = "tcp://127.0.0.1:%d" % events_port
+        self.extra_args = ["--rpclog", rpclog] + list(extra_args)  # "none": no operations log unless asked
         self.proc = None
         self.stderr_path = os.path.join(self.workdir, "broker.stderr")
 

@@ -21,7 +21,7 @@ struct Fixture {
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
     store = std::make_unique<Store>(folder + "/broker.db");
-    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0);
+    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0, true);
     store->begin();
   }
   ~Fixture() {

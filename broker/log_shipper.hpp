@@ -1,0 +1,42 @@
+// log_shipper.hpp: drains the broker's durable outbox to zshare-rpclog in batches, on its own thread and
+// its own SQLite connection, never on the request path. A record leaves the outbox only after the logger
+// acknowledged it; while the logger is down records wait, and they are delivered in order when it returns.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <thread>
+
+namespace zshare::broker {
+
+class LogShipper {
+ public:
+  LogShipper(std::string db_path, std::string broker_id, std::string logger_address, std::ostream& report);
+  ~LogShipper();  // stops the thread; what is not shipped stays in the outbox for the next start
+  LogShipper(const LogShipper&) = delete;
+  LogShipper& operator=(const LogShipper&) = delete;
+
+  void notify();  // new records were committed
+  std::uint64_t shipped() const { return shipped_.load(); }
+
+ private:
+  void run();
+  bool wait_for(std::chrono::milliseconds d);  // false when stopping
+
+  std::string db_path_;
+  std::string broker_id_;
+  std::string address_;
+  std::ostream& report_;
+  std::atomic<std::uint64_t> shipped_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  bool dirty_ = true;  // ship what an earlier run left behind
+  std::thread thread_;
+};
+
+}  // namespace zshare::broker

@@ -1,0 +1,124 @@
+// broker_client.cpp: request building with MapWriter, reply checking with Message::decode and MapView.
+// ts comes from the local clock (ts_local=true) until the time service issue brings zshare-timesvc.
+#include "peer/broker_client.hpp"
+
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+#include "common/timestamp.hpp"
+
+namespace zshare::peer {
+
+bool BrokerReply::ok() const { return status == protocol::status::kOk; }
+
+BrokerClient::BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
+                           int attempts)
+    : pirate_(ctx, std::move(endpoint), timeout, attempts), timeout_(timeout), ids_(RequestIds::random()) {}
+
+std::string BrokerClient::begin(MapWriter& request, const char* op) {
+  std::string id = ids_.next();
+  request.put("v", protocol::kVersion).put("op", op).put("id", id).put("ts", now_iso8601_utc()).put("ts_local", true);
+  return id;
+}
+
+BrokerReply BrokerClient::call(const MapWriter& request, const std::string& id) {
+  const std::string bytes = pirate_.request(request.finish());
+  try {
+    Message message = Message::decode(bytes.data(), bytes.size());
+    MapView root = message.root();
+    auto reply_id = root.opt_str("id", protocol::kMaxIdBytes);
+    if (!reply_id || *reply_id != id) {
+      throw BadReply("the broker answered request " + id + " with id " +
+                     (reply_id ? "'" + std::string(*reply_id) + "'" : std::string("nil")));
+    }
+    BrokerReply reply;
+    reply.status = std::string(root.str("status", 64));
+    if (!reply.ok()) reply.error = std::string(root.opt_str("error", protocol::kMaxMessageBytes).value_or(""));
+    // The bytes are a valid msgpack map (checked above), so nlohmann's reader only changes their form.
+    reply.fields = nlohmann::json::from_msgpack(bytes);
+    return reply;
+  } catch (const BadRequest& e) {
+    throw BadReply(std::string("the broker's reply could not be read: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw BadReply(std::string("the broker's reply could not be read: ") + e.what());
+  }
+}
+
+BrokerReply BrokerClient::register_user(const std::string& user) {
+  MapWriter w;
+  auto id = begin(w, "REGISTER");
+  w.put("user", user);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::unregister_user(const std::string& user) {
+  MapWriter w;
+  auto id = begin(w, "UNREGISTER");
+  w.put("user", user);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::connect(const std::string& user, const std::string& endpoint) {
+  MapWriter w;
+  auto id = begin(w, "CONNECT");
+  w.put("user", user).put("endpoint", endpoint);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::disconnect(const std::string& user) {
+  MapWriter w;
+  auto id = begin(w, "DISCONNECT");
+  w.put("user", user);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::publish(const PublishRequest& r) {
+  MapWriter w;
+  auto id = begin(w, "PUBLISH");
+  w.put("user", r.user)
+      .put("name", r.name)
+      .put("description", r.description)
+      .put("size", r.size)
+      .put("cid", r.cid)
+      .put("chunk_size", r.chunk_size)
+      .put("root", r.root);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::delete_file(const std::string& user, const std::string& name) {
+  MapWriter w;
+  auto id = begin(w, "DELETE");
+  w.put("user", user).put("name", name);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::list_users() {
+  MapWriter w;
+  auto id = begin(w, "LIST_USERS");
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::list_content(const std::string& user) {
+  MapWriter w;
+  auto id = begin(w, "LIST_CONTENT");
+  w.put("user", user);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::search(const SearchRequest& r) {
+  MapWriter w;
+  auto id = begin(w, "SEARCH");
+  if (r.q) w.put("q", *r.q);
+  if (r.cid) w.put("cid", *r.cid);
+  if (r.limit) w.put("limit", *r.limit);
+  if (r.cursor) w.put("cursor", *r.cursor);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::lookup(const std::string& user, const std::string& name) {
+  MapWriter w;
+  auto id = begin(w, "LOOKUP");
+  w.put("user", user).put("name", name);
+  return call(w, id);
+}
+
+}  // namespace zshare::peer

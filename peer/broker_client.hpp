@@ -1,0 +1,83 @@
+// broker_client.hpp: the broker's ops (schemas/catalogue.json) as typed calls over a Lazy Pirate REQ client.
+// Every request carries v=1, op, a fresh id, ts and ts_local; a reply whose id differs is refused (BadReply).
+#pragma once
+
+#include "common/lazy_pirate.hpp"
+#include "peer/request_ids.hpp"
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace zshare {
+class MapWriter;
+}
+
+namespace zshare::peer {
+
+// The broker answered with bytes that are not a reply to our request (undecodable, wrong id, no status).
+struct BadReply : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One decoded reply: its status, its error sentence (empty on OK) and all its fields as JSON.
+struct BrokerReply {
+  std::string status;
+  std::string error;
+  nlohmann::json fields = nlohmann::json::object();
+  bool ok() const;
+};
+
+struct PublishRequest {
+  std::string user;
+  std::string name;
+  std::string description;
+  std::uint64_t size = 0;
+  std::string cid;   // 64 lowercase hex digits
+  std::uint64_t chunk_size = 0;
+  std::string root;  // 64 lowercase hex digits
+};
+
+struct SearchRequest {
+  std::optional<std::string> q;
+  std::optional<std::string> cid;
+  std::optional<std::uint64_t> limit;
+  std::optional<std::uint64_t> cursor;
+};
+
+class BrokerClient {
+ public:
+  // `timeout` is the whole deadline of one request, shared by `attempts` Lazy Pirate tries.
+  BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3);
+
+  // Each throws BrokerUnreachable when no attempt was answered, BadReply when the answer is unreadable.
+  BrokerReply register_user(const std::string& user);
+  BrokerReply unregister_user(const std::string& user);
+  BrokerReply connect(const std::string& user, const std::string& endpoint);
+  BrokerReply disconnect(const std::string& user);
+  BrokerReply publish(const PublishRequest& request);
+  BrokerReply delete_file(const std::string& user, const std::string& name);
+  BrokerReply list_users();
+  BrokerReply list_content(const std::string& user);
+  BrokerReply search(const SearchRequest& request);
+  BrokerReply lookup(const std::string& user, const std::string& name);
+
+  const std::string& endpoint() const { return pirate_.endpoint(); }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+ private:
+  // Starts a request map with the header fields; returns the id it carries.
+  std::string begin(MapWriter& request, const char* op);
+  BrokerReply call(const MapWriter& request, const std::string& id);
+
+  LazyPirateClient pirate_;
+  std::chrono::milliseconds timeout_;
+  RequestIds ids_;
+};
+
+}  // namespace zshare::peer

@@ -1,0 +1,148 @@
+// peer_cli.cpp: option parsing only; the work is Shell and broker_commands. One zmq context per run.
+// Precedence of an option's value: command line, then environment (ZSHARE_BROKER), then --config, then default.
+#include "peer/peer_cli.hpp"
+
+#include "peer/broker_client.hpp"
+#include "peer/broker_commands.hpp"
+#include "peer/response_printer.hpp"
+#include "peer/shell.hpp"
+
+#include <CLI/CLI.hpp>
+#include <zmq.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zshare::peer {
+
+namespace {
+
+enum class Subcommand { kShell, kRegister, kUnregister, kListUsers, kListContent, kSearch };
+
+// Everything the command line said, filled in by CLI11.
+struct PeerOptions {
+  std::string broker = "tcp://127.0.0.1:5555";
+  bool json = false;
+  double timeout_s = 3.0;
+  Subcommand subcommand = Subcommand::kShell;
+  ShellOptions shell;
+  std::string advertise_host;
+  std::string user;
+  std::vector<std::string> words;
+  std::optional<std::string> cid;
+  std::optional<std::uint64_t> limit;
+};
+
+std::string join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+void define_options(CLI::App& app, PeerOptions& o) {
+  app.fallthrough();  // global options may also follow the subcommand
+  app.require_subcommand(1);
+  app.set_config("--config", "", "read options from this file (TOML or INI; [shell] section for shell options)");
+  app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
+  app.add_flag("--json", o.json, "print one JSON object per response instead of text");
+  app.add_option("--timeout", o.timeout_s, "seconds to wait for the broker's answer to one request (3 tries)")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+
+  auto chosen = [&o](Subcommand s) { return [&o, s]() { o.subcommand = s; }; };
+
+  auto* shell = app.add_subcommand("shell", "the console: reads commands line by line from stdin");
+  shell->add_option("--listen", o.shell.listen, "where the transfer ROUTER binds after CONNECT")->capture_default_str();
+  shell->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one");
+  shell->add_option("--page-size", o.shell.search_page_size, "results per SEARCH request")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1000}))
+      ->capture_default_str();
+  shell->callback(chosen(Subcommand::kShell));
+
+  auto* reg = app.add_subcommand("register", "register a user name");
+  reg->add_option("user", o.user, "the user name")->required();
+  reg->callback(chosen(Subcommand::kRegister));
+
+  auto* unreg = app.add_subcommand("unregister", "unregister a user and unpublish its files");
+  unreg->add_option("user", o.user, "the user name")->required();
+  unreg->callback(chosen(Subcommand::kUnregister));
+
+  app.add_subcommand("list-users", "list the connected users and their endpoints")
+      ->callback(chosen(Subcommand::kListUsers));
+
+  auto* list_content = app.add_subcommand("list-content", "list the files a user published");
+  list_content->add_option("user", o.user, "the user name")->required();
+  list_content->callback(chosen(Subcommand::kListContent));
+
+  auto* search = app.add_subcommand("search", "search every user's published files by keywords or content id");
+  search->add_option("words", o.words, "keywords; a file matches when it has them all");
+  search->add_option("--cid", o.cid, "exact content id (64 lowercase hex digits)");
+  search->add_option("--limit", o.limit, "print at most N results")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1000000}));
+  search->callback(chosen(Subcommand::kSearch));
+}
+
+int run_subcommand(PeerOptions& o, ProcessIo io) {
+  const auto timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(o.timeout_s * 1000.0)));
+  zmq::context_t ctx;
+  BrokerClient broker(ctx, o.broker, timeout);
+  ResponsePrinter printer(io.out, io.err, o.json ? OutputFormat::kJson : OutputFormat::kText);
+
+  CommandResult result;
+  switch (o.subcommand) {
+    case Subcommand::kShell: {
+      if (!o.advertise_host.empty()) o.shell.advertise_host = o.advertise_host;
+      o.shell.interactive = io.stdin_is_tty;
+      Shell console(ctx, broker, printer, o.shell);
+      return console.run(io.in);
+    }
+    case Subcommand::kRegister: result = register_command(broker, o.user); break;
+    case Subcommand::kUnregister: result = unregister_command(broker, o.user); break;
+    case Subcommand::kListUsers: result = list_users_command(broker); break;
+    case Subcommand::kListContent: result = list_content_command(broker, o.user); break;
+    case Subcommand::kSearch: {
+      SearchQuery query;
+      if (!o.words.empty()) query.words = join(o.words);
+      query.cid = o.cid;
+      if (o.limit) {
+        query.max_results = *o.limit;
+        query.page_size = std::min<std::uint64_t>(*o.limit, 1000);
+      }
+      result = search_command(broker, query);
+      break;
+    }
+  }
+  printer.print(result);
+  return exit_code(result);
+}
+
+}  // namespace
+
+int run_peer_cli(int argc, const char* const* argv, ProcessIo io) {
+  CLI::App app{"zshare-peer: share files on a zshare network (console: `shell`; scripts: one-shot subcommands)",
+               "zshare-peer"};
+  PeerOptions options;
+  define_options(app, options);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, io.out, io.err);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    return run_subcommand(options, io);
+  } catch (const std::exception& e) {  // a last resort: report and fail, never abort
+    io.err << "zshare-peer: " << e.what() << '\n' << std::flush;
+    return 2;
+  }
+}
+
+}  // namespace zshare::peer

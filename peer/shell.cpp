@@ -1,0 +1,208 @@
+// shell.cpp: one line in, one answer out (QUIT may also print the DISCONNECT it does first).
+// Commands needing the current user are refused locally before CONNECT; the broker still judges the rest.
+#include "peer/shell.hpp"
+
+#include "common/codec.hpp"
+#include "common/content_hash.hpp"
+#include "common/protocol.hpp"
+#include "common/validate.hpp"
+#include "peer/broker_commands.hpp"
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+namespace zshare::peer {
+
+namespace {
+
+namespace status = protocol::status;
+
+CommandResult usage(const std::string& command, std::string sentence) {
+  return CommandResult::local(command, Outcome::kUsage, status::kBadRequest, std::move(sentence));
+}
+
+}  // namespace
+
+Shell::Shell(zmq::context_t& ctx, BrokerClient& broker, ResponsePrinter& printer, ShellOptions options)
+    : ctx_(ctx), broker_(broker), printer_(printer), options_(std::move(options)) {}
+
+std::optional<std::string> Shell::advertised() const {
+  if (!current_user_) return std::nullopt;
+  return advertised_;
+}
+
+int Shell::run(std::istream& in) {
+  std::string line;
+  while (!quit_) {
+    if (options_.interactive) printer_.prompt("c> ");
+    if (!std::getline(in, line)) {
+      if (options_.interactive) printer_.prompt("\n");
+      execute_line("QUIT");  // end of input acts as QUIT
+      break;
+    }
+    execute_line(line);
+  }
+  return 0;
+}
+
+bool Shell::execute_line(std::string_view line) {
+  if (quit_) return false;
+  ShellCommand command = parse_shell_command(line);
+  if (command.name.empty() || command.name[0] == '#') return true;  // blank line or comment
+  const CommandSyntax* syntax = find_command(command.name);
+  if (!syntax) {
+    printer_.note("unknown command '" + command.name + "'; commands: " + command_names());
+    return true;
+  }
+  if (auto problem = usage_problem(command, *syntax)) {
+    printer_.print(usage(command.name, *problem));
+    return true;
+  }
+  try {
+    printer_.print(dispatch(command));
+  } catch (const std::exception& e) {  // e.g. a reply field of the wrong type: report it, keep the shell alive
+    printer_.print(CommandResult::local(command.name, Outcome::kUnreachable, status::kInternalError, e.what()));
+  }
+  return !quit_;
+}
+
+CommandResult Shell::dispatch(const ShellCommand& c) {
+  const auto& name = c.name;
+  if (name == "REGISTER") return register_command(broker_, c.args[0]);
+  if (name == "UNREGISTER") return unregister(c.args[0]);
+  if (name == "CONNECT") return connect(c.args[0]);
+  if (name == "DISCONNECT") return disconnect(c.args[0]);
+  if (name == "PUBLISH") return publish(c);
+  if (name == "DELETE") return delete_file(c.args[0]);
+  if (name == "LIST_USERS") return list_users_command(broker_);
+  if (name == "LIST_CONTENT") return list_content_command(broker_, c.args[0]);
+  if (name == "SEARCH") {
+    SearchQuery query;
+    query.words = c.text_after(0);
+    query.page_size = options_.search_page_size;
+    return search_command(broker_, query);
+  }
+  if (name == "GET_FILE") return get_file(c.args[0], c.args[1], c.args[2]);
+  return quit();  // QUIT: the only command left in shell_commands()
+}
+
+std::optional<CommandResult> Shell::require_connected(const std::string& command) const {
+  if (current_user_) return std::nullopt;
+  return CommandResult::local(command, Outcome::kRefused, status::kUserNotConnected,
+                              "no user is connected in this shell; CONNECT <user> first");
+}
+
+void Shell::forget_session() {
+  current_user_.reset();
+  transfer_.reset();  // closes the ROUTER: the endpoint is unbound
+  advertised_.clear();
+}
+
+CommandResult Shell::connect(const std::string& user) {
+  const std::string command = "CONNECT";
+  if (auto bad = invalid_user(command, user)) return *bad;
+  if (current_user_ && *current_user_ != user) {
+    return usage(command, "this shell is connected as " + *current_user_ + "; DISCONNECT " + *current_user_ +
+                              " first (one user per shell)");
+  }
+  const bool bound_here = !transfer_;
+  if (bound_here) {
+    try {
+      transfer_ = std::make_unique<TransferEndpoint>(ctx_, options_.listen);
+      advertised_ = advertised_endpoint(transfer_->bound_endpoint(), options_.advertise_host);
+      check_endpoint(advertised_);
+    } catch (const std::exception& e) {
+      transfer_.reset();
+      return usage(command, "cannot set up the transfer endpoint (--listen " + options_.listen + "): " + e.what());
+    }
+  }
+  CommandResult result = ask_broker(command, broker_, [&] { return broker_.connect(user, advertised_); });
+  if (result.ok()) {
+    current_user_ = user;
+  } else if (bound_here) {
+    transfer_.reset();  // CONNECT failed: nobody will dial this endpoint
+    advertised_.clear();
+  }
+  return result;
+}
+
+CommandResult Shell::disconnect(const std::string& user) {
+  const std::string command = "DISCONNECT";
+  if (auto bad = invalid_user(command, user)) return *bad;
+  CommandResult result = ask_broker(command, broker_, [&] { return broker_.disconnect(user); });
+  // The broker no longer holds a session for our user (OK, or it forgot it, e.g. after a restart).
+  const bool session_gone = result.ok() || result.status == status::kUserNotConnected ||
+                            result.status == status::kUserDoesNotExist;
+  if (current_user_ && *current_user_ == user && session_gone) forget_session();
+  return result;
+}
+
+CommandResult Shell::unregister(const std::string& user) {
+  CommandResult result = unregister_command(broker_, user);
+  if (result.ok() && current_user_ && *current_user_ == user) forget_session();
+  return result;
+}
+
+CommandResult Shell::publish(const ShellCommand& c) {
+  const std::string command = "PUBLISH";
+  if (auto refused = require_connected(command)) return *refused;
+  const std::string& path = c.args[0];
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (auto bad = invalid_file_name(command, name)) return *bad;
+  const std::string description = c.text_after(1);
+  try {
+    check_description(description);
+  } catch (const BadRequest& e) {
+    return usage(command, e.what());
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return usage(command, path + " is not a readable regular file" + (ec ? ": " + ec.message() : std::string()));
+  }
+  ContentHashes hashes;
+  try {
+    hashes = hash_file(path);
+  } catch (const std::exception& e) {
+    return usage(command, std::string("cannot read the file: ") + e.what());
+  }
+  PublishRequest request{*current_user_, name,          description, hashes.size, to_hex(hashes.cid),
+                         hashes.chunk_size, to_hex(hashes.root)};
+  return ask_broker(command, broker_, [&] { return broker_.publish(request); });
+}
+
+CommandResult Shell::delete_file(const std::string& name) {
+  const std::string command = "DELETE";
+  if (auto refused = require_connected(command)) return *refused;
+  if (auto bad = invalid_file_name(command, name)) return *bad;
+  return ask_broker(command, broker_, [&] { return broker_.delete_file(*current_user_, name); });
+}
+
+CommandResult Shell::get_file(const std::string& user, const std::string& name, const std::string& local_path) {
+  const std::string command = "GET_FILE";
+  if (auto refused = require_connected(command)) return *refused;
+  if (auto bad = invalid_user(command, user)) return *bad;
+  if (auto bad = invalid_file_name(command, name)) return *bad;
+  CommandResult found = ask_broker(command, broker_, [&] { return broker_.lookup(user, name); });
+  if (!found.ok()) return found;
+  nlohmann::json file = found.fields.value("file", nlohmann::json::object());
+  const bool online = file.is_object() && file.value("online", false);
+  CommandResult result =
+      online ? CommandResult::local(command, Outcome::kRefused, "NOT IMPLEMENTED",
+                                    "found " + name + " of " + user + " at " + file.value("endpoint", std::string()) +
+                                        ", but file transfers arrive with the transfer issue; " + local_path +
+                                        " was not written")
+             : CommandResult::local(command, Outcome::kRefused, status::kUserNotConnected,
+                                    user + " is not connected, so nobody can send " + name + " now");
+  result.fields["file"] = std::move(file);
+  return result;
+}
+
+CommandResult Shell::quit() {
+  if (current_user_) printer_.print(disconnect(*current_user_));
+  forget_session();  // even when the DISCONNECT failed: this process is leaving
+  quit_ = true;
+  return CommandResult::local("QUIT", Outcome::kOk, status::kOk, "");
+}
+
+}  // namespace zshare::peer

@@ -1,0 +1,65 @@
+// shell.hpp: the seeds' console: reads commands line by line, answers each with the output contract.
+// Invariant: the transfer ROUTER is bound exactly while the shell has a current (CONNECTed) user.
+#pragma once
+
+#include "peer/broker_client.hpp"
+#include "peer/command_result.hpp"
+#include "peer/response_printer.hpp"
+#include "peer/shell_command.hpp"
+#include "peer/transfer_endpoint.hpp"
+
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zshare::peer {
+
+struct ShellOptions {
+  std::string listen = "tcp://127.0.0.1:*";     // where the transfer ROUTER binds after CONNECT
+  std::optional<std::string> advertise_host;    // replaces the host of the advertised endpoint
+  std::uint64_t search_page_size = 100;          // `limit` of each SEARCH request
+  bool interactive = false;                      // print the "c> " prompt before each line
+};
+
+class Shell {
+ public:
+  Shell(zmq::context_t& ctx, BrokerClient& broker, ResponsePrinter& printer, ShellOptions options);
+
+  // Runs lines until QUIT or the end of `in` (which acts as QUIT); returns the exit code, 0.
+  int run(std::istream& in);
+  // Runs one line and prints its answer; returns false once the shell has quit.
+  bool execute_line(std::string_view line);
+
+  const std::optional<std::string>& current_user() const { return current_user_; }
+  // The endpoint CONNECT advertised; nullopt while not connected.
+  std::optional<std::string> advertised() const;
+
+ private:
+  CommandResult dispatch(const ShellCommand& command);
+  CommandResult connect(const std::string& user);
+  CommandResult disconnect(const std::string& user);
+  CommandResult unregister(const std::string& user);
+  CommandResult publish(const ShellCommand& command);
+  CommandResult delete_file(const std::string& name);
+  CommandResult get_file(const std::string& user, const std::string& name, const std::string& local_path);
+  CommandResult quit();
+  // `<CMD> FAIL, USER NOT CONNECTED` when no user is connected; nullopt otherwise.
+  std::optional<CommandResult> require_connected(const std::string& command) const;
+  void forget_session();
+
+  zmq::context_t& ctx_;
+  BrokerClient& broker_;
+  ResponsePrinter& printer_;
+  ShellOptions options_;
+  std::optional<std::string> current_user_;
+  std::unique_ptr<TransferEndpoint> transfer_;
+  std::string advertised_;
+  bool quit_ = false;
+};
+
+}  // namespace zshare::peer

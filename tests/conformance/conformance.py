@@ -1,0 +1,812 @@
+#!/usr/bin/python3
+# conformance.py: a zshare client written from schemas/ alone (catalogue.json + protocol.md), run against a
+# real zshare-broker process. It loads the catalogue and drives every op, status and event it lists:
+#   - every op succeeds once and its reply carries the catalogue's reply header and reply fields, typed;
+#   - every status an op lists (but INTERNAL ERROR) is provoked, and every status the broker sends is listed;
+#   - every event is seen on the SUB socket with its fields, and `seq` rises by one per event;
+#   - a retried request id (Lazy Pirate: same bytes on a new REQ socket) gets the first reply, once;
+#   - SEARCH pages (limit/cursor/next) give every match once; keywords fold ASCII case; cid search works.
+# Invariant: the first failed check stops the run with a message and a non-zero exit; a run that passes ends
+# with "N passed, 0 failed". Every wait has a deadline; nothing sleeps and hopes.
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+import uuid
+
+import msgpack
+import zmq
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from zshare_testlib import Broker  # noqa: E402  (process management only; the wire code is below)
+
+REPLY_TIMEOUT_MS = 5000
+EVENT_TIMEOUT_S = 5.0
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class Checks:
+    """Counts passed checks; the first failing one raises CheckFailed."""
+
+    def __init__(self):
+        self.passed = 0
+
+    def ok(self, cond, what):
+        if not cond:
+            raise CheckFailed(what)
+        self.passed += 1
+
+    def eq(self, got, want, what):
+        self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
+
+
+CHECKS = Checks()
+
+
+# --------------------------------------------------------------------------------------------------------
+# The catalogue: types, ops, statuses, events, all read from catalogue.json.
+# --------------------------------------------------------------------------------------------------------
+
+def _byte_bounds(text):
+    """(min, max) byte bounds stated in a catalogue type sentence: '1-64 bytes' or 'at most 255 bytes'."""
+    m = re.search(r"(\d+)-(\d+) bytes", text)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    m = re.search(r"at most (\d+) bytes", text)
+    if m:
+        return 0, int(m.group(1))
+    return None
+
+
+class Catalogue:
+    def __init__(self, path):
+        with open(path, "r", encoding="utf-8") as f:
+            self.doc = json.load(f)
+        d = self.doc
+        self.version = d["version"]
+        self.max_message_bytes = d["transport"]["max_message_bytes"]
+        self.statuses = d["statuses"]
+        self.request_header = d["request_header"]
+        self.reply_header = d["reply_header"]
+        self.ops = d["ops"]
+        self.common_event = d["events"]["_common"]
+        self.events = {k: v for k, v in d["events"].items() if not k.startswith("_")}
+        types = d["types"]
+        self.type_text = types
+        self.user_re = re.compile(re.search(r"\^.*\$", types["user"]).group(0))
+        self.bounds = {name: _byte_bounds(text) for name, text in types.items()}
+        self.checkers = {
+            "uint": lambda v: type(v) is int and v >= 0,
+            "bool": lambda v: type(v) is bool,
+            "str": lambda v: type(v) is str,
+            "user": lambda v: type(v) is str and self.user_re.match(v) is not None,
+            "file_name": self._is_file_name,
+            "description": lambda v: type(v) is str and self._within("description", v),
+            "hash": lambda v: type(v) is str and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+            "endpoint": lambda v: type(v) is str and v.startswith("tcp://") and self._within("endpoint", v),
+            "request_id": lambda v: type(v) is str and self._within("request_id", v),
+            "timestamp": lambda v: (type(v) is str and self._within("timestamp", v) and
+                                    re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", v) is not None),
+            "nil": lambda v: v is None,
+        }
+        unknown = [t for t in types if t not in self.checkers]
+        CHECKS.ok(not unknown, "catalogue types this client does not know how to check: %s" % unknown)
+        for op, spec in self.ops.items():
+            for st in spec["statuses"]:
+                CHECKS.ok(st in self.statuses, "op %s lists status %r missing from the global list" % (op, st))
+            if spec.get("event"):
+                CHECKS.ok(spec["event"] in self.events, "op %s names event %s the catalogue does not define"
+                          % (op, spec["event"]))
+
+    def _within(self, type_name, s):
+        b = self.bounds.get(type_name)
+        n = len(s.encode("utf-8"))
+        return b is None or b[0] <= n <= b[1]
+
+    def _is_file_name(self, v):
+        return (type(v) is str and self._within("file_name", v) and "/" not in v and "\0" not in v and ".." not in v)
+
+    # A type spec is a name ("user"), a sentence starting with one ("uint, strictly increasing"),
+    # a union ("uint or nil"), "endpoint (empty when offline)", "array of map" or "map" with fields.
+    def type_error(self, value, spec, where):
+        if isinstance(spec, dict):
+            return self._type_error(value, spec["type"], spec.get("fields"), where)
+        return self._type_error(value, spec, None, where)
+
+    def _type_error(self, value, t, fields, where):
+        t = t.strip()
+        if " or " in t and not t.startswith("array of"):
+            errs = [self._type_error(value, alt, fields, where) for alt in t.split(" or ")]
+            return None if any(e is None for e in errs) else " and ".join(errs)
+        m = re.match(r"^(array of map|map|[a-z_]+)(.*)$", t)
+        if not m:
+            return "%s: catalogue type %r not understood" % (where, t)
+        base, note = m.group(1), m.group(2)
+        if base == "array of map":
+            if type(value) is not list:
+                return "%s: expected an array, got %r" % (where, value)
+            for i, item in enumerate(value):
+                err = self._type_error(item, "map", fields, "%s[%d]" % (where, i))
+                if err:
+                    return err
+            return None
+        if base == "map":
+            if type(value) is not dict:
+                return "%s: expected a map, got %r" % (where, value)
+            if isinstance(fields, str):
+                ref = re.search(r"as one (\w+) result", fields)
+                if not ref:
+                    return "%s: catalogue field reference %r not understood" % (where, fields)
+                fields = self.ops[ref.group(1)]["reply"]["results"]["fields"]
+            for fname, fspec in (fields or {}).items():
+                if fname not in value:
+                    return "%s: missing field %r in %r" % (where, fname, value)
+                err = self.type_error(value[fname], fspec, "%s.%s" % (where, fname))
+                if err:
+                    return err
+            return None
+        if "empty" in note and value == "":
+            return None
+        checker = self.checkers.get(base)
+        if checker is None:
+            return "%s: catalogue type %r not understood" % (where, base)
+        if not checker(value):
+            return "%s: %r is not a valid %s (%s)" % (where, value, base, self.type_text.get(base, base))
+        return None
+
+    def check_request(self, op, msg):
+        """The client checks its own conforming requests against the catalogue before sending them."""
+        spec = self.ops[op]["request"]
+        for name, fspec in list(self.request_header.items()) + list(spec.items()):
+            if fspec.get("required"):
+                CHECKS.ok(name in msg, "test bug: %s request lacks required field %s" % (op, name))
+            if name in msg:
+                err = self.type_error(msg[name], fspec["type"], "%s request field" % op)
+                CHECKS.ok(err is None, "test bug: %s" % err)
+        extra = set(msg) - set(self.request_header) - set(spec)
+        CHECKS.ok(not extra, "test bug: %s request has fields the catalogue does not list: %s" % (op, extra))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Wire: REQ (or DEALER) sockets, one msgpack map per message; an events SUB watcher.
+# --------------------------------------------------------------------------------------------------------
+
+def now_ts():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
+class Conn:
+    """The protocol client: builds requests from the catalogue, checks every reply against it."""
+
+    def __init__(self, ctx, endpoint, cat, tally):
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.cat = cat
+        self.tally = tally
+        self.prefix = uuid.uuid4().hex
+        self.counter = itertools.count(1)
+        self.sock = None
+        self.reopen()
+
+    def reopen(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.sock = self.ctx.socket(zmq.REQ)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(self.endpoint)
+
+    def close(self):
+        self.sock.close(linger=0)
+
+    def next_id(self):
+        return "%s:%d" % (self.prefix, next(self.counter))
+
+    def build(self, op, fields, req_id=None, header=None, conforming=True):
+        msg = {"v": self.cat.version, "op": op, "id": req_id or self.next_id(), "ts": now_ts()}
+        msg.update(header or {})
+        msg.update(fields)
+        msg = {k: v for k, v in msg.items() if v is not _DROP}
+        if conforming:
+            self.cat.check_request(op, msg)
+        return msg
+
+    def send_recv(self, body):
+        self.sock.send(body)
+        if not (self.sock.poll(REPLY_TIMEOUT_MS) & zmq.POLLIN):
+            self.reopen()
+            raise CheckFailed("no reply within %d ms from %s" % (REPLY_TIMEOUT_MS, self.endpoint))
+        raw = self.sock.recv()
+        try:
+            reply = msgpack.unpackb(raw, raw=False)
+        except Exception as e:  # noqa: BLE001
+            raise CheckFailed("reply is not msgpack with valid UTF-8 strings: %s (%r)" % (e, raw[:200]))
+        return reply
+
+    def call(self, op, expect, req_id=None, header=None, conforming=True, **fields):
+        """Sends op and checks the reply: header, status == expect, listed status, typed reply fields."""
+        msg = self.build(op, fields, req_id=req_id, header=header, conforming=conforming)
+        body = msgpack.packb(msg, use_bin_type=True)
+        reply = self.send_recv(body)
+        self.check_reply(op, msg, reply, expect)
+        return reply
+
+    def check_reply(self, op, msg, reply, expect):
+        what = "%s %s" % (op, {k: v for k, v in msg.items() if k not in ("v", "op", "ts")})
+        CHECKS.ok(type(reply) is dict, "%s: reply is not a map: %r" % (what, reply))
+        status = reply.get("status")
+        CHECKS.ok(status in self.cat.statuses, "%s: reply status %r is not a catalogue status; reply %r"
+                  % (what, status, reply))
+        if op in self.cat.ops:
+            CHECKS.ok(status in self.cat.ops[op]["statuses"],
+                      "%s: status %r is not in the catalogue's statuses for %s %s; reply %r"
+                      % (what, status, op, self.cat.ops[op]["statuses"], reply))
+        CHECKS.ok(status == expect, "%s: expected status %r, got %r; reply %r" % (what, expect, status, reply))
+        self.tally.saw(op, status)
+        # reply header
+        for name, spec in self.cat.reply_header.items():
+            if name == "error" and status == "OK":
+                if "error" in reply:
+                    err = self.cat.type_error(reply["error"], spec["type"], "%s reply.error" % op)
+                    CHECKS.ok(err is None, err)
+                continue
+            if name == "id" and not isinstance(msg.get("id"), str):
+                CHECKS.eq(reply.get("id"), None, "%s: reply id is nil when the request had no readable id" % what)
+                continue
+            CHECKS.ok(name in reply, "%s: reply lacks header field %r: %r" % (what, name, reply))
+            err = self.cat.type_error(reply[name], spec["type"], "%s reply.%s" % (op, name))
+            CHECKS.ok(err is None, "%s: %s" % (what, err))
+        CHECKS.eq(reply.get("v"), self.cat.version, "%s: reply v" % what)
+        if isinstance(msg.get("id"), str) and 1 <= len(msg["id"].encode()) <= 64:
+            CHECKS.eq(reply.get("id"), msg["id"], "%s: reply id echoes the request id" % what)
+        if status != "OK":
+            CHECKS.ok(type(reply.get("error")) is str and reply["error"].strip() != "",
+                      "%s: a %s reply must carry an error sentence: %r" % (what, status, reply))
+        elif op in self.cat.ops:
+            for name, spec in self.cat.ops[op]["reply"].items():
+                CHECKS.ok(name in reply, "%s: OK reply lacks catalogue field %r: %r" % (what, name, reply))
+                err = self.cat.type_error(reply[name], spec, "%s reply.%s" % (op, name))
+                CHECKS.ok(err is None, "%s: %s" % (what, err))
+
+
+_DROP = object()  # a header value that removes the field from the request
+
+
+class Tally:
+    """Which (op, status) pairs the broker was seen to answer; which event topics were seen."""
+
+    def __init__(self):
+        self.pairs = set()
+        self.topics = set()
+        self.bad_requests = 0
+        self.requests = 0
+
+    def saw(self, op, status):
+        self.pairs.add((op, status))
+        self.requests += 1
+        if status == "BAD REQUEST":
+            self.bad_requests += 1
+
+
+class Events:
+    """The events SUB socket: topic frame + msgpack map; checks fields and that seq rises by one."""
+
+    def __init__(self, ctx, endpoint, cat, tally):
+        self.cat = cat
+        self.tally = tally
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+        self.last_seq = None
+        self.count = 0
+
+    def recv(self, timeout_s):
+        if not (self.sock.poll(int(timeout_s * 1000)) & zmq.POLLIN):
+            return None
+        frames = self.sock.recv_multipart()
+        CHECKS.eq(len(frames), 2, "an event has two frames (topic, msgpack map): %r" % (frames,))
+        topic = frames[0].decode("utf-8")
+        body = msgpack.unpackb(frames[1], raw=False)
+        CHECKS.ok(type(body) is dict, "event %s body is not a map: %r" % (topic, body))
+        return topic, body
+
+    def accept(self, topic, body):
+        """Checks one event against the catalogue and the seq rule."""
+        CHECKS.ok(topic in self.cat.events, "event topic %r is not in the catalogue: %r" % (topic, body))
+        for name, spec in list(self.cat.common_event.items()) + list(self.cat.events[topic].items()):
+            CHECKS.ok(name in body, "event %s lacks field %r: %r" % (topic, name, body))
+            err = self.cat.type_error(body[name], spec, "event %s.%s" % (topic, name))
+            CHECKS.ok(err is None, err)
+        seq = body["seq"]
+        if self.last_seq is not None:
+            CHECKS.ok(seq > self.last_seq, "event seq must strictly increase: %d after %d (%s %r)"
+                      % (seq, self.last_seq, topic, body))
+            CHECKS.eq(seq, self.last_seq + 1, "event seq rises by one per event (a jump means a missed event); "
+                      "%s %r" % (topic, body))
+        self.last_seq = seq
+        self.count += 1
+        self.tally.topics.add(topic)
+
+    def expect(self, topic, **fields):
+        """The next event must be `topic` with these field values."""
+        got = self.recv(EVENT_TIMEOUT_S)
+        CHECKS.ok(got is not None, "no %s event %r within %.0fs" % (topic, fields, EVENT_TIMEOUT_S))
+        gtopic, body = got
+        CHECKS.ok(gtopic == topic and all(body.get(k) == v for k, v in fields.items()),
+                  "expected event %s %r next, got %s %r (an extra or missing event?)" % (topic, fields, gtopic, body))
+        self.accept(gtopic, body)
+        return body
+
+    def close(self):
+        self.sock.close(linger=0)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Content ids as protocol.md defines them.
+# --------------------------------------------------------------------------------------------------------
+
+def merkle_root(data, chunk_size):
+    leaves = [hashlib.sha256(data[i:i + chunk_size]).digest() for i in range(0, len(data), chunk_size)]
+    if not leaves:
+        return bytes(32)
+    n = 1
+    while n < len(leaves):
+        n *= 2
+    level = leaves + [bytes(32)] * (n - len(leaves))
+    while len(level) > 1:
+        level = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+_content_counter = itertools.count(1)
+
+
+def make_file(name, description=None, size=None, data=None, chunk_size=16384):
+    """A PUBLISH field set for generated content (distinct content each call unless data is given)."""
+    if data is None:
+        n = size if size is not None else 1000 + next(_content_counter) * 7919 % 50000
+        seed = ("%s:%d" % (name, next(_content_counter))).encode()
+        data = (hashlib.sha256(seed).digest() * (n // 32 + 1))[:n]
+    f = {"name": name, "size": len(data), "cid": hashlib.sha256(data).hexdigest(), "chunk_size": chunk_size,
+         "root": merkle_root(data, chunk_size).hex()}
+    if description is not None:
+        f["description"] = description
+    return f
+
+
+def keywords(text):
+    """protocol.md's keyword split: ASCII letters/digits and multi-byte UTF-8 bytes form words; ASCII folds."""
+    words, cur = [], bytearray()
+    for c in text.encode("utf-8"):
+        if 65 <= c <= 90:
+            cur.append(c + 32)
+        elif 97 <= c <= 122 or 48 <= c <= 57 or c >= 0x80:
+            cur.append(c)
+        else:
+            if cur:
+                words.append(bytes(cur))
+            cur = bytearray()
+    if cur:
+        words.append(bytes(cur))
+    return words
+
+
+# --------------------------------------------------------------------------------------------------------
+# The run.
+# --------------------------------------------------------------------------------------------------------
+
+class Model:
+    """What the broker should hold, to compare replies and STATS with."""
+
+    def __init__(self):
+        self.users = set()
+        self.connected = {}  # user -> endpoint
+        self.files = {}      # (user, name) -> fields
+
+    def file_result(self, user, name):
+        f = dict(self.files[(user, name)])
+        f.setdefault("description", "")
+        f["user"] = user
+        f["online"] = user in self.connected
+        f["endpoint"] = self.connected.get(user, "")
+        return f
+
+
+def section(name):
+    print("-- %s" % name, flush=True)
+
+
+def run(args):
+    cat = Catalogue(args.catalogue)
+    ctx = zmq.Context.instance()
+    broker = Broker(args.broker_bin).start()
+    tally = Tally()
+    model = Model()
+    conns = []
+    try:
+        c = Conn(ctx, broker.control, cat, tally)
+        conns.append(c)
+        ev = Events(ctx, broker.events, cat, tally)
+
+        def new_conn():
+            k = Conn(ctx, broker.control, cat, tally)
+            conns.append(k)
+            return k
+
+        def ep(port):
+            return "tcp://127.0.0.1:%d" % port
+
+        def register(user):
+            c.call("REGISTER", "OK", user=user)
+            model.users.add(user)
+            ev.expect("user.registered", user=user)
+
+        def connect(user, endpoint):
+            c.call("CONNECT", "OK", user=user, endpoint=endpoint)
+            model.connected[user] = endpoint
+            ev.expect("peer.connected", user=user, endpoint=endpoint)
+
+        def disconnect(user):
+            c.call("DISCONNECT", "OK", user=user)
+            del model.connected[user]
+            ev.expect("peer.disconnected", user=user)
+
+        def publish(user, f):
+            c.call("PUBLISH", "OK", user=user, **f)
+            model.files[(user, f["name"])] = dict(f)
+            ev.expect("file.published", user=user, name=f["name"], description=f.get("description", ""),
+                      size=f["size"], cid=f["cid"])
+
+        marker_n = itertools.count(1)
+
+        def marker():
+            """A fresh REGISTER whose event must be the next one: proves nothing extra was published."""
+            register("marker-%d" % next(marker_n))
+
+        # ---- events: beat the slow joiner, then every event counts -------------------------------------
+        section("events subscription")
+        deadline = time.monotonic() + 10
+        probes = []
+        first = None
+        while first is None:
+            CHECKS.ok(time.monotonic() < deadline, "no event arrived on %s within 10s of REGISTERs" % broker.events)
+            probe = "probe-%d" % (len(probes) + 1)
+            c.call("REGISTER", "OK", user=probe)
+            model.users.add(probe)
+            probes.append(probe)
+            first = ev.recv(0.2)
+        ev.accept(*first)
+        # Events of the probes registered after the one we saw are still in flight: take them in order.
+        seen = first[1]["user"]
+        for p in probes[probes.index(seen) + 1:]:
+            ev.expect("user.registered", user=p)
+
+        # ---- STATS --------------------------------------------------------------------------------------
+        section("STATS")
+        s0 = c.call("STATS", "OK")
+        CHECKS.eq(s0["users"], len(model.users), "STATS users after the probes")
+        CHECKS.eq(s0["seq"], ev.last_seq, "STATS seq is the last event's seq")
+        c.call("STATS", "BAD REQUEST", header={"ts": _DROP}, conforming=False)
+        c.call("STATS", "BAD REQUEST", header={"ts_local": "yes"}, conforming=False)
+        c.call("STATS", "OK", header={"ts_local": True})
+        # The catalogue allows a DEALER with an empty delimiter frame.
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(broker.control)
+        dmsg = c.build("STATS", {})
+        dealer.send_multipart([b"", msgpack.packb(dmsg, use_bin_type=True)])
+        CHECKS.ok(dealer.poll(REPLY_TIMEOUT_MS) & zmq.POLLIN, "no reply to STATS sent over a DEALER")
+        dframes = dealer.recv_multipart()
+        dealer.close(linger=0)
+        CHECKS.ok(len(dframes) == 2 and dframes[0] == b"", "DEALER reply must be [empty, body]: %r" % dframes)
+        c.check_reply("STATS", dmsg, msgpack.unpackb(dframes[1], raw=False), "OK")
+
+        # ---- REGISTER -----------------------------------------------------------------------------------
+        section("REGISTER")
+        register("alice")
+        c.call("REGISTER", "USERNAME IN USE", user="alice")
+        c.call("REGISTER", "BAD REQUEST", user="has space", conforming=False)
+        c.call("REGISTER", "BAD REQUEST", user="a" * 65, conforming=False)
+        c.call("REGISTER", "BAD REQUEST", header={"id": _DROP}, user="nobody-id", conforming=False)
+        register("Bob.the-2nd_")
+        # Unknown fields are ignored, so later versions can add fields.
+        c.call("REGISTER", "OK", user="dave", conforming=False, future_field={"x": [1, 2]})
+        model.users.add("dave")
+        ev.expect("user.registered", user="dave")
+        # Retry: the same id on a NEW REQ socket gets the same reply, and a single event.
+        section("REGISTER retried")
+        rid = c.next_id()
+        first_reply = c.call("REGISTER", "OK", req_id=rid, user="carol")
+        model.users.add("carol")
+        ev.expect("user.registered", user="carol")
+        retry = new_conn()
+        again = retry.call("REGISTER", "OK", req_id=rid, user="carol")
+        CHECKS.eq(again, first_reply, "a retried REGISTER id gets the stored reply")
+        marker()
+        retries = 1
+
+        # ---- CONNECT ------------------------------------------------------------------------------------
+        section("CONNECT")
+        c.call("CONNECT", "USER DOES NOT EXIST", user="nobody", endpoint=ep(7001))
+        connect("alice", ep(7101))
+        c.call("CONNECT", "USER ALREADY CONNECTED", user="alice", endpoint=ep(7102))
+        c.call("CONNECT", "BAD REQUEST", user="carol", endpoint="udp://127.0.0.1:1", conforming=False)
+        c.call("CONNECT", "BAD REQUEST", user="carol", conforming=False)
+
+        # ---- DISCONNECT ---------------------------------------------------------------------------------
+        section("DISCONNECT")
+        c.call("DISCONNECT", "USER DOES NOT EXIST", user="nobody")
+        c.call("DISCONNECT", "USER NOT CONNECTED", user="carol")
+        c.call("DISCONNECT", "BAD REQUEST", conforming=False)
+        connect("carol", ep(7301))
+        disconnect("carol")
+        c.call("DISCONNECT", "USER NOT CONNECTED", user="carol")
+        connect("carol", ep(7302))
+        connect("Bob.the-2nd_", ep(7201))
+
+        # ---- PUBLISH ------------------------------------------------------------------------------------
+        section("PUBLISH")
+        f1 = make_file("Holiday_Photos.tar", description="Summer BEACH trip, 2023")
+        c.call("PUBLISH", "USER DOES NOT EXIST", user="nobody", **f1)
+        c.call("PUBLISH", "USER NOT CONNECTED", user="probe-1", **f1)
+        publish("alice", f1)
+        c.call("PUBLISH", "CONTENT ALREADY PUBLISHED", user="alice", **f1)
+        bad = dict(f1, name="other.bin", chunk_size=20000)
+        c.call("PUBLISH", "BAD REQUEST", user="alice", conforming=False, **bad)
+        f_nodesc = make_file("no-description.bin")  # description is optional, default ""
+        publish("alice", f_nodesc)
+        f_empty = make_file("empty.dat", data=b"")
+        CHECKS.eq(f_empty["root"], "0" * 64, "test bug: an empty file's root is 32 zero bytes")
+        publish("alice", f_empty)
+        f_cafe = make_file("café menu.txt", description="Menu du café")
+        publish("carol", f_cafe)
+        shared = make_file("shared.iso", description="Same bytes twice", size=70000)
+        publish("alice", shared)
+        publish("Bob.the-2nd_", dict(shared, name="copy-of-shared.iso", description="mirror"))
+        # Retry in true Lazy Pirate style: the first reply is never read; the socket is closed and reopened.
+        section("PUBLISH retried (reply lost)")
+        f_retry = make_file("retried.bin", description="published once despite the retry")
+        rid = c.next_id()
+        msg = c.build("PUBLISH", dict(f_retry, user="alice"), req_id=rid)
+        body = msgpack.packb(msg, use_bin_type=True)
+        lost = new_conn()
+        lost.sock.send(body)
+        ev.expect("file.published", user="alice", name=f_retry["name"], cid=f_retry["cid"])  # committed
+        lost.close()
+        retry = new_conn()
+        again = retry.send_recv(body)
+        retry.check_reply("PUBLISH", msg, again, "OK")
+        model.files[("alice", f_retry["name"])] = dict(f_retry)
+        retries += 1
+        marker()
+
+        # ---- DELETE -------------------------------------------------------------------------------------
+        section("DELETE")
+        c.call("DELETE", "USER DOES NOT EXIST", user="nobody", name="x")
+        c.call("DELETE", "USER NOT CONNECTED", user="probe-1", name="x")
+        c.call("DELETE", "CONTENT NOT PUBLISHED", user="alice", name="never-published.txt")
+        c.call("DELETE", "BAD REQUEST", user="alice", name="../etc/passwd", conforming=False)
+        f_del = make_file("to-delete.txt", description="gone soon")
+        publish("alice", f_del)
+        rid = c.next_id()
+        first_reply = c.call("DELETE", "OK", req_id=rid, user="alice", name=f_del["name"])
+        del model.files[("alice", f_del["name"])]
+        ev.expect("file.deleted", user="alice", name=f_del["name"], cid=f_del["cid"])
+        section("DELETE retried")
+        again = new_conn().call("DELETE", "OK", req_id=rid, user="alice", name=f_del["name"])
+        CHECKS.eq(again, first_reply, "a retried DELETE id gets the stored reply (not CONTENT NOT PUBLISHED)")
+        retries += 1
+        marker()
+        c.call("DELETE", "CONTENT NOT PUBLISHED", user="alice", name=f_del["name"])  # a new id: really gone
+
+        # ---- LIST_USERS ---------------------------------------------------------------------------------
+        section("LIST_USERS")
+        r = c.call("LIST_USERS", "OK")
+        want = [{"user": u, "endpoint": model.connected[u]} for u in sorted(model.connected)]
+        got = [{"user": x["user"], "endpoint": x["endpoint"]} for x in r["users"]]
+        CHECKS.eq(got, want, "LIST_USERS lists the connected users sorted by name")
+        c.call("LIST_USERS", "BAD REQUEST", header={"v": 2}, conforming=False)
+
+        # ---- LIST_CONTENT -------------------------------------------------------------------------------
+        section("LIST_CONTENT")
+
+        def check_list_content(user):
+            r = c.call("LIST_CONTENT", "OK", user=user)
+            names = [x["name"] for x in r["files"]]
+            CHECKS.eq(names, sorted(n for (u, n) in model.files if u == user),
+                      "LIST_CONTENT %s lists exactly its files, sorted by name" % user)
+            for x in r["files"]:
+                want = model.file_result(user, x["name"])
+                for k in cat.ops["LIST_CONTENT"]["reply"]["files"]["fields"]:
+                    CHECKS.eq(x[k], want[k], "LIST_CONTENT %s file %s field %s" % (user, x["name"], k))
+
+        check_list_content("alice")
+        check_list_content("carol")
+        check_list_content("probe-1")
+        c.call("LIST_CONTENT", "USER DOES NOT EXIST", user="nobody")
+        c.call("LIST_CONTENT", "BAD REQUEST", user="no/slash", conforming=False)
+
+        # ---- LOOKUP -------------------------------------------------------------------------------------
+        section("LOOKUP")
+        r = c.call("LOOKUP", "OK", user="alice", name=f1["name"])
+        want = model.file_result("alice", f1["name"])
+        for k in cat.ops["SEARCH"]["reply"]["results"]["fields"]:
+            CHECKS.eq(r["file"].get(k), want[k], "LOOKUP alice %s field %s" % (f1["name"], k))
+        c.call("LOOKUP", "FILE NOT EXIST", user="alice", name="no-such-file")
+        c.call("LOOKUP", "USER DOES NOT EXIST", user="nobody", name="x")
+        c.call("LOOKUP", "BAD REQUEST", user="alice", name="a/b", conforming=False)
+
+        # ---- SEARCH -------------------------------------------------------------------------------------
+        section("SEARCH")
+        result_fields = list(cat.ops["SEARCH"]["reply"]["results"]["fields"])
+
+        def search_all(limit=None, **q):
+            """Follows next until nil; returns the concatenated results and the number of pages."""
+            out, cursor, pages = [], None, 0
+            while True:
+                fields = dict(q)
+                if limit is not None:
+                    fields["limit"] = limit
+                if cursor is not None:
+                    fields["cursor"] = cursor
+                r = c.call("SEARCH", "OK", **fields)
+                pages += 1
+                if limit is not None:
+                    CHECKS.ok(len(r["results"]) <= limit, "SEARCH page of %d results over limit %d"
+                              % (len(r["results"]), limit))
+                out.extend(r["results"])
+                if r["next"] is None:
+                    return out, pages
+                CHECKS.ok(pages < 1000, "SEARCH paging does not end")
+                CHECKS.ok(r["results"], "SEARCH page with no results but a next cursor %r" % r["next"])
+                cursor = r["next"]
+
+        def expected_matches(q=None, cid=None):
+            want = set()
+            for (u, n), f in model.files.items():
+                if cid is not None and f["cid"] != cid:
+                    continue
+                if q is not None:
+                    words = set(keywords(n)) | set(keywords(f.get("description", "")))
+                    if not all(k in words for k in keywords(q)):
+                        continue
+                want.add((u, n))
+            return want
+
+        def check_search(what, limit=None, **q):
+            results, pages = search_all(limit=limit, **q)
+            keys = [(x["user"], x["name"]) for x in results]
+            CHECKS.eq(len(keys), len(set(keys)), "%s: no result twice across pages" % what)
+            CHECKS.eq(set(keys), expected_matches(q.get("q"), q.get("cid")), "%s: the matching files" % what)
+            for x in results:
+                want = model.file_result(x["user"], x["name"])
+                for k in result_fields:
+                    CHECKS.eq(x[k], want[k], "%s: result %s/%s field %s" % (what, x["user"], x["name"], k))
+            return pages
+
+        check_search("SEARCH q=beach", q="beach")
+        check_search("SEARCH case folding", q="HOLIDAY photos")
+        check_search("SEARCH keywords of the name", q="tar")
+        CHECKS.eq(expected_matches("holi"), set(), "test bug: a prefix is not a word")
+        check_search("SEARCH whole words only", q="holi")
+        check_search("SEARCH every keyword must match", q="holiday nothere")
+        check_search("SEARCH multi-byte words (ASCII folded only)", q="CAFé")
+        check_search("SEARCH by cid", cid=shared["cid"])
+        CHECKS.eq(len(expected_matches(cid=shared["cid"])), 2, "test bug: shared cid published twice")
+        check_search("SEARCH by q and cid", q="mirror", cid=shared["cid"])
+        check_search("SEARCH unknown cid", cid="f" * 64)
+        # Paging: 23 matching files over three users, offline ones included.
+        section("SEARCH paging")
+        for i in range(23):
+            owner = ["alice", "carol", "Bob.the-2nd_"][i % 3]
+            publish(owner, make_file("page-%02d.log" % i, description="Paging test number %d" % i))
+        disconnect("Bob.the-2nd_")  # its results must come back online=false, endpoint ""
+        CHECKS.eq(len(expected_matches("paging")), 23, "test bug: 23 paging files")
+        pages = check_search("SEARCH paging limit=5", limit=5, q="paging")
+        CHECKS.ok(pages >= 5, "23 results with limit 5 need at least 5 pages, got %d" % pages)
+        check_search("SEARCH paging limit=1", limit=1, q="PAGING test")
+        check_search("SEARCH paging limit=1000", limit=1000, q="paging")
+        check_search("SEARCH default limit", q="paging")
+        r = c.call("SEARCH", "OK", q="paging", limit=23)
+        CHECKS.eq(len(r["results"]), 23, "SEARCH limit=23 over 23 matches: one page")
+        c.call("SEARCH", "BAD REQUEST", conforming=False)
+        c.call("SEARCH", "BAD REQUEST", q="paging", limit=0, conforming=False)
+        c.call("SEARCH", "BAD REQUEST", q="paging", limit=1001, conforming=False)
+        c.call("SEARCH", "BAD REQUEST", q="x" * 257, conforming=False)
+        c.call("SEARCH", "BAD REQUEST", cid="G" * 64, conforming=False)
+
+        # ---- UNREGISTER ---------------------------------------------------------------------------------
+        section("UNREGISTER")
+        c.call("UNREGISTER", "USER DOES NOT EXIST", user="nobody")
+        c.call("UNREGISTER", "BAD REQUEST", user=42, conforming=False)
+        n_alice = len([1 for (u, _) in model.files if u == "alice"])
+        r = c.call("UNREGISTER", "OK", user="alice")
+        CHECKS.eq(r["files_removed"], n_alice, "UNREGISTER alice files_removed")
+        ev.expect("user.unregistered", user="alice", files_removed=n_alice)
+        model.users.discard("alice")
+        model.connected.pop("alice", None)
+        for k in [k for k in model.files if k[0] == "alice"]:
+            del model.files[k]
+        c.call("LIST_CONTENT", "USER DOES NOT EXIST", user="alice")
+        r = c.call("LIST_USERS", "OK")
+        CHECKS.eq([x["user"] for x in r["users"]], sorted(model.connected), "LIST_USERS after UNREGISTER alice")
+        check_search("SEARCH after UNREGISTER", q="paging")
+        check_search("SEARCH by cid after UNREGISTER", cid=shared["cid"])
+        r = c.call("UNREGISTER", "OK", user="probe-1")  # no files
+        CHECKS.eq(r["files_removed"], 0, "UNREGISTER of a user with no files")
+        ev.expect("user.unregistered", user="probe-1", files_removed=0)
+        model.users.discard("probe-1")
+        c.call("REGISTER", "OK", user="alice")  # the name is free again
+        model.users.add("alice")
+        ev.expect("user.registered", user="alice")
+        check_list_content("alice")  # the old files went with the old registration
+        marker()
+
+        # ---- STATS at the end ---------------------------------------------------------------------------
+        section("STATS totals")
+        s = c.call("STATS", "OK")
+        CHECKS.eq(s["users"], len(model.users), "STATS users")
+        CHECKS.eq(s["connected"], len(model.connected), "STATS connected")
+        CHECKS.eq(s["files"], len(model.files), "STATS files")
+        CHECKS.eq(s["seq"], ev.last_seq, "STATS seq is the last event's seq")
+        CHECKS.ok(s["requests"] >= tally.requests, "STATS requests %d >= the %d this client sent"
+                  % (s["requests"], tally.requests))
+        CHECKS.eq(s["bad_requests"], tally.bad_requests, "STATS bad_requests counts every BAD REQUEST reply")
+        CHECKS.eq(s["retries_answered"], retries, "STATS retries_answered counts the retried ids")
+
+        # ---- coverage of the catalogue ------------------------------------------------------------------
+        section("catalogue coverage")
+        for op, spec in cat.ops.items():
+            for st in spec["statuses"]:
+                if st == "INTERNAL ERROR":
+                    continue
+                CHECKS.ok((op, st) in tally.pairs, "catalogue status %s of op %s was never provoked" % (st, op))
+        for (op, st) in tally.pairs:
+            CHECKS.ok(op in cat.ops and st in cat.ops[op]["statuses"], "broker answered %s with unlisted %s" % (op, st))
+        for topic in cat.events:
+            CHECKS.ok(topic in tally.topics, "catalogue event %s was never seen" % topic)
+        CHECKS.ok(broker.proc.poll() is None, "the broker is still running")
+        ev.close()
+    except BaseException:
+        if broker.proc and broker.proc.poll() is not None:
+            print("broker exited with %s" % broker.proc.returncode)
+        print("broker stderr (tail):\n%s" % broker.stderr()[-3000:])
+        raise
+    finally:
+        for k in conns:
+            k.close()
+        broker.cleanup()
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description="zshare protocol conformance test, from schemas/ alone")
+    ap.add_argument("--broker-bin", required=True)
+    ap.add_argument("--catalogue", default=os.path.join(here, "..", "..", "schemas", "catalogue.json"))
+    args = ap.parse_args()
+    try:
+        run(args)
+    except CheckFailed as e:
+        print("FAIL: %s" % e, flush=True)
+        print("%d passed, 1 failed" % CHECKS.passed)
+        return 1
+    except Exception:  # noqa: BLE001  (a crash of the test itself is a failure too)
+        traceback.print_exc()
+        print("FAIL: unexpected exception")
+        print("%d passed, 1 failed" % CHECKS.passed)
+        return 1
+    print("%d passed, 0 failed" % CHECKS.passed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

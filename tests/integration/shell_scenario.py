@@ -1,0 +1,461 @@
+#!/usr/bin/python3
+# shell_scenario.py: the seeds' console session, piped into real `zshare-peer shell` processes (alice and bob)
+# against a real zshare-broker; every answer line is asserted exactly. Also --json, one-shot exit codes, no broker.
+# Waits are conditions with deadlines (a line arrives, a port opens or closes, a process exits), never sleeps.
+import argparse
+import hashlib
+import json
+import os
+import pty
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from zshare_testlib import Broker, Client, free_port, wait_for
+
+LINE_DEADLINE_S = 15     # one command's answer; the peer's own broker timeout is 3 s
+EXIT_DEADLINE_S = 15
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def port_accepts(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class ShellProcess:
+    """One `zshare-peer shell` driven through pipes: send a line, wait for the answer lines."""
+
+    def __init__(self, peer_bin, broker_endpoint, label, global_args=(), shell_args=()):
+        self.label = label
+        self.argv = [peer_bin, "--broker", broker_endpoint] + list(global_args) + ["shell"] + list(shell_args)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, encoding="utf-8", errors="replace", bufsize=1)
+        self.lines = queue.Queue()
+        self.stderr_lines = []
+        self.stderr_lock = threading.Lock()
+        self.readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                        threading.Thread(target=self._read_stderr, daemon=True)]
+        for t in self.readers:
+            t.start()
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # end of output
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            with self.stderr_lock:
+                self.stderr_lines.append(line.rstrip("\n"))
+
+    def stderr_text(self):
+        with self.stderr_lock:
+            return "\n".join(self.stderr_lines)
+
+    def fail(self, message):
+        raise AssertionError("[%s] %s\n--- its stderr:\n%s" % (self.label, message, self.stderr_text()))
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def read_lines(self, count, context):
+        out = []
+        end = time.monotonic() + LINE_DEADLINE_S
+        while len(out) < count:
+            try:
+                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                self.fail("no answer within %ds to %r; got %r so far" % (LINE_DEADLINE_S, context, out))
+            if line is None:
+                self.fail("output ended (exit %s) while waiting for %r; got %r" % (self.proc.poll(), context, out))
+            out.append(line)
+        return out
+
+    def ask(self, command, expected):
+        """Sends `command` and asserts the next output lines equal `expected` exactly."""
+        self.send(command)
+        got = self.read_lines(len(expected), command)
+        if got != expected:
+            self.fail("%r answered\n  %r\nexpected\n  %r" % (command, got, expected))
+        return got
+
+    def ask_unordered(self, command, first, data):
+        """Exact status line; the data lines compared as a multiset (the broker orders search results)."""
+        self.send(command)
+        got = self.read_lines(1 + len(data), command)
+        if got[0] != first or sorted(got[1:]) != sorted(data):
+            self.fail("%r answered\n  %r\nexpected %r then (any order)\n  %r" % (command, got, first, data))
+        return got
+
+    def ask_matching(self, command, patterns):
+        """Each output line must fully match its regular expression; returns the match objects."""
+        self.send(command)
+        got = self.read_lines(len(patterns), command)
+        matches = [re.fullmatch(p, line) for p, line in zip(patterns, got)]
+        if not all(matches):
+            self.fail("%r answered\n  %r\nexpected to match\n  %r" % (command, got, patterns))
+        return matches
+
+    def expect_stderr(self, fragment):
+        wait_for(lambda: fragment in self.stderr_text(), LINE_DEADLINE_S, "%s's stderr to say %r" % (self.label, fragment))
+
+    def finish(self, close_stdin_lines, expected_tail):
+        """Sends the last lines (or closes stdin for EOF), asserts the remaining output and exit code 0."""
+        for line in close_stdin_lines:
+            self.send(line)
+        self.proc.stdin.close()
+        tail = []
+        end = time.monotonic() + EXIT_DEADLINE_S
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                self.fail("did not finish its output within %ds; got %r" % (EXIT_DEADLINE_S, tail))
+            if line is None:
+                break
+            tail.append(line)
+        code = self.proc.wait(timeout=EXIT_DEADLINE_S)
+        for t in self.readers:
+            t.join(timeout=EXIT_DEADLINE_S)
+        if tail != expected_tail:
+            self.fail("final output %r, expected %r" % (tail, expected_tail))
+        if code != 0:
+            self.fail("exit code %d, expected 0" % code)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=EXIT_DEADLINE_S)
+
+
+def run_peer(peer_bin, args, input_text=None, env=None, deadline_s=EXIT_DEADLINE_S):
+    """Runs zshare-peer once; returns (exit code, stdout, stderr, seconds taken)."""
+    start = time.monotonic()
+    done = subprocess.run([peer_bin] + args, input=input_text, capture_output=True, text=True, env=env,
+                          timeout=deadline_s)
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+
+
+def check_run(label, result, code, stdout=None, stdout_lines=None, stderr_has=None):
+    got_code, got_out, got_err, _ = result
+    problems = []
+    if got_code != code:
+        problems.append("exit code %d, expected %d" % (got_code, code))
+    if stdout is not None and got_out != stdout:
+        problems.append("stdout %r, expected %r" % (got_out, stdout))
+    if stdout_lines is not None and got_out.splitlines() != stdout_lines:
+        problems.append("stdout lines %r, expected %r" % (got_out.splitlines(), stdout_lines))
+    if stderr_has is not None and stderr_has not in got_err:
+        problems.append("stderr lacks %r" % stderr_has)
+    if problems:
+        raise AssertionError("%s: %s\n--- stdout:\n%s--- stderr:\n%s" % (label, "; ".join(problems), got_out, got_err))
+
+
+class Files:
+    """Real files in a temporary directory, with the content ids the broker should list."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def make(self, name, data):
+        path = os.path.join(self.root, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path, len(data), sha256_file(path)
+
+
+def test_two_user_session(peer_bin, broker, files):
+    """alice and bob, each in their own shell: every operation and every failure status."""
+    song, song_size, song_cid = files.make("song.mp3", b"ID3" + bytes(range(256)) * 1200)  # > one 256 KiB chunk
+    notes, notes_size, notes_cid = files.make("notes.txt", b"great ideas\n")
+    empty, empty_size, empty_cid = files.make("empty.dat", b"")
+    tune, tune_size, tune_cid = files.make("tune.ogg", b"OggS bob's tune")
+    out_path = os.path.join(files.root, "downloaded.mp3")
+
+    alice_port = free_port()
+    alice = ShellProcess(peer_bin, broker.control, "alice", shell_args=["--listen", "tcp://127.0.0.1:%d" % alice_port])
+    bob = ShellProcess(peer_bin, broker.control, "bob", shell_args=["--advertise", "localhost"])
+    shells = [alice, bob]
+    try:
+        assert not port_accepts(alice_port), "the transfer endpoint must not be bound before CONNECT"
+        alice.ask("REGISTER alice", ["REGISTER OK"])
+        alice.ask("register alice", ["REGISTER FAIL, USERNAME IN USE"])
+        bob.ask("Register bob", ["REGISTER OK"])
+        alice.ask("UNREGISTER carol", ["UNREGISTER FAIL, USER DOES NOT EXIST"])
+
+        # Before CONNECT the shell refuses, without asking the broker.
+        alice.ask("PUBLISH %s A great song" % song, ["PUBLISH FAIL, USER NOT CONNECTED"])
+        alice.ask("DELETE song.mp3", ["DELETE FAIL, USER NOT CONNECTED"])
+        alice.ask("GET_FILE bob tune.ogg %s" % out_path, ["GET_FILE FAIL, USER NOT CONNECTED"])
+
+        alice.ask("CONNECT carol", ["CONNECT FAIL, USER DOES NOT EXIST"])
+        wait_for(lambda: not port_accepts(alice_port), 5, "a failed CONNECT to unbind the transfer endpoint")
+        alice.ask("CONNECT alice", ["CONNECT OK"])
+        wait_for(lambda: port_accepts(alice_port), 5, "alice's transfer ROUTER to listen after CONNECT")
+        bob.ask("CONNECT alice", ["CONNECT FAIL, USER ALREADY CONNECTED"])
+        alice.ask("connect alice", ["CONNECT FAIL, USER ALREADY CONNECTED"])
+        assert port_accepts(alice_port), "a refused second CONNECT must not unbind the session's endpoint"
+        bob.ask("CONNECT bob", ["CONNECT OK"])
+
+        alice.ask("PUBLISH %s A great song" % song, ["PUBLISH OK"])
+        alice.ask("PUBLISH %s the same bytes, again" % song, ["PUBLISH FAIL, CONTENT ALREADY PUBLISHED"])
+        alice.ask("PUBLISH %s   Meeting notes:  great  ideas  " % notes, ["PUBLISH OK"])
+        alice.ask("PUBLISH %s" % empty, ["PUBLISH OK"])
+        bob.ask("PUBLISH %s Another great tune" % tune, ["PUBLISH OK"])
+
+        users = bob.ask_matching("LIST_USERS", [r"LIST_USERS OK", r"alice tcp://127\.0\.0\.1:%d" % alice_port,
+                                                r"bob tcp://localhost:(\d+)"])
+        bob_port = int(users[2].group(1))
+        wait_for(lambda: port_accepts(bob_port), 5, "bob's advertised port to be his bound transfer ROUTER")
+
+        alice.ask("LIST_CONTENT alice", [
+            "LIST_CONTENT OK",
+            "empty.dat\t%d\t%s\t" % (empty_size, empty_cid),
+            "notes.txt\t%d\t%s\tMeeting notes:  great  ideas" % (notes_size, notes_cid),
+            "song.mp3\t%d\t%s\tA great song" % (song_size, song_cid),
+        ])
+        alice.ask("LIST_CONTENT bob", ["LIST_CONTENT OK", "tune.ogg\t%d\t%s\tAnother great tune" % (tune_size, tune_cid)])
+        alice.ask("LIST_CONTENT carol", ["LIST_CONTENT FAIL, USER DOES NOT EXIST"])
+
+        alice_ep = "tcp://127.0.0.1:%d" % alice_port
+        bob_ep = "tcp://localhost:%d" % bob_port
+        song_line = "alice\tsong.mp3\t%d\t%s\t%s\tA great song" % (song_size, song_cid, alice_ep)
+        notes_line = "alice\tnotes.txt\t%d\t%s\t%s\tMeeting notes:  great  ideas" % (notes_size, notes_cid, alice_ep)
+        tune_line = "bob\ttune.ogg\t%d\t%s\t%s\tAnother great tune" % (tune_size, tune_cid, bob_ep)
+        bob.ask_unordered("SEARCH GREAT", "SEARCH OK", [song_line, notes_line, tune_line])
+        bob.ask("search great song", ["SEARCH OK", song_line])
+        bob.ask("SEARCH nothing-matches-this", ["SEARCH OK"])
+        bob.ask("SEARCH", ["SEARCH FAIL, BAD REQUEST"])
+
+        # A shell whose SEARCH pages hold one result must follow `next` to print them all.
+        pager = ShellProcess(peer_bin, broker.control, "pager", shell_args=["--page-size", "1"])
+        shells.append(pager)
+        pager.ask_unordered("SEARCH great", "SEARCH OK", [song_line, notes_line, tune_line])
+        pager.finish([], ["QUIT OK"])
+
+        bob.ask("GET_FILE alice song.mp3 %s" % out_path, ["GET_FILE FAIL, NOT IMPLEMENTED"])
+        bob.expect_stderr("transfer")
+        bob.ask("GET_FILE alice missing.txt %s" % out_path, ["GET_FILE FAIL, FILE NOT EXIST"])
+        bob.ask("GET_FILE carol song.mp3 %s" % out_path, ["GET_FILE FAIL, USER DOES NOT EXIST"])
+        assert not os.path.exists(out_path), "GET_FILE must not write anything before transfers exist"
+
+        alice.ask("DELETE notes.txt", ["DELETE OK"])
+        alice.ask("DELETE notes.txt", ["DELETE FAIL, CONTENT NOT PUBLISHED"])
+        alice.ask("DISCONNECT alice", ["DISCONNECT OK"])
+        wait_for(lambda: not port_accepts(alice_port), 5, "DISCONNECT to unbind alice's transfer endpoint")
+        alice.ask("DISCONNECT alice", ["DISCONNECT FAIL, USER NOT CONNECTED"])
+        alice.ask("PUBLISH %s back again" % notes, ["PUBLISH FAIL, USER NOT CONNECTED"])
+
+        # The owner is offline: the broker finds the file, the shell cannot fetch it.
+        bob.ask("GET_FILE alice song.mp3 %s" % out_path, ["GET_FILE FAIL, USER NOT CONNECTED"])
+        bob.ask("SEARCH song", ["SEARCH OK", "alice\tsong.mp3\t%d\t%s\t\tA great song" % (song_size, song_cid)])
+
+        # Usage errors: BAD REQUEST on stdout, the usage sentence on stderr; unknown commands only on stderr.
+        alice.ask("REGISTER", ["REGISTER FAIL, BAD REQUEST"])
+        alice.expect_stderr("usage: REGISTER <user>")
+        alice.ask("REGISTER bad/name", ["REGISTER FAIL, BAD REQUEST"])
+        alice.ask("GET_FILE bob", ["GET_FILE FAIL, BAD REQUEST"])
+        alice.send("FROBNICATE now")
+        alice.expect_stderr("unknown command 'FROBNICATE'")
+        alice.send("")  # a blank line answers nothing
+
+        alice.ask("UNREGISTER alice", ["UNREGISTER OK"])
+        alice.ask("UNREGISTER alice", ["UNREGISTER FAIL, USER DOES NOT EXIST"])
+        bob.ask("LIST_CONTENT alice", ["LIST_CONTENT FAIL, USER DOES NOT EXIST"])
+        bob.ask("LIST_USERS", ["LIST_USERS OK", "bob %s" % bob_ep])
+
+        # The broker's own sentences reach stderr.
+        alice.expect_stderr("REGISTER: ")
+        bob.expect_stderr("CONNECT: ")
+
+        bob.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"])  # QUIT disconnects first
+        wait_for(lambda: not port_accepts(bob_port), 5, "QUIT to unbind bob's transfer endpoint")
+        alice.finish([], ["QUIT OK"])                        # end of input acts as QUIT
+
+        probe = Client(broker.control)
+        try:
+            reply = probe.call("LIST_USERS")
+            assert reply["status"] == "OK" and reply["users"] == [], "after QUIT nobody is online: %r" % reply
+        finally:
+            probe.close()
+    finally:
+        for s in shells:
+            s.kill()
+
+
+def test_piped_console(peer_bin, broker):
+    """The issue's example: printf 'REGISTER ...\\nQUIT\\n' | zshare-peer shell; no prompt when piped."""
+    result = run_peer(peer_bin, ["--broker", broker.control, "shell"], input_text="REGISTER dave\nQUIT\n")
+    check_run("piped shell", result, 0, stdout="REGISTER OK\nQUIT OK\n")
+
+
+def test_prompt_on_a_tty(peer_bin, broker):
+    """With a terminal on stdin the console prompts `c> `."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([peer_bin, "--broker", broker.control, "shell"], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(master, b"LIST_USERS\nQUIT\n")
+        out, err = proc.communicate(timeout=EXIT_DEADLINE_S)
+    finally:
+        os.close(master)
+        os.close(slave)
+    if proc.returncode != 0 or not out.startswith("c> LIST_USERS OK\n") or "c> QUIT OK\n" not in out:
+        raise AssertionError("tty shell: exit %s, stdout %r, stderr %r" % (proc.returncode, out, err))
+
+
+def test_json_output(peer_bin, broker, files):
+    """--json: one JSON object per response, the reply's fields plus "command"."""
+    report, report_size, report_cid = files.make("q3-report.pdf", b"%PDF quarterly report")
+    draft, _, draft_cid = files.make("draft-report.txt", b"draft of the report")
+    script = "\n".join([
+        "REGISTER erin", "CONNECT erin", "PUBLISH %s quarterly report" % report, "PUBLISH %s draft" % draft,
+        "LIST_USERS", "LIST_CONTENT erin", "SEARCH quarterly", "REGISTER erin", "DELETE nothing.txt", "QUIT"]) + "\n"
+    code, out, err, _ = run_peer(peer_bin, ["--broker", broker.control, "--json", "shell"], input_text=script)
+    if code != 0:
+        raise AssertionError("json shell exited %d: %s" % (code, err))
+    try:
+        objects = [json.loads(line) for line in out.splitlines()]
+    except ValueError as e:
+        raise AssertionError("--json printed a line that is not JSON (%s):\n%s" % (e, out))
+    commands = [(o.get("command"), o.get("status")) for o in objects]
+    expected = [("REGISTER", "OK"), ("CONNECT", "OK"), ("PUBLISH", "OK"), ("PUBLISH", "OK"), ("LIST_USERS", "OK"),
+                ("LIST_CONTENT", "OK"), ("SEARCH", "OK"), ("REGISTER", "USERNAME IN USE"),
+                ("DELETE", "CONTENT NOT PUBLISHED"), ("DISCONNECT", "OK"), ("QUIT", "OK")]
+    if commands != expected:
+        raise AssertionError("json commands %r, expected %r" % (commands, expected))
+    by_command = {o["command"]: o for o in objects}
+    files_listed = {f["name"]: f for f in by_command["LIST_CONTENT"]["files"]}
+    report_entry = files_listed.get("q3-report.pdf", {})
+    assert report_entry.get("cid") == report_cid and report_entry.get("size") == report_size, \
+        "LIST_CONTENT's files: %r" % files_listed
+    assert files_listed.get("draft-report.txt", {}).get("cid") == draft_cid, "LIST_CONTENT's files: %r" % files_listed
+    assert [r["name"] for r in by_command["SEARCH"]["results"]] == ["q3-report.pdf"], by_command["SEARCH"]
+    assert by_command["SEARCH"]["next"] is None, "SEARCH followed every page: %r" % by_command["SEARCH"]
+    assert [u["user"] for u in by_command["LIST_USERS"]["users"]] == ["erin"], by_command["LIST_USERS"]
+    refused = objects[7]
+    assert isinstance(refused.get("error"), str) and refused["error"], "a refusal carries the broker's sentence: %r" % refused
+    assert re.fullmatch(r"[0-9a-f]{32}:\d+", str(objects[0].get("id"))), "request id format: %r" % objects[0]
+    return report_cid, report_size
+
+
+def test_one_shot_exit_codes(peer_bin, broker, report):
+    """Scripts: exit 0 on OK, 1 on a FAIL status, 2 on usage errors."""
+    report_cid, report_size = report
+    b = ["--broker", broker.control]
+    check_run("register", run_peer(peer_bin, b + ["register", "frank"]), 0, stdout="REGISTER OK\n")
+    check_run("register again", run_peer(peer_bin, b + ["register", "frank"]), 1,
+              stdout="REGISTER FAIL, USERNAME IN USE\n")
+    check_run("register without a name", run_peer(peer_bin, b + ["register"]), 2)
+    check_run("register an invalid name", run_peer(peer_bin, b + ["register", "no spaces"]), 2,
+              stdout="REGISTER FAIL, BAD REQUEST\n", stderr_has="user name")
+    check_run("list-users", run_peer(peer_bin, b + ["list-users"]), 0, stdout="LIST_USERS OK\n")
+    check_run("list-content", run_peer(peer_bin, b + ["list-content", "frank"]), 0, stdout="LIST_CONTENT OK\n")
+    check_run("list-content of nobody", run_peer(peer_bin, b + ["list-content", "nobody"]), 1,
+              stdout="LIST_CONTENT FAIL, USER DOES NOT EXIST\n")
+    check_run("search without words or --cid", run_peer(peer_bin, b + ["search"]), 2,
+              stdout="SEARCH FAIL, BAD REQUEST\n")
+    check_run("search --cid", run_peer(peer_bin, b + ["search", "--cid", report_cid]), 0,
+              stdout_lines=["SEARCH OK", "erin\tq3-report.pdf\t%d\t%s\t\tquarterly report" % (report_size, report_cid)])
+    check_run("search --cid with a bad hash", run_peer(peer_bin, b + ["search", "--cid", "XYZ"]), 2)
+    code, out, _, _ = run_peer(peer_bin, b + ["search", "report", "--limit", "1"])
+    if code != 0 or len(out.splitlines()) != 2 or out.splitlines()[0] != "SEARCH OK":
+        raise AssertionError("search --limit 1 printed %r (exit %d)" % (out, code))
+    code, out, _, _ = run_peer(peer_bin, b + ["search", "report"])
+    if code != 0 or len(out.splitlines()) != 3:
+        raise AssertionError("search report printed %r (exit %d)" % (out, code))
+    check_run("unknown option", run_peer(peer_bin, b + ["list-users", "--frobnicate"]), 2)
+    check_run("help", run_peer(peer_bin, ["search", "--help"]), 0)
+
+    # The broker from the environment, options from a config file, --json after the subcommand.
+    env = dict(os.environ, ZSHARE_BROKER=broker.control)
+    check_run("ZSHARE_BROKER", run_peer(peer_bin, ["list-users"], env=env), 0, stdout="LIST_USERS OK\n")
+    config = os.path.join(broker.workdir, "peer.toml")
+    with open(config, "w") as f:
+        f.write('broker = "%s"\ntimeout = 2\n' % broker.control)
+    check_run("--config", run_peer(peer_bin, ["--config", config, "unregister", "frank"]), 0, stdout="UNREGISTER OK\n")
+    code, out, err, _ = run_peer(peer_bin, b + ["unregister", "frank", "--json"])
+    reply = json.loads(out)
+    if code != 1 or reply["command"] != "UNREGISTER" or reply["status"] != "USER DOES NOT EXIST":
+        raise AssertionError("unregister --json: exit %d, %r" % (code, out))
+
+
+def test_unreachable_broker(peer_bin):
+    """Nobody listens: a clear message after --timeout, exit 2, never a hang; the shell keeps going."""
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    result = run_peer(peer_bin, ["--broker", endpoint, "--timeout", "1", "list-users"])
+    check_run("unreachable one-shot", result, 2, stdout="LIST_USERS FAIL, BROKER UNREACHABLE\n",
+              stderr_has="the broker at %s did not answer" % endpoint)
+    if not 0.9 <= result[3] < 6:
+        raise AssertionError("the unreachable broker took %.1fs to report with --timeout 1" % result[3])
+
+    result = run_peer(peer_bin, ["--broker", endpoint, "--timeout", "0.5", "shell"],
+                      input_text="REGISTER x\nLIST_USERS\nQUIT\n")
+    check_run("unreachable shell", result, 0,
+              stdout="REGISTER FAIL, BROKER UNREACHABLE\nLIST_USERS FAIL, BROKER UNREACHABLE\nQUIT OK\n",
+              stderr_has="did not answer")
+    if result[3] > 8:
+        raise AssertionError("two unanswered requests of 0.5s took %.1fs" % result[3])
+
+
+def main():
+    parser = argparse.ArgumentParser(description="zshare-peer console and one-shot process tests")
+    parser.add_argument("--broker-bin", required=True)
+    parser.add_argument("--peer-bin", required=True)
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="zshare-shell-")
+    files = Files(workdir)
+    broker = Broker(args.broker_bin)
+    failures = 0
+    try:
+        broker.start()
+        json_report = None  # (cid, size) of the file the --json test publishes, for the one-shot test
+        tests = [
+            ("two-user console session", lambda: test_two_user_session(args.peer_bin, broker, files)),
+            ("piped console", lambda: test_piped_console(args.peer_bin, broker)),
+            ("prompt on a tty", lambda: test_prompt_on_a_tty(args.peer_bin, broker)),
+            ("--json output", lambda: test_json_output(args.peer_bin, broker, files)),
+            ("one-shot exit codes", lambda: test_one_shot_exit_codes(args.peer_bin, broker, json_report)),
+            ("unreachable broker", lambda: test_unreachable_broker(args.peer_bin)),
+        ]
+        for name, test in tests:
+            try:
+                value = test()
+                if name == "--json output":
+                    json_report = value
+                print("ok - %s" % name, flush=True)
+            except Exception as e:  # report every test, then fail
+                failures += 1
+                print("FAIL - %s: %s: %s" % (name, type(e).__name__, e), flush=True)
+                if name == "--json output":
+                    break  # the one-shot test needs its data
+        if broker.proc.poll() is not None:
+            failures += 1
+            print("FAIL - the broker died (exit %s):\n%s" % (broker.proc.returncode, broker.stderr()))
+    finally:
+        broker.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
