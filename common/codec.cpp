@@ -68,6 +68,16 @@ bool MapView::is_nil(std::string_view key) const {
   return !v || v->type == msgpack::type::NIL;
 }
 
+std::string_view MapView::bin(std::string_view key, std::size_t max_bytes) const {
+  const auto* v = find(key);
+  if (!v) throw BadRequest("missing field '" + std::string(key) + "'");
+  if (v->type != msgpack::type::BIN) throw BadRequest(type_error(key, "binary"));
+  if (v->via.bin.size > max_bytes) {
+    throw BadRequest("field '" + std::string(key) + "' is longer than " + std::to_string(max_bytes) + " bytes");
+  }
+  return std::string_view(v->via.bin.ptr, v->via.bin.size);
+}
+
 MapView MapView::map(std::string_view key) const {
   const auto* v = find(key);
   if (!v) throw BadRequest("missing field '" + std::string(key) + "'");
@@ -155,6 +165,13 @@ MapWriter& MapWriter::put(std::string_view k, bool value) {
 MapWriter& MapWriter::put_nil(std::string_view k) {
   key(k);
   pk().pack_nil();
+  return *this;
+}
+
+MapWriter& MapWriter::put_bin(std::string_view k, const void* data, std::size_t size) {
+  key(k);
+  pk().pack_bin(static_cast<std::uint32_t>(size));
+  pk().pack_bin_body(static_cast<const char*>(data), static_cast<std::uint32_t>(size));
   return *this;
 }
 

@@ -41,6 +41,7 @@ class MapView {
   std::optional<std::uint64_t> opt_uint(std::string_view key) const;
   std::optional<bool> opt_bool(std::string_view key) const;
   bool is_nil(std::string_view key) const;
+  std::string_view bin(std::string_view key, std::size_t max_bytes) const;
   MapView map(std::string_view key) const;
   std::vector<MapView> maps(std::string_view key) const;  // an array of maps
 
@@ -78,6 +79,7 @@ class MapWriter {
   MapWriter& put(std::string_view key, unsigned value) { return put(key, static_cast<std::uint64_t>(value)); }
   MapWriter& put(std::string_view key, bool value);
   MapWriter& put_nil(std::string_view key);
+  MapWriter& put_bin(std::string_view key, const void* data, std::size_t size);
   MapWriter& put(std::string_view key, const MapWriter& map);
   MapWriter& put(std::string_view key, const std::vector<MapWriter>& maps);
 

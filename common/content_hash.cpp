@@ -13,31 +13,26 @@
 
 namespace zshare {
 
-namespace {
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 init failed");
+}
 
-struct DigestCtx {
-  DigestCtx() : ctx(EVP_MD_CTX_new()) {
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 init failed");
-  }
-  ~DigestCtx() { EVP_MD_CTX_free(ctx); }
-  DigestCtx(const DigestCtx&) = delete;
-  DigestCtx& operator=(const DigestCtx&) = delete;
-  void update(const void* d, std::size_t n) { EVP_DigestUpdate(ctx, d, n); }
-  Hash final() {
-    Hash h{};
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx, h.data(), &len);
-    return h;
-  }
-  EVP_MD_CTX* ctx;
-};
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(ctx_); }
 
-}  // namespace
+void Sha256Stream::update(const void* data, std::size_t size) { EVP_DigestUpdate(ctx_, data, size); }
+
+Hash Sha256Stream::finish() {
+  Hash h{};
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx_, h.data(), &len);
+  return h;
+}
 
 Hash sha256(const void* data, std::size_t size) {
-  DigestCtx ctx;
-  ctx.update(data, size);
-  return ctx.final();
+  Hash h{};
+  unsigned len = 0;
+  EVP_Digest(data, size, h.data(), &len, EVP_sha256(), nullptr);
+  return h;
 }
 
 Hash merkle_root(const std::vector<Hash>& leaves) {
@@ -66,7 +61,7 @@ ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size) {
 
   ContentHashes out;
   out.chunk_size = chunk_size;
-  DigestCtx whole;
+  Sha256Stream whole;
   std::vector<char> buf(chunk_size);
   for (;;) {
     std::size_t filled = 0;
@@ -85,7 +80,7 @@ ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size) {
     out.size += filled;
     if (filled < chunk_size) break;
   }
-  out.cid = whole.final();
+  out.cid = whole.finish();
   out.root = merkle_root(out.leaves);
   return out;
 }

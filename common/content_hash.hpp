@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
+
 namespace zshare {
 
 inline constexpr std::uint32_t kDefaultChunkSize = 256 * 1024;
@@ -21,6 +23,20 @@ struct ContentHashes {
 };
 
 Hash sha256(const void* data, std::size_t size);
+
+// SHA-256 fed piece by piece (OpenSSL EVP underneath).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void update(const void* data, std::size_t size);
+  Hash finish();
+
+ private:
+  ::evp_md_ctx_st* ctx_;
+};
 Hash merkle_root(const std::vector<Hash>& leaves);
 
 // Reads the file once. Throws std::runtime_error with the path and errno text when it cannot.

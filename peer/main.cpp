@@ -9,5 +9,5 @@
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout must not kill us in the middle of a DISCONNECT
   std::ios::sync_with_stdio(false);
-  return zshare::peer::run_peer_cli(argc, argv, {std::cin, std::cout, std::cerr, ::isatty(STDIN_FILENO) != 0});
+  return zshare::peer::run_peer_cli(argc, argv, {std::cin, std::cout, std::cerr, ::isatty(STDIN_FILENO) != 0, ::isatty(STDERR_FILENO) != 0});
 }

@@ -4,6 +4,8 @@
 
 #include "peer/broker_client.hpp"
 #include "peer/broker_commands.hpp"
+#include "peer/get_command.hpp"
+#include "peer/serve_command.hpp"
 #include "peer/response_printer.hpp"
 #include "peer/shell.hpp"
 
@@ -11,6 +13,8 @@
 #include <zmq.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -22,7 +26,11 @@ namespace zshare::peer {
 
 namespace {
 
-enum class Subcommand { kShell, kRegister, kUnregister, kListUsers, kListContent, kSearch };
+enum class Subcommand { kShell, kRegister, kUnregister, kListUsers, kListContent, kSearch, kGet, kServe };
+
+std::atomic<bool> g_stop_serving{false};  // set by SIGINT/SIGTERM during `serve`
+
+void on_stop_signal(int) { g_stop_serving.store(true); }
 
 // Everything the command line said, filled in by CLI11.
 struct PeerOptions {
@@ -36,6 +44,9 @@ struct PeerOptions {
   std::vector<std::string> words;
   std::optional<std::string> cid;
   std::optional<std::uint64_t> limit;
+  GetRequest get;
+  double source_timeout_s = 5.0;
+  ServeOptions serve;
 };
 
 std::string join(const std::vector<std::string>& words) {
@@ -88,6 +99,38 @@ void define_options(CLI::App& app, PeerOptions& o) {
   search->add_option("--limit", o.limit, "print at most N results")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1000000}));
   search->callback(chosen(Subcommand::kSearch));
+
+  auto* get = app.add_subcommand("get", "download a file from every online peer that holds it, verified");
+  get->add_option("what", o.get.target, "a content id (64 hex digits) or user:name")->required();
+  get->add_option("dest", o.get.dest, "where to write the file (via dest.part)")->required();
+  get->add_option("--window", o.get.download.window, "chunk requests in flight per source")
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  get->add_option("--source-timeout", o.source_timeout_s, "seconds a silent source is given before it is dropped")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  get->callback(chosen(Subcommand::kGet));
+
+  auto* serve = app.add_subcommand("serve", "publish every file of a folder and serve it until SIGINT/SIGTERM");
+  serve->add_option("--user", o.serve.user, "the user to serve as (registered if needed)")->required();
+  serve->add_option("--share", o.serve.share, "the folder whose regular files are published")->required();
+  serve->add_option("--listen", o.serve.listen, "where the transfer ROUTER binds")->capture_default_str();
+  serve->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one");
+  serve->add_option("--hash-cache", o.serve.hash_cache, "hash cache file (default ~/.cache/zshare/hashes.db)");
+  serve->add_option("--chunk-size", o.serve.chunk_size, "bytes per chunk for newly hashed files (power of two)")
+      ->check(CLI::Range(16384u, 16777216u))
+      ->capture_default_str();
+  serve->add_option("--rate-limit", o.serve.seeder.rate_limit, "upload cap in bytes per second (0: none)")
+      ->capture_default_str();
+  serve->add_option("--fault-corrupt-every", o.serve.seeder.corrupt_every,
+                    "TESTING ONLY: flip a byte in every Nth chunk served")
+      ->group("Testing");
+  serve->callback(chosen(Subcommand::kServe));
+  shell->add_option("--rate-limit", o.shell.seeder.rate_limit, "upload cap in bytes per second (0: none)")
+      ->capture_default_str();
+  shell->add_option("--window", o.shell.download.window, "GET_FILE: chunk requests in flight per source")
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
 }
 
 int run_subcommand(PeerOptions& o, ProcessIo io) {
@@ -103,6 +146,22 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
       o.shell.interactive = io.stdin_is_tty;
       Shell console(ctx, broker, printer, o.shell);
       return console.run(io.in);
+    }
+    case Subcommand::kGet: {
+      o.get.download.source_timeout =
+          std::chrono::milliseconds(std::max<long long>(100, std::llround(o.source_timeout_s * 1000.0)));
+      const bool show_progress = io.stderr_is_tty && !o.json;
+      result = get_command(ctx, broker, "GET", o.get, show_progress ? terminal_progress(io.err) : ProgressFn{});
+      break;
+    }
+    case Subcommand::kServe: {
+      if (!o.advertise_host.empty()) o.serve.advertise_host = o.advertise_host;
+      struct sigaction sa {};
+      sa.sa_handler = on_stop_signal;
+      sigemptyset(&sa.sa_mask);
+      sigaction(SIGINT, &sa, nullptr);
+      sigaction(SIGTERM, &sa, nullptr);
+      return serve_command(ctx, broker, o.serve, g_stop_serving, printer);
     }
     case Subcommand::kRegister: result = register_command(broker, o.user); break;
     case Subcommand::kUnregister: result = unregister_command(broker, o.user); break;

@@ -12,6 +12,7 @@ struct ProcessIo {
   std::ostream& out;
   std::ostream& err;
   bool stdin_is_tty = false;  // the shell prompts only then
+  bool stderr_is_tty = false; // downloads show a progress line only then
 };
 
 int run_peer_cli(int argc, const char* const* argv, ProcessIo io);

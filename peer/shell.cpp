@@ -7,6 +7,7 @@
 #include "common/protocol.hpp"
 #include "common/validate.hpp"
 #include "peer/broker_commands.hpp"
+#include "peer/get_command.hpp"
 
 #include <filesystem>
 #include <string>
@@ -109,7 +110,7 @@ CommandResult Shell::connect(const std::string& user) {
   const bool bound_here = !transfer_;
   if (bound_here) {
     try {
-      transfer_ = std::make_unique<TransferEndpoint>(ctx_, options_.listen);
+      transfer_ = std::make_unique<Seeder>(ctx_, options_.listen, catalog_, options_.seeder);
       advertised_ = advertised_endpoint(transfer_->bound_endpoint(), options_.advertise_host);
       check_endpoint(advertised_);
     } catch (const std::exception& e) {
@@ -120,6 +121,8 @@ CommandResult Shell::connect(const std::string& user) {
   CommandResult result = ask_broker(command, broker_, [&] { return broker_.connect(user, advertised_); });
   if (result.ok()) {
     current_user_ = user;
+    if (catalog_owner_ != user) catalog_.clear();  // another user's files are not this user's to serve
+    catalog_owner_ = user;
   } else if (bound_here) {
     transfer_.reset();  // CONNECT failed: nobody will dial this endpoint
     advertised_.clear();
@@ -141,6 +144,7 @@ CommandResult Shell::disconnect(const std::string& user) {
 CommandResult Shell::unregister(const std::string& user) {
   CommandResult result = unregister_command(broker_, user);
   if (result.ok() && current_user_ && *current_user_ == user) forget_session();
+  if (result.ok() && catalog_owner_ == user) catalog_.clear();
   return result;
 }
 
@@ -168,14 +172,21 @@ CommandResult Shell::publish(const ShellCommand& c) {
   }
   PublishRequest request{*current_user_, name,          description, hashes.size, to_hex(hashes.cid),
                          hashes.chunk_size, to_hex(hashes.root)};
-  return ask_broker(command, broker_, [&] { return broker_.publish(request); });
+  CommandResult result = ask_broker(command, broker_, [&] { return broker_.publish(request); });
+  if (result.ok()) {
+    const std::string absolute = std::filesystem::absolute(path).string();
+    catalog_.add(std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes)}));
+  }
+  return result;
 }
 
 CommandResult Shell::delete_file(const std::string& name) {
   const std::string command = "DELETE";
   if (auto refused = require_connected(command)) return *refused;
   if (auto bad = invalid_file_name(command, name)) return *bad;
-  return ask_broker(command, broker_, [&] { return broker_.delete_file(*current_user_, name); });
+  CommandResult result = ask_broker(command, broker_, [&] { return broker_.delete_file(*current_user_, name); });
+  if (result.ok()) catalog_.remove(name);
+  return result;
 }
 
 CommandResult Shell::get_file(const std::string& user, const std::string& name, const std::string& local_path) {
@@ -183,19 +194,12 @@ CommandResult Shell::get_file(const std::string& user, const std::string& name, 
   if (auto refused = require_connected(command)) return *refused;
   if (auto bad = invalid_user(command, user)) return *bad;
   if (auto bad = invalid_file_name(command, name)) return *bad;
-  CommandResult found = ask_broker(command, broker_, [&] { return broker_.lookup(user, name); });
-  if (!found.ok()) return found;
-  nlohmann::json file = found.fields.value("file", nlohmann::json::object());
-  const bool online = file.is_object() && file.value("online", false);
-  CommandResult result =
-      online ? CommandResult::local(command, Outcome::kRefused, "NOT IMPLEMENTED",
-                                    "found " + name + " of " + user + " at " + file.value("endpoint", std::string()) +
-                                        ", but file transfers arrive with the transfer issue; " + local_path +
-                                        " was not written")
-             : CommandResult::local(command, Outcome::kRefused, status::kUserNotConnected,
-                                    user + " is not connected, so nobody can send " + name + " now");
-  result.fields["file"] = std::move(file);
-  return result;
+  GetRequest request;
+  request.target = user + ":" + name;
+  request.dest = local_path;
+  request.only_user = user;
+  request.download = options_.download;
+  return get_command(ctx_, broker_, command, request);
 }
 
 CommandResult Shell::quit() {

@@ -1,12 +1,15 @@
 // shell.hpp: the seeds' console: reads commands line by line, answers each with the output contract.
-// Invariant: the transfer ROUTER is bound exactly while the shell has a current (CONNECTed) user.
+// Invariant: the seeder (transfer ROUTER) is bound exactly while the shell has a current (CONNECTed) user,
+// and serves exactly what this shell published and did not delete.
 #pragma once
 
 #include "peer/broker_client.hpp"
 #include "peer/command_result.hpp"
 #include "peer/response_printer.hpp"
 #include "peer/shell_command.hpp"
-#include "peer/transfer_endpoint.hpp"
+#include "peer/content_catalog.hpp"
+#include "peer/downloader.hpp"
+#include "peer/seeder.hpp"
 
 #include <zmq.hpp>
 
@@ -24,6 +27,8 @@ struct ShellOptions {
   std::optional<std::string> advertise_host;    // replaces the host of the advertised endpoint
   std::uint64_t search_page_size = 100;          // `limit` of each SEARCH request
   bool interactive = false;                      // print the "c> " prompt before each line
+  SeederOptions seeder;                          // how this peer serves its files while connected
+  DownloadOptions download;                      // how GET_FILE downloads
 };
 
 class Shell {
@@ -57,7 +62,9 @@ class Shell {
   ResponsePrinter& printer_;
   ShellOptions options_;
   std::optional<std::string> current_user_;
-  std::unique_ptr<TransferEndpoint> transfer_;
+  ContentCatalog catalog_;
+  std::string catalog_owner_;  // the user the catalog's files were published as
+  std::unique_ptr<Seeder> transfer_;
   std::string advertised_;
   bool quit_ = false;
 };

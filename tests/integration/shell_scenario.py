@@ -251,11 +251,13 @@ def test_two_user_session(peer_bin, broker, files):
         pager.ask_unordered("SEARCH great", "SEARCH OK", [song_line, notes_line, tune_line])
         pager.finish([], ["QUIT OK"])
 
-        bob.ask("GET_FILE alice song.mp3 %s" % out_path, ["GET_FILE FAIL, NOT IMPLEMENTED"])
-        bob.expect_stderr("transfer")
-        bob.ask("GET_FILE alice missing.txt %s" % out_path, ["GET_FILE FAIL, FILE NOT EXIST"])
-        bob.ask("GET_FILE carol song.mp3 %s" % out_path, ["GET_FILE FAIL, USER DOES NOT EXIST"])
-        assert not os.path.exists(out_path), "GET_FILE must not write anything before transfers exist"
+        missing_path = os.path.join(files.root, "never-written.txt")
+        bob.ask("GET_FILE alice missing.txt %s" % missing_path, ["GET_FILE FAIL, FILE NOT EXIST"])
+        bob.ask("GET_FILE carol song.mp3 %s" % missing_path, ["GET_FILE FAIL, USER DOES NOT EXIST"])
+        assert not os.path.exists(missing_path), "a failed GET_FILE must not write its destination"
+        bob.ask("GET_FILE alice song.mp3 %s" % out_path, ["GET_FILE OK"])
+        assert sha256_file(out_path) == song_cid, "GET_FILE must write exactly the published bytes"
+        assert not os.path.exists(out_path + ".part"), "a finished download leaves no .part behind"
 
         alice.ask("DELETE notes.txt", ["DELETE OK"])
         alice.ask("DELETE notes.txt", ["DELETE FAIL, CONTENT NOT PUBLISHED"])

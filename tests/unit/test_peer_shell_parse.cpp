@@ -4,7 +4,7 @@
 #include "peer/request_ids.hpp"
 #include "peer/response_printer.hpp"
 #include "peer/shell_command.hpp"
-#include "peer/transfer_endpoint.hpp"
+#include "peer/seeder.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,0 +1,366 @@
+// downloader.cpp: the scheduler is one loop over all sources: top up each source's window, poll, verify and
+// write what came back, drop sources that go silent or send bad data and hand their chunks to the others.
+// A chunk is written only after its hash matched its leaf, and the leaves only after they matched the root.
+#include "peer/downloader.hpp"
+
+#include "common/codec.hpp"
+#include "common/content_hash.hpp"
+#include "common/protocol.hpp"
+#include "common/transfer_protocol.hpp"
+
+#include <zmq_addon.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unordered_map>
+
+namespace zshare::peer {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::runtime_error io_error(const std::string& what, const std::string& path) {
+  return std::runtime_error(what + " " + path + ": " + std::strerror(errno));
+}
+
+// <dest>.part: created sparse at full size, written chunk by chunk, renamed into place when complete.
+class PartFile {
+ public:
+  PartFile(const std::string& dest, std::uint64_t size) : dest_(dest), path_(dest + ".part") {
+    struct stat st {};
+    existed_ = ::stat(path_.c_str(), &st) == 0;
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw io_error("cannot open", path_);
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw io_error("cannot size", path_);
+  }
+  ~PartFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool existed() const { return existed_; }
+  const std::string& path() const { return path_; }
+
+  bool read(void* buf, std::size_t n, std::uint64_t offset) const {
+    auto* p = static_cast<char*>(buf);
+    while (n > 0) {
+      ssize_t r = ::pread(fd_, p, n, static_cast<off_t>(offset));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<std::size_t>(r);
+      offset += static_cast<std::uint64_t>(r);
+    }
+    return true;
+  }
+
+  void write(const void* buf, std::size_t n, std::uint64_t offset) {
+    const auto* p = static_cast<const char*>(buf);
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw io_error("cannot write", path_);
+      p += w;
+      n -= static_cast<std::size_t>(w);
+      offset += static_cast<std::uint64_t>(w);
+    }
+  }
+
+  // fsync, rename to dest, fsync the folder: the file appears whole or not at all.
+  void commit() {
+    if (::fsync(fd_) != 0) throw io_error("cannot sync", path_);
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(path_.c_str(), dest_.c_str()) != 0) throw io_error("cannot rename into", dest_);
+    const auto folder = std::filesystem::path(dest_).parent_path();
+    int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+      ::fsync(dir);
+      ::close(dir);
+    }
+  }
+
+ private:
+  std::string dest_;
+  std::string path_;
+  int fd_ = -1;
+  bool existed_ = false;
+};
+
+// One source: its DEALER, its requests in flight (request id -> chunk index) and its record.
+struct Connection {
+  Connection(zmq::context_t& ctx, const Source& s) : socket(ctx, zmq::socket_type::dealer) {
+    report.user = s.user;
+    report.endpoint = s.endpoint;
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::maxmsgsize, transfer::kSocketMaxMessageBytes);
+    socket.set(zmq::sockopt::rcvhwm, 1000);
+    socket.connect(s.endpoint);
+  }
+  bool alive() const { return report.dropped_because.empty(); }
+
+  zmq::socket_t socket;
+  std::unordered_map<std::uint64_t, std::uint32_t> in_flight;
+  Clock::time_point last_progress = Clock::now();
+  SourceReport report;
+};
+
+std::string request(std::string_view op, std::uint64_t id, const Hash& cid, std::string_view extra_key,
+                    std::uint64_t extra) {
+  MapWriter w;
+  w.put("v", transfer::kVersion).put("op", op).put("id", id).put("cid", to_hex(cid)).put(extra_key, extra);
+  return w.finish();
+}
+
+// Waits up to `timeout` for one reply on `s`; nullopt on silence.
+std::optional<std::vector<zmq::message_t>> receive(zmq::socket_t& s, std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, timeout);
+  if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+  std::vector<zmq::message_t> frames;
+  if (!zmq::recv_multipart(s, std::back_inserter(frames), zmq::recv_flags::dontwait)) return std::nullopt;
+  return frames;
+}
+
+bool all_zero(const void* p, std::size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  return n == 0 || (b[0] == 0 && std::memcmp(b, b + 1, n - 1) == 0);
+}
+
+}  // namespace
+
+DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progress) {
+  const auto started = Clock::now();
+  DownloadReport report;
+  report.size = plan.size;
+  const std::uint64_t chunk_size = plan.chunk_size;
+  const std::uint64_t n = plan.size == 0 ? 0 : (plan.size + chunk_size - 1) / chunk_size;
+  report.chunks = n;
+  if (plan.size > 0 && chunk_size == 0) {
+    report.error = "the index gives no chunk size for this file";
+    return report;
+  }
+
+  PartFile part(plan.dest, plan.size);
+  std::vector<std::unique_ptr<Connection>> conns;
+  for (const auto& s : plan.sources) conns.push_back(std::make_unique<Connection>(ctx_, s));
+  auto finish = [&](bool ok, std::string error) {
+    for (const auto& c : conns) report.sources.push_back(c->report);
+    report.ok = ok;
+    report.error = std::move(error);
+    report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    return report;
+  };
+  if (n == 0) {
+    part.commit();
+    return finish(true, "");
+  }
+
+  // 1. The chunk hashes, from the first source whose leaves hash up to the indexed root.
+  std::uint64_t next_id = 1;
+  std::vector<Hash> leaves;
+  for (auto& c : conns) {
+    std::vector<Hash> got;
+    std::string why;
+    while (got.size() < n && why.empty()) {
+      const auto id = next_id++;
+      c->socket.send(zmq::buffer(request("MANIFEST", id, plan.cid, "first", got.size())), zmq::send_flags::none);
+      auto frames = receive(c->socket, options_.source_timeout);
+      if (!frames) { why = "did not answer MANIFEST"; break; }
+      try {
+        Message m = Message::decode(frames->front().data(), frames->front().size());
+        MapView r = m.root();
+        if (r.str("status", 64) != protocol::status::kOk) { why = "answered " + std::string(r.str("status", 64)); break; }
+        if (r.uint("id") != id || r.uint("first") != got.size() || r.uint("chunks") != n) { why = "sent a manifest that does not fit the index"; break; }
+        const auto bin = r.bin("leaves", transfer::kMaxLeavesPerManifest * 32);
+        if (bin.size() % 32 != 0 || bin.empty()) { why = "sent malformed leaves"; break; }
+        for (std::size_t i = 0; i + 32 <= bin.size(); i += 32) {
+          Hash h{};
+          std::memcpy(h.data(), bin.data() + i, 32);
+          got.push_back(h);
+        }
+      } catch (const BadRequest& e) {
+        why = std::string("sent an unreadable manifest: ") + e.what();
+      }
+    }
+    if (why.empty() && (got.size() != n || merkle_root(got) != plan.root)) why = "sent leaves that do not match the indexed root";
+    if (!why.empty()) {
+      c->report.dropped_because = why;
+      continue;
+    }
+    leaves = std::move(got);
+    break;
+  }
+  if (leaves.empty()) return finish(false, "no source gave a manifest matching the index");
+
+  // 2. What an earlier, interrupted run left in the .part and is still good.
+  std::vector<std::uint8_t> done(n, 0);
+  std::uint64_t done_count = 0, done_bytes = 0;
+  auto chunk_bytes = [&](std::uint64_t i) { return std::min(chunk_size, plan.size - i * chunk_size); };
+  if (part.existed()) {
+    std::vector<char> buf(chunk_size);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const auto len = chunk_bytes(i);
+      if (part.read(buf.data(), len, i * chunk_size) && sha256(buf.data(), len) == leaves[i]) {
+        done[i] = 1;
+        ++done_count;
+        done_bytes += len;
+      }
+    }
+    report.chunks_resumed = done_count;
+  }
+  const bool fresh_part = !part.existed();  // a fresh sparse .part already reads zeros: zero chunks need no write
+
+  // The whole file's SHA-256 must be the content id: hash the verified prefix as it grows, from the chunk in
+  // hand or, for chunks that arrived out of order, from the .part (the page cache has them).
+  Sha256Stream whole;
+  std::uint64_t prefix = 0;
+  std::vector<char> reread(chunk_size);
+  auto advance_prefix = [&](std::uint64_t in_hand_index, const void* in_hand) {
+    while (prefix < n && done[prefix]) {
+      const auto len = chunk_bytes(prefix);
+      if (prefix == in_hand_index) {
+        whole.update(in_hand, len);
+      } else {
+        if (!part.read(reread.data(), len, prefix * chunk_size)) throw io_error("cannot read back", part.path());
+        whole.update(reread.data(), len);
+      }
+      ++prefix;
+    }
+  };
+  advance_prefix(n, nullptr);
+
+  // 3. Credit-based transfer from every live source at once.
+  std::vector<std::int32_t> avoid(n, -1);   // a source that sent this chunk bad, when there is a choice
+  std::vector<std::uint8_t> in_flight(n, 0);
+  std::deque<std::uint32_t> retry;
+  std::uint64_t next_fresh = 0;
+  auto live_count = [&] {
+    return static_cast<std::size_t>(std::count_if(conns.begin(), conns.end(), [](auto& c) { return c->alive(); }));
+  };
+  auto drop = [&](Connection& c, std::string why) {
+    c.report.dropped_because = std::move(why);
+    for (const auto& [id, index] : c.in_flight) {
+      in_flight[index] = 0;
+      retry.push_front(index);
+    }
+    c.in_flight.clear();
+    c.socket.close();
+  };
+  auto pick = [&](std::int32_t who) -> std::optional<std::uint32_t> {
+    retry.erase(std::remove_if(retry.begin(), retry.end(), [&](auto i) { return done[i] || in_flight[i]; }),
+                retry.end());
+    const bool choice = live_count() > 1;
+    for (auto it = retry.begin(); it != retry.end(); ++it) {
+      if (choice && avoid[*it] == who) continue;
+      const auto index = *it;
+      retry.erase(it);
+      return index;
+    }
+    while (next_fresh < n && (done[next_fresh] || in_flight[next_fresh])) ++next_fresh;
+    if (next_fresh < n) return static_cast<std::uint32_t>(next_fresh++);
+    return std::nullopt;
+  };
+
+  auto last_progress_call = Clock::now();
+  while (done_count < n) {
+    if (live_count() == 0) {
+      return finish(false, "no source left: " + std::to_string(done_count) + " of " + std::to_string(n) +
+                               " chunks verified; " + part.path() + " is kept for a resume");
+    }
+    std::vector<zmq::pollitem_t> items;
+    std::vector<std::size_t> polled;  // indices into conns, parallel to items
+    for (std::size_t k = 0; k < conns.size(); ++k) {
+      auto& c = *conns[k];
+      if (!c.alive()) continue;
+      while (c.in_flight.size() < options_.window) {
+        auto index = pick(static_cast<std::int32_t>(k));
+        if (!index) break;
+        const auto id = next_id++;
+        if (!c.socket.send(zmq::buffer(request("CHUNK", id, plan.cid, "index", *index)), zmq::send_flags::dontwait)) {
+          retry.push_front(*index);
+          break;
+        }
+        if (c.in_flight.empty()) c.last_progress = Clock::now();
+        c.in_flight.emplace(id, *index);
+        in_flight[*index] = 1;
+      }
+      items.push_back({c.socket.handle(), 0, ZMQ_POLLIN, 0});
+      polled.push_back(k);
+    }
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+    const auto now = Clock::now();
+    for (std::size_t p = 0; p < polled.size(); ++p) {
+      auto& c = *conns[polled[p]];
+      for (int burst = 0; burst < 64 && (items[p].revents & ZMQ_POLLIN) && c.alive(); ++burst) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(c.socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        std::uint64_t id = 0;
+        std::string status;
+        try {
+          Message m = Message::decode(frames.front().data(), frames.front().size());
+          id = m.root().uint("id");
+          status = std::string(m.root().str("status", 64));
+        } catch (const BadRequest&) {
+          drop(c, "sent an unreadable reply");
+          break;
+        }
+        auto it = c.in_flight.find(id);
+        if (it == c.in_flight.end()) continue;  // a reply we no longer wait for
+        const std::uint32_t index = it->second;
+        c.in_flight.erase(it);
+        in_flight[index] = 0;
+        if (status != protocol::status::kOk) {
+          retry.push_front(index);
+          drop(c, "answered " + status);
+          break;
+        }
+        c.last_progress = now;
+        const auto len = chunk_bytes(index);
+        const bool good = frames.size() == 2 && frames[1].size() == len &&
+                          sha256(frames[1].data(), len) == leaves[index];
+        report.bytes_received += frames.size() == 2 ? frames[1].size() : 0;
+        if (!good) {
+          ++report.bad_chunks;
+          avoid[index] = static_cast<std::int32_t>(polled[p]);
+          retry.push_front(index);
+          if (++c.report.bad_chunks > options_.max_bad_chunks_per_source) {
+            drop(c, "sent " + std::to_string(c.report.bad_chunks) + " chunks that failed verification");
+          }
+          continue;
+        }
+        if (done[index]) continue;
+        if (!(fresh_part && all_zero(frames[1].data(), len))) part.write(frames[1].data(), len, index * chunk_size);
+        done[index] = 1;
+        ++done_count;
+        done_bytes += len;
+        ++c.report.chunks;
+        advance_prefix(index, frames[1].data());
+      }
+      if (c.alive() && !c.in_flight.empty() && now - c.last_progress > options_.source_timeout) {
+        drop(c, "stopped answering");
+      }
+    }
+    if (progress && now - last_progress_call > std::chrono::milliseconds(200)) {
+      progress(done_bytes, plan.size, live_count());
+      last_progress_call = now;
+    }
+  }
+  if (progress) progress(done_bytes, plan.size, live_count());
+  if (whole.finish() != plan.cid) {
+    return finish(false, "every chunk matched the published tree, but the whole file's SHA-256 is not the content id: "
+                         "the publisher's index entry is inconsistent; " + part.path() + " is kept");
+  }
+  part.commit();
+  return finish(true, "");
+}
+
+}  // namespace zshare::peer

@@ -1,0 +1,208 @@
+// seeder.cpp: one thread, a plain loop: poll, take a request, answer it. The ROUTER fair-queues requests
+// across downloaders, so a slow one never stalls the others; a full reply queue drops the reply (the
+// downloader asks again) instead of blocking. Files are opened per request with O_NOFOLLOW and checked
+// against their published size, so a file swapped for a symlink or changed on disk is never served.
+#include "peer/seeder.hpp"
+
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+#include "common/transfer_protocol.hpp"
+
+#include <zmq_addon.hpp>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace zshare::peer {
+
+namespace st = protocol::status;
+
+namespace {
+
+struct Reply {
+  std::string map;
+  bool with_data = false;
+};
+
+MapWriter header(std::string_view op, std::uint64_t id, std::string_view status) {
+  MapWriter w;
+  w.put("v", transfer::kVersion).put("op", op).put("id", id).put("status", status);
+  return w;
+}
+
+std::string failure(std::string_view op, std::uint64_t id, std::string_view status, const std::string& sentence) {
+  return header(op, id, status).put("error", sentence).finish();
+}
+
+// Reads exactly `size` bytes at `offset`; false on a short read or error.
+bool read_at(int fd, void* buf, std::size_t size, std::uint64_t offset) {
+  auto* p = static_cast<char*>(buf);
+  while (size > 0) {
+    ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+Seeder::Seeder(zmq::context_t& ctx, const std::string& bind_address, const ContentCatalog& catalog,
+               SeederOptions options)
+    : catalog_(catalog), options_(options), router_(ctx, zmq::socket_type::router) {
+  router_.set(zmq::sockopt::linger, 0);
+  router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(transfer::kMaxRequestBytes * 4));
+  router_.set(zmq::sockopt::router_mandatory, true);
+  router_.set(zmq::sockopt::sndhwm, transfer::kSeederSendHwm);
+  router_.bind(bind_address);
+  bound_ = router_.get(zmq::sockopt::last_endpoint);
+  thread_ = std::thread([this] { run(); });  // the socket is used only by this thread from here on
+}
+
+Seeder::~Seeder() {
+  stop_ = true;
+  thread_.join();
+}
+
+SeederStats Seeder::stats() const {
+  return SeederStats{chunks_served_.load(), bytes_served_.load(), refused_.load(), dropped_.load()};
+}
+
+void Seeder::run() {
+  while (!stop_) {
+    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(100));
+      if (!(items[0].revents & ZMQ_POLLIN)) continue;
+      for (int i = 0; i < 64 && !stop_; ++i) {  // a burst, then re-check stop
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        serve(frames);
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+void Seeder::reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data) {
+  try {
+    for (auto& frame : envelope) {
+      if (!router_.send(frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        ++dropped_;
+        return;
+      }
+    }
+    const auto last = data ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    router_.send(zmq::buffer(map), last | zmq::send_flags::dontwait);
+    if (data) router_.send(*data, zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EHOSTUNREACH) throw;
+    ++dropped_;  // the downloader left
+  }
+}
+
+void Seeder::throttle(std::size_t bytes) {
+  if (options_.rate_limit == 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  const double rate = static_cast<double>(options_.rate_limit);
+  tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+  refilled_ = now;
+  tokens_ -= static_cast<double>(bytes);
+  if (tokens_ < 0 && !stop_) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(-tokens_ / rate));  // the cap the user asked for
+  }
+}
+
+void Seeder::serve(std::vector<zmq::message_t>& frames) {
+  // Envelope: the identity (and an empty delimiter when the client sent one); then exactly one body frame.
+  std::vector<zmq::message_t> envelope;
+  std::size_t body_at = frames.size() > 2 && frames[1].size() == 0 ? 2 : 1;
+  for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) envelope.push_back(std::move(frames[i]));
+  std::string op = "?";
+  std::uint64_t id = 0;
+  try {
+    if (frames.size() != body_at + 1) throw BadRequest("expected exactly one request frame");
+    const auto& body = frames[body_at];
+    DecodeLimits limits;
+    limits.array = 16;
+    limits.map = 16;
+    limits.str = transfer::kMaxRequestBytes;
+    limits.bin = transfer::kMaxRequestBytes;
+    limits.depth = 3;
+    Message msg = Message::decode(body.data(), body.size(), limits);
+    MapView req = msg.root();
+    if (auto raw_op = req.opt_str("op", 16)) op = std::string(*raw_op);
+    if (auto raw_id = req.find("id"); raw_id && raw_id->type == msgpack::type::POSITIVE_INTEGER) id = raw_id->via.u64;
+    if (req.uint("v") != transfer::kVersion) throw BadRequest("unsupported transfer protocol version");
+    req.uint("id");
+    if (req.has("path") || req.has("name")) {
+      throw BadRequest("content is named by content id only; paths and names are refused");
+    }
+    if (op != "MANIFEST" && op != "CHUNK") throw BadRequest("unknown op '" + op + "'");
+    const Hash cid = parse_hash(req.str("cid", 64), "cid");
+    auto content = catalog_.find(cid);
+    if (!content) {
+      ++refused_;
+      reply(envelope, failure(op, id, st::kFileNotExist, "this peer does not publish that content"), nullptr);
+      return;
+    }
+    const auto& h = content->hashes;
+    const std::uint64_t chunks = h.leaves.size();
+    if (op == "MANIFEST") {
+      const std::uint64_t first = req.opt_uint("first").value_or(0);
+      if (first > chunks) throw BadRequest("field 'first' is past the last chunk");
+      const std::uint64_t count = std::min<std::uint64_t>(chunks - first, transfer::kMaxLeavesPerManifest);
+      MapWriter w = header(op, id, st::kOk);
+      w.put("size", h.size).put("chunk_size", h.chunk_size).put("chunks", chunks).put("root", to_hex(h.root));
+      w.put("first", first).put_bin("leaves", count ? h.leaves[first].data() : nullptr, count * 32);
+      reply(envelope, w.finish(), nullptr);
+      return;
+    }
+    const std::uint64_t index = req.uint("index");
+    if (index >= chunks) throw BadRequest("field 'index' is past the last chunk");
+    const std::uint64_t offset = index * h.chunk_size;
+    const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(h.chunk_size, h.size - offset));
+    int fd = ::open(content->path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat sb {};
+    zmq::message_t data(size);
+    const bool readable = fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                          static_cast<std::uint64_t>(sb.st_size) == h.size && read_at(fd, data.data(), size, offset);
+    if (fd >= 0) ::close(fd);
+    if (!readable) {
+      ++refused_;
+      reply(envelope, failure(op, id, st::kInternalError, "the published file is gone or changed on disk"), nullptr);
+      return;
+    }
+    const auto served = chunks_served_.fetch_add(1) + 1;
+    if (options_.corrupt_every && size > 0 && served % options_.corrupt_every == 0) {
+      static_cast<char*>(data.data())[size / 2] ^= 0x5a;  // the test-only fault: a flipped byte
+    }
+    throttle(size);
+    bytes_served_ += size;
+    reply(envelope, header(op, id, st::kOk).put("index", index).put("size", std::uint64_t{size}).finish(), &data);
+  } catch (const BadRequest& e) {
+    ++refused_;
+    if (!envelope.empty()) reply(envelope, failure(op, id, st::kBadRequest, e.what()), nullptr);
+  }
+}
+
+std::string advertised_endpoint(const std::string& bound, const std::optional<std::string>& host) {
+  const std::string scheme = "tcp://";
+  const auto colon = bound.rfind(':');
+  if (bound.rfind(scheme, 0) != 0 || colon == std::string::npos || colon < scheme.size()) {
+    throw std::invalid_argument("not a tcp://HOST:PORT endpoint: " + bound);
+  }
+  if (!host || host->empty()) return bound;
+  std::string h = *host;
+  if (h.find(':') != std::string::npos && h.front() != '[') h = "[" + h + "]";
+  return scheme + h + bound.substr(colon);
+}
+
+}  // namespace zshare::peer

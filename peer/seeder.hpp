@@ -1,0 +1,66 @@
+// seeder.hpp: the peer's transfer ROUTER and the thread that serves it (schemas/transfer.md): MANIFEST and
+// CHUNK requests for content in the ContentCatalog, by content id only. Bound for the object's whole life.
+// Memory stays bounded: downloaders keep a window of requests in flight and each one's reply queue is capped.
+#pragma once
+
+#include "peer/content_catalog.hpp"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace zshare::peer {
+
+struct SeederOptions {
+  std::uint64_t rate_limit = 0;     // bytes per second for all uploads together; 0: unlimited
+  std::uint32_t corrupt_every = 0;  // test-only fault switch: flip a byte in every Nth chunk served
+};
+
+struct SeederStats {
+  std::uint64_t chunks_served = 0;
+  std::uint64_t bytes_served = 0;
+  std::uint64_t refused = 0;        // requests answered with an error status
+  std::uint64_t dropped = 0;        // replies not sent: the downloader's queue was full or it left
+};
+
+class Seeder {
+ public:
+  // Binds a ROUTER to `bind_address` (e.g. "tcp://127.0.0.1:*") and starts serving; throws zmq::error_t.
+  Seeder(zmq::context_t& ctx, const std::string& bind_address, const ContentCatalog& catalog,
+         SeederOptions options = {});
+  ~Seeder();
+  Seeder(const Seeder&) = delete;
+  Seeder& operator=(const Seeder&) = delete;
+
+  // The address actually bound (ZMQ_LAST_ENDPOINT), with the port a wildcard was given.
+  const std::string& bound_endpoint() const { return bound_; }
+  SeederStats stats() const;
+
+ private:
+  void run();
+  void serve(std::vector<zmq::message_t>& frames);
+  void reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data);
+  void throttle(std::size_t bytes);
+
+  const ContentCatalog& catalog_;
+  SeederOptions options_;
+  zmq::socket_t router_;
+  std::string bound_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> chunks_served_{0}, bytes_served_{0}, refused_{0}, dropped_{0};
+  double tokens_ = 0;  // rate limiter's budget in bytes
+  std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+  std::thread thread_;
+};
+
+// The endpoint other peers should dial: `bound` with its host replaced by `host` when one is given
+// ("tcp://0.0.0.0:4000" + "files.example" -> "tcp://files.example:4000"). IPv6 hosts get brackets.
+// Throws std::invalid_argument when `bound` is not tcp://HOST:PORT.
+std::string advertised_endpoint(const std::string& bound, const std::optional<std::string>& host);
+
+}  // namespace zshare::peer
