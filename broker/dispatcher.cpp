@@ -36,7 +36,7 @@ void Dispatcher::log(const Request& r, std::string_view op, std::string_view use
 }
 
 const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
-  static const std::array<Op, 11> ops = {{
+  static const std::array<Op, 12> ops = {{
       {"REGISTER", &Dispatcher::on_register, true},
       {"UNREGISTER", &Dispatcher::on_unregister, true},
       {"CONNECT", &Dispatcher::on_connect, true},
@@ -48,6 +48,7 @@ const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
       {"SEARCH", &Dispatcher::on_search, false},
       {"LOOKUP", &Dispatcher::on_lookup, false},
       {"STATS", &Dispatcher::on_stats, false},
+      {"SNAPSHOT", &Dispatcher::on_snapshot, false},
   }};
   for (const auto& op : ops) {
     if (op.name == name) return &op;
@@ -329,6 +330,33 @@ std::string Dispatcher::on_lookup(const Request& r, std::vector<Event>&) {
                          "user '" + std::string(name) + "' has no file '" + std::string(file_name) + "'");
   }
   return reply_header(r.id, st::kOk).put("file", file_map(*file, true)).finish();
+}
+
+std::string Dispatcher::on_snapshot(const Request& r, std::vector<Event>&) {
+  // The Clone pattern's state request: the index page by page, each page stamped with the seq it reflects.
+  // A subscriber replays the events after the first page's seq over the pages; events are idempotent.
+  const auto cursor = r.fields.opt_uint("cursor").value_or(0);
+  const auto limit = r.fields.opt_uint("limit").value_or(p::kMaxSearchLimit);
+  if (limit < 1 || limit > p::kMaxSearchLimit) throw BadRequest("field 'limit' must be from 1 to 1000");
+  MapWriter reply = reply_header(r.id, st::kOk);
+  reply.put("seq", seq_);
+  std::vector<MapWriter> users;
+  if (cursor == 0) {
+    for (UserId id : index_.live_users()) {
+      const auto& u = index_.user(id);
+      MapWriter w;
+      w.put("user", u.name).put("online", u.connected).put("endpoint", u.endpoint);
+      users.push_back(std::move(w));
+    }
+  }
+  reply.put("users", users);
+  const SearchPage page = index_.live_files(cursor, static_cast<std::size_t>(limit));
+  std::vector<MapWriter> files;
+  files.reserve(page.files.size());
+  for (FileId id : page.files) files.push_back(file_map(id, true));
+  reply.put("files", files);
+  if (page.next) reply.put("next", *page.next); else reply.put_nil("next");
+  return reply.finish();
 }
 
 std::string Dispatcher::on_stats(const Request& r, std::vector<Event>&) {

@@ -67,6 +67,7 @@ class Dispatcher {
   std::string on_search(const Request& r, std::vector<Event>& events);
   std::string on_lookup(const Request& r, std::vector<Event>& events);
   std::string on_stats(const Request& r, std::vector<Event>& events);
+  std::string on_snapshot(const Request& r, std::vector<Event>& events);
 
   // The user a mutation names, which must exist (and, when `connected`, have a session).
   UserId existing_user(std::string_view name, bool connected, std::string& failure, const Request& r);

@@ -134,6 +134,28 @@ std::vector<UserId> FileIndex::connected_users() const {
   return out;
 }
 
+std::vector<UserId> FileIndex::live_users() const {
+  std::vector<UserId> out;
+  for (UserId i = 0; i < users_.size(); ++i) {
+    if (users_[i].live) out.push_back(i);
+  }
+  std::sort(out.begin(), out.end(), [this](UserId a, UserId b) { return users_[a].name < users_[b].name; });
+  return out;
+}
+
+SearchPage FileIndex::live_files(std::uint64_t cursor, std::size_t limit) const {
+  SearchPage page;
+  for (std::uint64_t id = cursor; id < files_.size(); ++id) {
+    if (!files_[id].live) continue;
+    if (page.files.size() == limit) {
+      page.next = id;
+      break;
+    }
+    page.files.push_back(static_cast<FileId>(id));
+  }
+  return page;
+}
+
 std::vector<FileId> FileIndex::files_of(UserId user) const {
   std::vector<FileId> out = users_[user].files;
   std::sort(out.begin(), out.end(), [this](FileId a, FileId b) { return files_[a].name < files_[b].name; });

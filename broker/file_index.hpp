@@ -57,6 +57,8 @@ class FileIndex {
   const FileRecord& file(FileId id) const { return files_[id]; }
 
   std::vector<UserId> connected_users() const;       // sorted by name
+  std::vector<UserId> live_users() const;            // sorted by name
+  SearchPage live_files(std::uint64_t cursor, std::size_t limit) const;  // every live file, by id
   std::vector<FileId> files_of(UserId user) const;   // sorted by name
 
   // Files whose name or description has every one of `words` (already lower-cased keywords), and, when

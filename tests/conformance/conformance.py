@@ -751,6 +751,39 @@ def run(args):
         check_list_content("alice")  # the old files went with the old registration
         marker()
 
+        # ---- SNAPSHOT (the Clone pattern's state request) -----------------------------------------------
+        section("SNAPSHOT")
+        snap_users, snap_files, cursor, pages = None, [], None, 0
+        while True:
+            fields = {"limit": 2}
+            if cursor is not None:
+                fields["cursor"] = cursor
+            r = c.call("SNAPSHOT", "OK", **fields)
+            pages += 1
+            CHECKS.eq(r["seq"], ev.last_seq, "SNAPSHOT seq is the last event's seq")
+            if cursor is None:
+                snap_users = r["users"]
+            else:
+                CHECKS.eq(r["users"], [], "SNAPSHOT lists users on the first page only")
+            CHECKS.ok(len(r["files"]) <= 2, "SNAPSHOT page over its limit")
+            snap_files.extend(r["files"])
+            if r["next"] is None:
+                break
+            CHECKS.ok(pages < 1000, "SNAPSHOT paging does not end")
+            cursor = r["next"]
+        CHECKS.eq(sorted(u["user"] for u in snap_users), sorted(model.users), "SNAPSHOT users")
+        for u in snap_users:
+            CHECKS.eq(u["online"], u["user"] in model.connected, "SNAPSHOT %s online" % u["user"])
+            CHECKS.eq(u["endpoint"], model.connected.get(u["user"], ""), "SNAPSHOT %s endpoint" % u["user"])
+        keys = [(x["user"], x["name"]) for x in snap_files]
+        CHECKS.eq(len(keys), len(set(keys)), "SNAPSHOT lists no file twice")
+        CHECKS.eq(set(keys), set(model.files), "SNAPSHOT files are the index")
+        for x in snap_files:
+            want = model.file_result(x["user"], x["name"])
+            for k in result_fields:
+                CHECKS.eq(x[k], want[k], "SNAPSHOT file %s/%s field %s" % (x["user"], x["name"], k))
+        c.call("SNAPSHOT", "BAD REQUEST", limit=0, conforming=False)
+
         # ---- STATS at the end ---------------------------------------------------------------------------
         section("STATS totals")
         s = c.call("STATS", "OK")
