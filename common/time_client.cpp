@@ -1,5 +1,5 @@
 // time_client.cpp: TimeClient over the gSOAP proxy generated from schemas/timesvc.h (C++ namespace ztcli).
-// Invariant: while the service is marked down, now() touches no socket until retry_at_ has passed.
+// Invariant: while the service is marked down, now() touches no socket until retry_at has passed.
 #include "common/time_client.hpp"
 
 #include <sys/socket.h>

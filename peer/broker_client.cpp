@@ -1,5 +1,5 @@
 // broker_client.cpp: request building with MapWriter, reply checking with Message::decode and MapView.
-// ts comes from the local clock (ts_local=true) until the time service issue brings zshare-timesvc.
+// ts comes from zshare-timesvc through the TimeClient when one is set, else from the local clock (ts_local).
 #include "peer/broker_client.hpp"
 
 #include "common/codec.hpp"
@@ -16,7 +16,12 @@ BrokerClient::BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chron
 
 std::string BrokerClient::begin(MapWriter& request, const char* op) {
   std::string id = ids_.next();
-  request.put("v", protocol::kVersion).put("op", op).put("id", id).put("ts", now_iso8601_utc()).put("ts_local", true);
+  if (clock_) {
+    const Stamp stamp = clock_->now();
+    request.put("v", protocol::kVersion).put("op", op).put("id", id).put("ts", stamp.iso8601).put("ts_local", stamp.local);
+  } else {
+    request.put("v", protocol::kVersion).put("op", op).put("id", id).put("ts", now_iso8601_utc()).put("ts_local", true);
+  }
   return id;
 }
 

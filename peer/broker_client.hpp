@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common/lazy_pirate.hpp"
+#include "common/time_client.hpp"
 #include "peer/request_ids.hpp"
 
 #include <nlohmann/json.hpp>
@@ -67,6 +68,9 @@ class BrokerClient {
   BrokerReply search(const SearchRequest& request);
   BrokerReply lookup(const std::string& user, const std::string& name);
 
+  // Stamps every later request with the time service's time (local and marked so while it is down).
+  void set_clock(TimeClient* clock) { clock_ = clock; }
+
   const std::string& endpoint() const { return pirate_.endpoint(); }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
@@ -78,6 +82,7 @@ class BrokerClient {
   LazyPirateClient pirate_;
   std::chrono::milliseconds timeout_;
   RequestIds ids_;
+  TimeClient* clock_ = nullptr;
 };
 
 }  // namespace zshare::peer

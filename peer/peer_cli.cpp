@@ -35,6 +35,7 @@ void on_stop_signal(int) { g_stop_serving.store(true); }
 // Everything the command line said, filled in by CLI11.
 struct PeerOptions {
   std::string broker = "tcp://127.0.0.1:5555";
+  std::string timesvc;
   bool json = false;
   double timeout_s = 3.0;
   Subcommand subcommand = Subcommand::kShell;
@@ -63,6 +64,8 @@ void define_options(CLI::App& app, PeerOptions& o) {
   app.require_subcommand(1);
   app.set_config("--config", "", "read options from this file (TOML or INI; [shell] section for shell options)");
   app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
+  app.add_option("--timesvc", o.timesvc, "the SOAP time service, http://HOST:PORT (stamps every operation)")
+      ->envname("ZSHARE_TIMESVC");
   app.add_flag("--json", o.json, "print one JSON object per response instead of text");
   app.add_option("--timeout", o.timeout_s, "seconds to wait for the broker's answer to one request (3 tries)")
       ->check(CLI::Range(0.001, 3600.0))
@@ -137,6 +140,8 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
   const auto timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(o.timeout_s * 1000.0)));
   zmq::context_t ctx;
   BrokerClient broker(ctx, o.broker, timeout);
+  TimeClient clock(resolve_timesvc_url(o.timesvc), io.err);
+  broker.set_clock(&clock);
   ResponsePrinter printer(io.out, io.err, o.json ? OutputFormat::kJson : OutputFormat::kText);
 
   CommandResult result;

@@ -132,3 +132,218 @@ class Broker:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class RpcLog:
+    """A real zshare-rpclog process on a fixed loopback port (kept across restarts) with its own log file."""
+
+    def __init__(self, binary, workdir=None, port=None, log=None):
+        self.binary = binary
+        self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-rpclog-")
+        self.port = port or free_port()
+        self.address = "127.0.0.1:%d" % self.port  # what the broker's --rpclog takes
+        self.log = log or os.path.join(self.workdir, "operations.log")
+        self.stderr_path = os.path.join(self.workdir, "rpclog.stderr")
+        self.proc = None
+        self._stderr_at = 0  # where this start's stderr begins in the (appended) stderr file
+
+    def start(self, deadline_s=10):
+        """Starts the logger and waits until it says it serves (the line is printed after listen())."""
+        self._stderr_at = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
+        with open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(
+                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--log", self.log],
+                stdout=subprocess.DEVNULL, stderr=err)
+        serving = "on 127.0.0.1:%d" % self.port
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("zshare-rpclog exited with %s: %s" % (self.proc.returncode, self.stderr_since_start()))
+            return serving in self.stderr_since_start()
+        wait_for(up, deadline_s, "zshare-rpclog to listen on port %d" % self.port)
+        return self
+
+    def stderr(self):
+        with open(self.stderr_path, "r", errors="replace") as f:
+            return f.read()
+
+    def stderr_since_start(self):
+        with open(self.stderr_path, "rb") as f:
+            f.seek(self._stderr_at)
+            return f.read().decode(errors="replace")
+
+    def complete_lines(self):
+        """The log file's complete lines (a line still being written, without its newline, is left out)."""
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        return data.decode(errors="replace").split("\n")[:-1]
+
+    def tail(self, *args, timeout_s=20):
+        """Runs `zshare-rpclog tail --server <this logger> ARGS`; returns the CompletedProcess (text)."""
+        return subprocess.run([self.binary, "tail", "--server", self.address] + list(args),
+                              capture_output=True, text=True, timeout=timeout_s)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, deadline_s=10):
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=deadline_s)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# ---- transfer helpers (zshare-peer serve / get, the peer-to-peer protocol of schemas/transfer.md) ----
+
+def sha256_path(path, block=8 << 20):
+    """SHA-256 of a file as lowercase hex, read in blocks (large and sparse files too)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(block)
+            if not data:
+                return h.hexdigest()
+            h.update(data)
+
+
+def allocated_bytes(path):
+    """Bytes the file system allocated to `path` (st_blocks * 512); 0 when it does not exist.
+    A pre-sized sparse .part grows in allocation as chunks are written into it."""
+    try:
+        return os.stat(path).st_blocks * 512
+    except FileNotFoundError:
+        return 0
+
+
+class ServeProcess:
+    """A real `zshare-peer serve` process: registers, connects, publishes its share and serves it.
+    start() waits for the SERVE line (--json is always given) and returns it as a dict."""
+
+    def __init__(self, peer_bin, broker_endpoint, user, share, hash_cache, extra_args=(), stderr_path=None):
+        self.argv = [peer_bin, "--broker", broker_endpoint, "--json", "serve", "--user", user, "--share", share,
+                     "--hash-cache", hash_cache] + [str(a) for a in extra_args]
+        self.user = user
+        self.stderr_path = stderr_path or os.path.join(os.path.dirname(os.path.abspath(hash_cache)),
+                                                       "serve-%s.stderr" % user)
+        self.proc = None
+        self.lines = []
+        self._lock = None
+        self._reader = None
+        self.serving = None
+
+    def start(self, deadline_s=60):
+        import json
+        import threading
+        self.lines = []
+        self._lock = threading.Lock()
+        with open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err, text=True)
+
+        def read(proc=self.proc, lines=self.lines, lock=self._lock):
+            for line in proc.stdout:
+                with lock:
+                    lines.append(line.rstrip("\n"))
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+        def serving():
+            with self._lock:
+                if self.lines:
+                    return self.lines[0]
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=5)
+                with self._lock:
+                    if self.lines:
+                        return self.lines[0]
+                raise RuntimeError("serve %s exited with %s before serving: %s"
+                                   % (self.user, self.proc.returncode, self.stderr()))
+            return None
+        first = wait_for(serving, deadline_s, "serve %s to print its SERVE line" % self.user)
+        self.serving = json.loads(first)
+        if self.serving.get("status") != "OK":
+            raise RuntimeError("serve %s answered %r; stderr: %s" % (self.user, first, self.stderr()))
+        return self.serving
+
+    @property
+    def endpoint(self):
+        return self.serving["endpoint"]
+
+    def output(self):
+        with self._lock:
+            return list(self.lines)
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "r", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill9(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, deadline_s=15):
+        """SIGTERM, wait for the exit; returns (exit code, stdout lines)."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=deadline_s)
+        self._reader.join(timeout=deadline_s)
+        return code, self.output()
+
+    def stop(self):
+        if self.running():
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+
+
+class TransferClient:
+    """A DEALER speaking schemas/transfer.md to one seeder: one msgpack map per request, no delimiter frame."""
+
+    def __init__(self, endpoint, timeout_ms=5000):
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.timeout_ms = timeout_ms
+        self.ids = itertools.count(1)
+
+    def request(self, op, **fields):
+        """Sends {v, op, id, **fields}; returns (reply map, data frame or None). Raises TimeoutError on silence."""
+        msg = {"v": 1, "op": op, "id": next(self.ids)}
+        msg.update(fields)
+        return self.send_map(msg)
+
+    def send_map(self, msg):
+        self.sock.send(msgpack.packb(msg, use_bin_type=True))
+        if not self.sock.poll(self.timeout_ms) & zmq.POLLIN:
+            raise TimeoutError("no reply to %r" % (msg,))
+        frames = self.sock.recv_multipart()
+        reply = msgpack.unpackb(frames[0], raw=False)
+        return reply, (frames[1] if len(frames) > 1 else None)
+
+    def close(self):
+        self.sock.close(linger=0)

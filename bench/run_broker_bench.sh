@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# run_broker_bench.sh: the broker benchmark end to end (GUIDE.md section 4): populate, peak rate against the broker
+# and a raw ROUTER echo in the same run, latency at half peak, peak RSS per indexed file, restart time. Builds nothing.
+#
+# Usage: bench/run_broker_bench.sh [BUILD_DIR]        (or ZSHARE_BUILD=DIR; default ./build)
+# Knobs (environment): USERS=10000 FILES=1000000 CLIENTS=16 RUN_SECONDS=5 WARMUP=1 REPS=3 RESTARTS=3
+#   LIST_FRACTION=0.2 POP_CLIENTS=4 POP_WINDOW=128 BROKER_ARGS="" KEEP_TMP=0 TMPDIR=/tmp
+# Quick run: FILES=100000 USERS=1000 bench/run_broker_bench.sh build-bench
+set -euo pipefail
+
+BUILD=${1:-${ZSHARE_BUILD:-./build}}
+USERS=${USERS:-10000}
+FILES=${FILES:-1000000}
+CLIENTS=${CLIENTS:-16}
+RUN_SECONDS=${RUN_SECONDS:-5}
+WARMUP=${WARMUP:-1}
+REPS=${REPS:-3}
+RESTARTS=${RESTARTS:-3}
+LIST_FRACTION=${LIST_FRACTION:-0.2}
+POP_CLIENTS=${POP_CLIENTS:-4}
+POP_WINDOW=${POP_WINDOW:-128}
+BROKER_ARGS=${BROKER_ARGS:-}
+KEEP_TMP=${KEEP_TMP:-0}
+TIME=/usr/bin/time
+PY=/usr/bin/python3
+
+LOAD=$BUILD/bench/zshare-bench-load
+BROKER=$BUILD/broker/zshare-broker
+for exe in "$LOAD" "$BROKER"; do
+  [[ -x $exe ]] || { echo "missing $exe: build it first (cmake --build $BUILD --target $(basename "$exe"))" >&2; exit 2; }
+done
+if [[ ! -x $TIME ]]; then
+  echo "installing GNU time (/usr/bin/time)" >&2
+  apt-get install -y time >/dev/null || { echo "need /usr/bin/time: apt-get install time" >&2; exit 2; }
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/zshare-bench.XXXXXX")
+RESULTS=$TMP/results.txt
+: >"$RESULTS"
+STARTED=()  # pids we started: /usr/bin/time wrappers (the broker is their child) and the echo server
+
+cleanup() {
+  local p c
+  for p in "${STARTED[@]}"; do
+    kill -0 "$p" 2>/dev/null || continue
+    for c in $(pgrep -P "$p" 2>/dev/null || true); do kill -TERM "$c" 2>/dev/null || true; done
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${STARTED[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [[ $KEEP_TMP == 1 ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+kv() { grep -o "\b$2=[^ ]*" <<<"$1" | head -1 | cut -d= -f2; }  # kv LINE KEY
+free_ports() {  # free_ports N: N distinct free loopback ports
+  "$PY" -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+# start_broker NAME DB: runs the broker under /usr/bin/time -v; sets BROKER_EP, BROKER_TPID, BROKER_PID, T0_NS.
+start_broker() {
+  local name=$1 db=$2 p q
+  read -r p q < <(free_ports 2)
+  BROKER_EP=tcp://127.0.0.1:$p
+  T0_NS=$(date +%s%N)
+  # shellcheck disable=SC2086
+  "$TIME" -v -o "$TMP/$name.time" "$BROKER" --bind "$BROKER_EP" --events "tcp://127.0.0.1:$q" --db "$db" \
+    $BROKER_ARGS >"$TMP/$name.log" 2>&1 &
+  BROKER_TPID=$!
+  STARTED+=("$BROKER_TPID")
+  BROKER_PID=
+  for _ in $(seq 1 500); do
+    BROKER_PID=$(pgrep -P "$BROKER_TPID" || true)
+    [[ -n $BROKER_PID ]] && break
+    kill -0 "$BROKER_TPID" 2>/dev/null || break
+    sleep 0.01
+  done
+  [[ -n $BROKER_PID ]] || { echo "broker $name did not start:" >&2; cat "$TMP/$name.log" >&2; exit 1; }
+}
+
+# wait_ready NAME TIMEOUT: STATS until answered; appends "RESULT stats ... tag=NAME"; echoes the line.
+wait_ready() {
+  local line
+  if ! line=$("$LOAD" stats --connect "$BROKER_EP" --timeout "$2" --since-ns "$T0_NS"); then
+    echo "broker $1 did not answer STATS within $2 s; its log:" >&2
+    tail -20 "$TMP/$1.log" >&2
+    exit 1
+  fi
+  echo "$line tag=$1" >>"$RESULTS"
+  echo "$line"
+}
+
+# stop_broker NAME: SIGTERM to the broker (not to time, which would not forward it), reap, record peak RSS.
+stop_broker() {
+  local name=$1 rc=0 kb
+  kill -TERM "$BROKER_PID" 2>/dev/null || true
+  for _ in $(seq 1 1200); do kill -0 "$BROKER_TPID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$BROKER_TPID" 2>/dev/null; then
+    log "broker $name still running 120 s after SIGTERM: SIGKILL"
+    kill -KILL "$BROKER_PID" 2>/dev/null || true
+  fi
+  wait "$BROKER_TPID" || rc=$?
+  kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$TMP/$name.time")
+  [[ $rc == 0 ]] || log "broker $name exited with status $rc: $(tail -3 "$TMP/$name.log" | tr '\n' ' ')"
+  echo "RESULT rss tag=$name kb=${kb:-0} exit=$rc" >>"$RESULTS"
+  log "broker $name stopped (exit $rc), peak RSS ${kb:-?} kB"
+}
+
+# cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# busy_ticks: CPU time all processes on the machine have used so far (user+nice+system+irq+softirq+steal).
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+NCPU=$(nproc)
+
+# load_run TAG TARGET ENDPOINT RATE PID [SECONDS]: one load-generator run; appends its RESULT line with the
+# server's (PID's) CPU time per request, which noise from other processes on the machine barely moves.
+# Open-loop runs also leave a per-request latency log in TMP (KEEP_TMP=1 keeps it) to find stalls.
+RUN_NO=0
+load_run() {
+  local tag=$1 target=$2 ep=$3 rate=$4 pid=$5 secs=${6:-$RUN_SECONDS} out line cpu extra=() t0 t1 b0 b1 w0 w1 sent
+  local gen_ticks other
+  RUN_NO=$((RUN_NO + 1))
+  t0=$(cpu_ticks "$pid")
+  b0=$(busy_ticks)
+  w0=$(date +%s%N)
+  [[ $rate == 0 ]] || extra=(--latency-log "$TMP/latency-$RUN_NO-$tag.txt")
+  out=$("$TIME" -f "GEN cpu_pct=%P user=%U sys=%S" "$LOAD" load --connect "$ep" --target "$target" --clients "$CLIENTS" \
+    --seconds "$secs" --warmup "$WARMUP" --rate "$rate" --users "$USERS" --list-fraction "$LIST_FRACTION" \
+    "${extra[@]}" 2>&1) || true
+  t1=$(cpu_ticks "$pid")
+  b1=$(busy_ticks)
+  w1=$(date +%s%N)
+  line=$(grep '^RESULT load' <<<"$out" || true)
+  if [[ -z $line ]]; then echo "load run $tag failed:" >&2; echo "$out" >&2; exit 1; fi
+  grep '^load:' <<<"$out" >&2 || true
+  cpu=$(grep -o 'cpu_pct=[0-9]*' <<<"$out" | head -1)
+  sent=$(kv "$line" sent)
+  line="$line ${cpu:-cpu_pct=0} server_cpu_us_per_req=$(( sent > 0 ? (t1 - t0) * 1000000 / CLK_TCK / sent : 0 ))"
+  # Other processes' share of the machine during the run: all busy time minus the server's and the generator's.
+  gen_ticks=$("$PY" -c 'import sys; print(int((float(sys.argv[1]) + float(sys.argv[2])) * int(sys.argv[3])))' \
+    "$(grep -o 'user=[0-9.]*' <<<"$out" | cut -d= -f2)" "$(grep -o 'sys=[0-9.]*' <<<"$out" | cut -d= -f2)" "$CLK_TCK")
+  other=$(( (b1 - b0 - (t1 - t0) - gen_ticks) * 100 * 1000000000 / CLK_TCK / (w1 - w0) / NCPU ))
+  line="$line other_cpu_pct=$(( other < 0 ? 0 : other ))"
+  echo "$line tag=$tag" >>"$RESULTS"
+  log "$tag: $(kv "$line" rps) req/s ok=$(kv "$line" ok) errors=$(kv "$line" errors) p50=$(kv "$line" p50_us)us p99=$(kv "$line" p99_us)us generator=${cpu#cpu_pct=}% server=$(kv "$line" server_cpu_us_per_req)us/req others=$(kv "$line" other_cpu_pct)%"
+}
+
+log "files=$FILES users=$USERS clients=$CLIENTS run=${RUN_SECONDS}s x$REPS, tmp $TMP"
+
+# 1. An empty broker, measured the way the full one is: start, STATS, a short load, SIGTERM, peak RSS.
+start_broker empty "$TMP/empty.db"
+wait_ready empty 60 >/dev/null
+load_run empty-load broker "$BROKER_EP" 0 "$BROKER_PID" 2
+stop_broker empty
+
+# 2. The full broker: populate, check the count.
+start_broker full "$TMP/bench.db"
+wait_ready full 60 >/dev/null
+log "populating $USERS users, $FILES files"
+"$LOAD" populate --connect "$BROKER_EP" --users "$USERS" --files "$FILES" --clients "$POP_CLIENTS" \
+  --window "$POP_WINDOW" | tee -a "$RESULTS" >&2 || { echo "populate failed" >&2; tail -5 "$TMP/full.log" >&2; exit 1; }
+line=$(wait_ready after-populate 60)
+[[ $(kv "$line" files) == "$FILES" ]] || log "WARNING: STATS after populate says files=$(kv "$line" files), expected $FILES"
+
+# 3. Peak rate (closed loop), broker and echo interleaved in the same run.
+read -r ECHO_PORT < <(free_ports 1)
+ECHO_EP=tcp://127.0.0.1:$ECHO_PORT
+"$LOAD" echo --bind "$ECHO_EP" --max-seconds 7200 >"$TMP/echo.log" 2>&1 &
+ECHO_PID=$!
+STARTED+=("$ECHO_PID")
+sleep 0.3
+for i in $(seq 1 "$REPS"); do
+  load_run peak-broker broker "$BROKER_EP" 0 "$BROKER_PID"
+  load_run peak-echo echo "$ECHO_EP" 0 "$ECHO_PID"
+done
+
+# 4. Latency at half the broker's median peak rate (open loop), and the echo at the same rate.
+HALF=$("$PY" -c 'import sys,statistics
+r=[float(l.split("rps=")[1].split()[0]) for l in open(sys.argv[1]) if l.startswith("RESULT load") and "tag=peak-broker" in l]
+print(int(statistics.median(r)/2))' "$RESULTS")
+echo "RESULT half rate=$HALF" >>"$RESULTS"
+log "half of the broker's peak: $HALF req/s"
+if (( HALF > 0 )); then
+  for i in $(seq 1 "$REPS"); do
+    load_run half-broker broker "$BROKER_EP" "$HALF" "$BROKER_PID"
+    load_run half-echo echo "$ECHO_EP" "$HALF" "$ECHO_PID"
+  done
+fi
+kill -TERM "$ECHO_PID" 2>/dev/null || true
+wait "$ECHO_PID" 2>/dev/null || true
+
+# 5. Peak RSS of the full broker, database size.
+stop_broker full
+DB_BYTES=$(du -cb "$TMP"/bench.db* | tail -1 | cut -f1)
+echo "RESULT db bytes=$DB_BYTES" >>"$RESULTS"
+
+# 6. Restart on the same database: time from launch until STATS is answered; its RSS after a short load.
+for i in $(seq 1 "$RESTARTS"); do
+  start_broker "restart$i" "$TMP/bench.db"
+  line=$(wait_ready "restart$i" 600)
+  log "restart $i answered STATS after $(kv "$line" since_ms) ms with files=$(kv "$line" files)"
+  [[ $(kv "$line" files) == "$FILES" ]] || log "WARNING: files=$(kv "$line" files) after restart, expected $FILES"
+  if (( i == 1 )); then load_run restart-load broker "$BROKER_EP" 0 "$BROKER_PID" 2; fi
+  stop_broker "restart$i"
+done
+
+# 7. The table.
+"$PY" - "$RESULTS" "$FILES" "$USERS" "$CLIENTS" "$RUN_SECONDS" "$REPS" "$LIST_FRACTION" <<'EOF'
+import sys, statistics
+path, files, users, clients, secs, reps, listf = sys.argv[1:]
+files = int(files)
+rows = []
+for line in open(path):
+    if not line.startswith("RESULT "):
+        continue
+    parts = line.split()
+    d = {"kind": parts[1]}
+    d.update(kv.split("=", 1) for kv in parts[2:] if "=" in kv)
+    rows.append(d)
+
+def sel(kind, tag=None, **kw):
+    return [r for r in rows if r["kind"] == kind and (tag is None or r.get("tag") == tag)
+            and all(r.get(k) == v for k, v in kw.items())]
+
+def vals(rs, key):
+    return [float(r[key]) for r in rs if key in r]
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+def spread(xs):
+    if not xs:
+        return "-"
+    m = med(xs)
+    rel = (max(xs) - min(xs)) / m * 100 if m else 0
+    return f"{min(xs):.0f}..{max(xs):.0f} ({rel:.0f}%)"
+
+out = []
+def row(metric, value, note="", target=""):
+    out.append((metric, value, note, target))
+
+pop = sel("populate")
+if pop:
+    p = pop[0]
+    row(f"load {files:,} files / {int(users):,} users", f"{float(p['seconds']):.1f} s",
+        f"publish {float(p['files_per_s']):.0f} files/s, errors {p['errors']}")
+pb, pe = sel("load", "peak-broker"), sel("load", "peak-echo")
+rb, re_ = vals(pb, "rps"), vals(pe, "rps")
+def lagnote(rs):
+    lag = med(vals(rs, "max_send_lag_us")) / 1000
+    return f", generator late by {lag:.1f} ms at worst" + (" (STARVED: not valid)" if lag > 10 else "")
+row("peak broker (closed loop)", f"{med(rb):.0f} req/s", f"spread {spread(rb)}, p50/p99 {med(vals(pb,'p50_us'))/1000:.2f}/{med(vals(pb,'p99_us'))/1000:.2f} ms")
+row("peak echo (closed loop)", f"{med(re_):.0f} req/s", f"spread {spread(re_)}, p50/p99 {med(vals(pe,'p50_us'))/1000:.2f}/{med(vals(pe,'p99_us'))/1000:.2f} ms")
+ratio = med(rb) / med(re_) if re_ and med(re_) else float("nan")
+pair = [b / e for b, e in zip(rb, re_) if e]
+row("ratio broker/echo", f"{ratio:.2f}", f"per-rep {min(pair):.2f}..{max(pair):.2f}" if pair else "",
+    ("PASS" if ratio >= 0.7 else "FAIL") + " >= 0.7")
+hb, he = sel("load", "half-broker"), sel("load", "half-echo")
+half = sel("half")
+if hb:
+    p99 = vals(hb, "p99_us")
+    row(f"broker at half peak ({half[0]['rate']} req/s)", f"p50 {med(vals(hb,'p50_us'))/1000:.2f} ms, p99 {med(p99)/1000:.2f} ms",
+        f"p99 spread {min(p99)/1000:.2f}..{max(p99)/1000:.2f} ms, got {med(vals(hb,'rps')):.0f} req/s, unanswered {sum(vals(hb,'unanswered')):.0f}" + lagnote(hb),
+        ("PASS" if med(p99) <= 2000 else "FAIL") + " p99 <= 2 ms")
+if he:
+    row("echo at the same rate", f"p50 {med(vals(he,'p50_us'))/1000:.2f} ms, p99 {med(vals(he,'p99_us'))/1000:.2f} ms",
+        f"got {med(vals(he,'rps')):.0f} req/s" + lagnote(he))
+empty = sel("rss", "empty")
+full = sel("rss", "full")
+restarts = [r for r in sel("rss") if r["tag"].startswith("restart")]
+ekb = float(empty[0]["kb"]) if empty else 0
+if full:
+    fkb = float(full[0]["kb"])
+    bpf = (fkb - ekb) * 1024 / files if files else float("nan")
+    row("peak RSS full / empty broker", f"{fkb/1024:.0f} / {ekb/1024:.1f} MiB", "whole run: populate + loads")
+    row("RSS bytes per indexed file", f"{bpf:.0f} B", "(peak full - peak empty) / files", ("PASS" if bpf <= 400 else "FAIL") + " <= 400 B")
+if restarts:
+    rkb = med([float(r["kb"]) for r in restarts])
+    row("  after restart (index only)", f"{(rkb - ekb) * 1024 / files:.0f} B", f"peak RSS {rkb/1024:.0f} MiB, median of {len(restarts)}")
+rs = [r for r in sel("stats") if r.get("tag", "").startswith("restart")]
+if rs:
+    t = vals(rs, "since_ms")
+    row(f"restart with {files:,} files", f"{med(t)/1000:.2f} s", f"launch -> STATS answered, {min(t)/1000:.2f}..{max(t)/1000:.2f} s over {len(t)}",
+        ("PASS" if med(t) <= 10000 else "FAIL") + " <= 10 s")
+db = sel("db")
+if db:
+    row("database on disk", f"{float(db[0]['bytes'])/2**20:.0f} MiB", f"{float(db[0]['bytes'])/files:.0f} B per file")
+loads = pb + pe + hb + he
+if pb:
+    row("mix / replies", f"SEARCH avg {med(vals(pb,'search_avg_results')):.1f} results", f"LIST_CONTENT avg {med(vals(pb,'list_avg_files')):.1f} files, list fraction {listf}")
+    row("generator CPU (broker / echo runs)", f"{med(vals(pb,'cpu_pct')):.0f}% / {med(vals(pe,'cpu_pct')):.0f}%", "of one core, closed loop")
+    cb, ce = med(vals(pb, "server_cpu_us_per_req")), med(vals(pe, "server_cpu_us_per_req"))
+    row("server CPU per request broker / echo", f"{cb:.0f} / {ce:.0f} us", f"echo/broker = {ce / cb:.2f} (noise-resistant ratio)" if cb else "")
+oc = vals(loads, "other_cpu_pct")
+if oc:
+    row("other processes' CPU during runs", f"{med(oc):.0f}% of the machine", f"max {max(oc):.0f}% (noise from the shared host)")
+errs = sum(vals(loads, "errors")) + sum(vals(loads, "unanswered"))
+row("errors + unanswered in load runs", f"{errs:.0f}")
+
+w0 = max(len(r[0]) for r in out); w1 = max(len(r[1]) for r in out); w2 = max(len(r[2]) for r in out)
+print(f"\nzshare broker benchmark: {files:,} files, {int(users):,} users, {clients} clients, {secs} s x {reps}, median and min..max")
+print(f"{'metric':<{w0}}  {'value':<{w1}}  {'spread / note':<{w2}}  target")
+print("-" * (w0 + w1 + w2 + 20))
+for m, v, n, t in out:
+    print(f"{m:<{w0}}  {v:<{w1}}  {n:<{w2}}  {t}")
+EOF

@@ -1,0 +1,144 @@
+// event_stream.cpp: events are decoded with nlohmann::json::from_msgpack; the snapshot is read through the
+// same Lazy Pirate REQ client the peer uses. A gap right after a snapshot means the subscription was not
+// live yet when the snapshot was taken: the stream takes a new snapshot (a few times at most).
+#include "tools/events/event_stream.hpp"
+
+#include "common/codec.hpp"
+#include "common/lazy_pirate.hpp"
+#include "common/timestamp.hpp"
+
+#include <zmq_addon.hpp>
+
+#include <stdexcept>
+
+namespace zshare::tools {
+
+namespace {
+
+std::string text(const nlohmann::json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+EventStream::EventStream(zmq::context_t& ctx, EventStreamOptions options)
+    : ctx_(ctx), options_(std::move(options)), sub_(ctx, zmq::socket_type::sub), snapshot_pending_(options_.snapshot) {
+  sub_.set(zmq::sockopt::linger, 0);
+  sub_.set(zmq::sockopt::rcvhwm, 100000);
+  if (options_.topics.empty()) {
+    sub_.set(zmq::sockopt::subscribe, "");
+  } else {
+    for (const auto& t : options_.topics) sub_.set(zmq::sockopt::subscribe, t);
+  }
+  sub_.connect(options_.events);
+}
+
+std::optional<StreamEvent> EventStream::receive(std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{sub_.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, timeout);
+  if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+  std::vector<zmq::message_t> frames;
+  if (!zmq::recv_multipart(sub_, std::back_inserter(frames), zmq::recv_flags::dontwait) || frames.size() != 2) {
+    return std::nullopt;
+  }
+  StreamEvent e;
+  e.topic = frames[0].to_string();
+  try {
+    const auto* p = static_cast<const std::uint8_t*>(frames[1].data());
+    e.fields = nlohmann::json::from_msgpack(p, p + frames[1].size());
+    e.seq = e.fields.value("seq", std::uint64_t{0});
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;  // not one of ours
+  }
+  e.fields["topic"] = e.topic;
+  return e;
+}
+
+void EventStream::take_snapshot() {
+  LazyPirateClient broker(ctx_, options_.broker, options_.broker_timeout);
+  std::optional<std::uint64_t> cursor;
+  std::uint64_t snapshot_seq = 0;
+  std::uint64_t n = 0;
+  std::deque<StreamEvent> items;
+  for (int page = 0;; ++page) {
+    MapWriter req;
+    req.put("v", std::uint64_t{1}).put("op", "SNAPSHOT").put("ts", now_iso8601_utc());
+    req.put("id", "events-snapshot-" + std::to_string(now_epoch_ms()) + "-" + std::to_string(page));
+    if (cursor) req.put("cursor", *cursor);
+    const std::string reply = broker.request(req.finish());
+    const auto* p = reinterpret_cast<const std::uint8_t*>(reply.data());
+    nlohmann::json r = nlohmann::json::from_msgpack(p, p + reply.size());
+    if (r.value("status", "") != "OK") throw std::runtime_error("SNAPSHOT refused: " + r.value("error", ""));
+    if (page == 0) snapshot_seq = r.value("seq", std::uint64_t{0});
+    for (auto& u : r["users"]) {
+      u["topic"] = "snapshot.user";
+      u["seq"] = snapshot_seq;
+      items.push_back(StreamEvent{"snapshot.user", snapshot_seq, u});
+    }
+    for (auto& f : r["files"]) {
+      f["topic"] = "snapshot.file";
+      f["seq"] = snapshot_seq;
+      items.push_back(StreamEvent{"snapshot.file", snapshot_seq, f});
+      ++n;
+    }
+    if (r["next"].is_null()) break;
+    cursor = r["next"].get<std::uint64_t>();
+  }
+  nlohmann::json end = {{"topic", "snapshot.end"}, {"seq", snapshot_seq}, {"files", n}};
+  items.push_back(StreamEvent{"snapshot.end", snapshot_seq, end});
+  // Updates that arrived meanwhile and are already in the snapshot are dropped; later ones follow it.
+  std::deque<StreamEvent> later;
+  for (auto& e : ready_) {
+    if (e.seq > snapshot_seq) later.push_back(std::move(e));
+  }
+  ready_ = std::move(items);
+  for (auto& e : later) ready_.push_back(std::move(e));
+  last_seq_ = snapshot_seq;
+  ++snapshots_taken_;
+}
+
+std::optional<StreamEvent> EventStream::next(std::chrono::milliseconds timeout) {
+  if (snapshot_pending_) {
+    snapshot_pending_ = false;
+    while (auto e = receive(std::chrono::milliseconds(0))) ready_.push_back(std::move(*e));
+    take_snapshot();
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (!ready_.empty()) {
+      StreamEvent e = std::move(ready_.front());
+      ready_.pop_front();
+      if (e.topic.rfind("snapshot.", 0) == 0) return e;
+      if (!filtered() && last_seq_ && e.seq != *last_seq_ + 1) {
+        if (e.seq <= *last_seq_) continue;  // already in the snapshot
+        if (options_.snapshot && snapshots_taken_ < 3) {
+          // The subscription was not live when the snapshot was taken: take it again.
+          ready_.push_front(std::move(e));
+          snapshot_pending_ = true;
+          return next(timeout);
+        }
+        if (on_gap) on_gap(*last_seq_ + 1, e.seq);
+      }
+      last_seq_ = e.seq;
+      return e;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    auto e = receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+    if (!e) return std::nullopt;
+    ready_.push_back(std::move(*e));
+  }
+}
+
+std::string human_line(const StreamEvent& e) {
+  std::string line = "#" + std::to_string(e.seq) + " " + e.topic;
+  if (e.fields.contains("user")) line += " " + text(e.fields["user"]);
+  for (const auto& [key, value] : e.fields.items()) {
+    if (key == "seq" || key == "topic" || key == "user") continue;
+    line += " " + key + "=" + text(value);
+  }
+  return line;
+}
+
+}  // namespace zshare::tools
