@@ -78,17 +78,22 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
 }
 
 void Broker::serve_batch() {
-  std::vector<Pending> batch;
+  // Replies to requests answered before the batch's first write go out at once: they saw only committed
+  // state. From the first write on, replies wait for the commit, so nothing uncommitted is ever shown.
+  std::vector<Pending> held;
   std::vector<Event> events;
+  const std::uint64_t mutations_before = stats_.mutations;
   store_.begin();
   try {
-    while (batch.size() < options_.max_batch) {
+    for (std::size_t n = 0; n < options_.max_batch; ++n) {
       std::vector<zmq::message_t> frames;
       if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
-      batch.push_back(answer(frames, events));
+      Pending p = answer(frames, events);
+      if (store_.wrote()) held.push_back(std::move(p));
+      else send_reply(p);
     }
     if (!events.empty()) store_.set_seq(dispatcher_.seq());
-    replies_since_prune_ += batch.size();
+    replies_since_prune_ += stats_.mutations - mutations_before;
     if (replies_since_prune_ > options_.reply_cache / 2 + 1) {
       store_.prune_replies(options_.reply_cache);
       replies_since_prune_ = 0;
@@ -99,7 +104,7 @@ void Broker::serve_batch() {
     throw;
   }
   if (shipper_ && !events.empty()) shipper_->notify();  // every mutation has an event and a log record
-  for (auto& p : batch) send_reply(p);
+  for (auto& p : held) send_reply(p);
   for (const auto& e : events) publish(e);
 }
 

@@ -87,6 +87,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     const auto req_id = root.str("id", p::kMaxIdBytes);
     if (req_id.empty()) throw BadRequest("field 'id' must not be empty");
     const auto ts = root.str("ts", p::kMaxTimestampBytes);
+    check_timestamp(ts);
     const bool ts_local = root.opt_bool("ts_local").value_or(false);
     const Op* op = find_op(op_name);
     if (!op) throw BadRequest("unknown op '" + std::string(op_name) + "'");
@@ -101,6 +102,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     if (op->mutation) {
       store_.put_reply(id, reply);
       replies_.put(std::string(id), reply);
+      ++stats_.mutations;
     }
     return reply;
   } catch (const BadRequest& e) {

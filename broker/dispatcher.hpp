@@ -25,6 +25,7 @@ struct BrokerStats {
   std::uint64_t requests = 0;
   std::uint64_t bad_requests = 0;
   std::uint64_t retries_answered = 0;
+  std::uint64_t mutations = 0;  // mutation replies stored (for retried ids)
   std::uint64_t dropped = 0;
 };
 

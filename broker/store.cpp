@@ -118,7 +118,7 @@ void Store::append_log(std::string_view ts, bool ts_local, std::string_view user
   bind_text(append_log_, 3, user);
   bind_text(append_log_, 4, operation);
   bind_text(append_log_, 5, args);
-  run(append_log_);
+  write(append_log_);
 }
 
 Store::~Store() {
@@ -155,24 +155,40 @@ void Store::run(sqlite3_stmt* stmt) {
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail("write");
 }
 
-void Store::begin() { run(begin_); }
-void Store::commit() { run(commit_); }
+void Store::begin() { in_batch_ = true; }
+
+void Store::write(sqlite3_stmt* stmt) {
+  if (in_batch_ && !in_transaction_) {
+    run(begin_);
+    in_transaction_ = true;
+  }
+  run(stmt);
+}
+
+void Store::commit() {
+  in_batch_ = false;
+  if (!in_transaction_) return;
+  in_transaction_ = false;
+  run(commit_);
+}
 
 void Store::rollback() noexcept {
+  in_batch_ = false;
+  in_transaction_ = false;
   if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Store::insert_user(std::string_view name, std::string_view ts) {
   bind_text(insert_user_, 1, name);
   bind_text(insert_user_, 2, ts);
-  run(insert_user_);
+  write(insert_user_);
 }
 
 void Store::delete_user(std::string_view name) {
   bind_text(delete_user_files_, 1, name);
-  run(delete_user_files_);
+  write(delete_user_files_);
   bind_text(delete_user_, 1, name);
-  run(delete_user_);
+  write(delete_user_);
 }
 
 void Store::insert_file(std::string_view user, const FileRecord& f, std::string_view ts) {
@@ -184,24 +200,24 @@ void Store::insert_file(std::string_view user, const FileRecord& f, std::string_
   sqlite3_bind_int64(insert_file_, 6, f.chunk_size);
   bind_blob(insert_file_, 7, f.root.data(), f.root.size());
   bind_text(insert_file_, 8, ts);
-  run(insert_file_);
+  write(insert_file_);
 }
 
 void Store::delete_file(std::string_view user, std::string_view name) {
   bind_text(delete_file_, 1, user);
   bind_text(delete_file_, 2, name);
-  run(delete_file_);
+  write(delete_file_);
 }
 
 void Store::put_reply(std::string_view request_id, std::string_view reply) {
   bind_text(put_reply_, 1, request_id);
   bind_blob(put_reply_, 2, reply.data(), reply.size());
-  run(put_reply_);
+  write(put_reply_);
 }
 
 void Store::set_seq(std::uint64_t seq) {
   sqlite3_bind_int64(set_seq_, 1, static_cast<sqlite3_int64>(seq));
-  run(set_seq_);
+  write(set_seq_);
 }
 
 std::uint64_t Store::load(FileIndex& index) {

@@ -29,9 +29,12 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // A batch: begin() opens it, the first write starts the SQLite transaction, commit() commits it if any
+  // write happened. A batch of reads costs nothing.
   void begin();
   void commit();
   void rollback() noexcept;
+  bool wrote() const { return in_transaction_; }
 
   void insert_user(std::string_view name, std::string_view ts);
   void delete_user(std::string_view name);  // and the user's files
@@ -55,6 +58,7 @@ class Store {
   void exec(const char* sql);
   sqlite3_stmt* prepare(const char* sql);
   void run(sqlite3_stmt* stmt);
+  void write(sqlite3_stmt* stmt);  // run() inside the batch's transaction, starting it if needed
   [[noreturn]] void fail(const char* what);
   std::string load_broker_id();
 
@@ -70,6 +74,8 @@ class Store {
   sqlite3_stmt* set_seq_ = nullptr;
   sqlite3_stmt* append_log_ = nullptr;
   std::string broker_id_;
+  bool in_batch_ = false;
+  bool in_transaction_ = false;
 };
 
 }  // namespace zshare::broker

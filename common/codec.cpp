@@ -177,8 +177,8 @@ MapWriter& MapWriter::put_bin(std::string_view k, const void* data, std::size_t 
 
 MapWriter& MapWriter::put(std::string_view k, const MapWriter& map) {
   key(k);
-  const std::string encoded = map.finish();
-  body_.write(encoded.data(), encoded.size());
+  pk().pack_map(map.count_);
+  body_.write(map.body_.data(), map.body_.size());
   return *this;
 }
 
@@ -186,8 +186,8 @@ MapWriter& MapWriter::put(std::string_view k, const std::vector<MapWriter>& maps
   key(k);
   pk().pack_array(static_cast<std::uint32_t>(maps.size()));
   for (const auto& m : maps) {
-    const std::string encoded = m.finish();
-    body_.write(encoded.data(), encoded.size());
+    pk().pack_map(m.count_);
+    body_.write(m.body_.data(), m.body_.size());
   }
   return *this;
 }

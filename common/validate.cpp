@@ -77,6 +77,15 @@ void check_chunk_size(std::uint64_t n) {
   }
 }
 
+void check_timestamp(std::string_view s) {
+  bool ok = !s.empty() && s.size() <= protocol::kMaxTimestampBytes;
+  for (char c : s) {
+    ok = ok && ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == ':' ||
+                c == '+' || c == '-');
+  }
+  if (!ok) throw BadRequest("field 'ts' must be an ISO 8601 time: 1-64 characters of 0-9 A-Z a-z . : + -");
+}
+
 bool try_parse_hash(std::string_view hex, Hash& out) {
   if (hex.size() != 64) return false;
   for (std::size_t i = 0; i < 32; ++i) {

@@ -75,18 +75,29 @@ LogFile::Appended LogFile::append(std::vector<LogRecord> batch) {
     ++result.written;
   }
   if (out.empty()) return result;
+  // On any failure the file goes back to its size before the batch: a resend must neither double records
+  // nor glue a new line onto a partial one.
+  const off_t start = ::lseek(fd_, 0, SEEK_END);
+  if (start < 0) throw LogFileError(errno_text("cannot seek log", path_));
+  auto undo_and_throw = [&](const std::string& what) {
+    const std::string why = errno_text(what, path_);
+    if (::ftruncate(fd_, start) != 0) {
+      throw LogFileError(why + "; and cannot truncate it back: " + std::strerror(errno));
+    }
+    throw LogFileError(why);
+  };
   const char* p = out.data();
   std::size_t left = out.size();
   while (left > 0) {
     ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw LogFileError(errno_text("cannot write log", path_));
+      undo_and_throw("cannot write log");
     }
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd_) != 0) throw LogFileError(errno_text("cannot sync log", path_));
+  if (::fdatasync(fd_) != 0) undo_and_throw("cannot sync log");
   for (const auto& [broker, seq] : raised) high_water_[broker] = seq;
   return result;
 }

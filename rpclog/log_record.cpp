@@ -16,7 +16,25 @@ std::string clean(std::string_view s, bool keep_spaces) {
   return out;
 }
 
+bool is_word(std::string_view s, std::size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (char c : s) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' ||
+                    c == '_' || c == ':' || c == '+' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+std::optional<std::string> invalid_field(const LogRecord& r) {
+  if (!is_word(r.broker_id, 64)) return "broker_id must be 1-64 characters of 0-9 A-Z a-z . _ : + -";
+  if (!is_word(r.user, 64)) return "user must be 1-64 characters of 0-9 A-Z a-z . _ : + -";
+  if (!is_word(r.operation, 32)) return "operation must be 1-32 characters of 0-9 A-Z a-z . _ : + -";
+  if (!is_word(r.timestamp, 64)) return "timestamp must be 1-64 characters of 0-9 A-Z a-z . _ : + -";
+  return std::nullopt;
+}
 
 std::string format_line(const LogRecord& r) {
   std::string line = clean(r.timestamp.empty() ? "-" : r.timestamp, false);

@@ -24,6 +24,10 @@ struct LogRecord {
   }
 };
 
+// Why a record cannot be stored as a line that reads back the same (nullopt when it can): broker id, user,
+// operation and timestamp must be words of [0-9A-Za-z._:+-] (the timestamp without a trailing '*').
+std::optional<std::string> invalid_field(const LogRecord& r);
+
 // The record's line, newline included; tabs, newlines and other control bytes in fields become spaces.
 std::string format_line(const LogRecord& r);
 // Parses a line without its newline; nullopt when it is not one of ours.

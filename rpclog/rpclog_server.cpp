@@ -105,6 +105,11 @@ extern "C" bool_t rpclog_log_1_svc(log_batch* batch, log_result* result, struct 
   for (unsigned i = 0; i < batch->log_batch_len; ++i) {
     const auto& in = batch->log_batch_val[i];
     records.push_back(zshare::rpclog::from_xdr(in));
+    if (auto problem = zshare::rpclog::invalid_field(records.back())) {
+      result->status = RPCLOG_BAD_REQUEST;
+      result->error = dup("record " + std::to_string(i) + ": " + *problem);
+      return TRUE;
+    }
     highest = std::max<std::uint64_t>(highest, in.seq);
   }
   try {
