@@ -1,11 +1,16 @@
 // file_index.hpp: the broker's in-memory index of users, sessions and published files, with keyword and
 // content-id search. SQLite (store.hpp) is the durable copy; this is rebuilt from it at start-up.
 // Invariants: a live file belongs to a live user; posting lists hold exactly the live files, sorted by id.
+// Layout (about 300 bytes a file at 1M files): a 96-byte record, name and description in one allocation,
+// hash tables of 4-byte ids that compare against the records, posting lists with one or two ids inline.
 #pragma once
 
+#include "broker/compact_table.hpp"
+#include "broker/posting_list.hpp"
 #include "common/validate.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,12 +22,26 @@ namespace zshare::broker {
 using UserId = std::uint32_t;
 using FileId = std::uint32_t;
 
+// What add_file takes (and the store reads and writes).
 struct FileRecord {
   Hash cid{};
   Hash root{};
   std::uint64_t size = 0;
   std::string name;
   std::string description;
+  UserId user = 0;
+  std::uint32_t chunk_size = 0;
+  bool live = false;
+};
+
+// What file() returns: a file's fields by value, name and description viewing the index's copy (valid until the
+// file is removed). A removed id reads as live == false with empty name and description.
+struct FileView {
+  Hash cid{};
+  Hash root{};
+  std::uint64_t size = 0;
+  std::string_view name;
+  std::string_view description;
   UserId user = 0;
   std::uint32_t chunk_size = 0;
   bool live = false;
@@ -54,7 +73,7 @@ class FileIndex {
   std::optional<FileId> find_file(UserId user, std::string_view name) const;
   FileId add_file(FileRecord record);  // record.user must be live and the name not yet published by it
   void remove_file(FileId id);
-  const FileRecord& file(FileId id) const { return files_[id]; }
+  FileView file(FileId id) const;
 
   std::vector<UserId> connected_users() const;       // sorted by name
   std::vector<UserId> live_users() const;            // sorted by name
@@ -71,18 +90,50 @@ class FileIndex {
   std::size_t connected_count() const { return connected_; }
 
  private:
+  // One file: 96 bytes. text holds "name\0description" (lengths below); null once the file is removed.
+  struct Record {
+    Hash cid{};
+    Hash root{};
+    std::uint64_t size = 0;
+    std::unique_ptr<char[]> text;
+    UserId user = 0;
+    std::uint32_t chunk_size = 0;
+    FileId next_same_cid = IdTable::kNone;  // the other live files with this cid, a chain from by_cid_'s entry
+    std::uint16_t name_len = 0;             // kLongText: lengths are in an 8-byte header before the name
+    std::uint16_t description_len = 0;
+  };
+  static constexpr std::uint16_t kLongText = 0xFFFF;
+  // One keyword: its posting list, the hash of its text, and where its first file has it (so a lookup can
+  // check a hash match against that file's text instead of storing the word).
+  struct Term {
+    PostingList files;
+    std::uint32_t hash = 0;
+    std::uint32_t text_offset = 0;  // in the first file's "name\0description"
+  };
+  using TermId = std::uint32_t;
+
+  static std::string_view text_of(const Record& r);  // "name\0description"
+  static std::string_view name_of(const Record& r);
+  static std::string_view description_of(const Record& r);
   static std::uint64_t name_key(UserId user, std::string_view name);
   static std::uint64_t cid_key(const Hash& cid);
-  bool matches(const FileRecord& f, const std::vector<std::string>& words) const;
+  static std::uint32_t word_hash(std::string_view word);
+
+  std::uint32_t find_term(std::string_view word, std::uint32_t hash) const;  // or IdTable::kNone
+  std::uint32_t find_cid(const Hash& cid) const;                             // first file of the chain, or kNone
+  void add_posting(FileId id, std::string_view text, std::size_t offset, std::string_view word);
+  void remove_posting(FileId id, std::string_view word);
   SearchPage search_cid(const Hash& cid, const std::vector<std::string>& words, std::uint64_t cursor,
                         std::size_t limit) const;
 
   std::vector<UserRecord> users_;
   std::unordered_map<std::string, UserId> user_by_name_;
-  std::vector<FileRecord> files_;                             // by FileId; removed files stay as tombstones
-  std::unordered_multimap<std::uint64_t, FileId> by_name_;    // (user, name) hash -> file
-  std::unordered_multimap<std::uint64_t, FileId> by_cid_;     // cid prefix -> file
-  std::unordered_map<std::string, std::vector<FileId>> postings_;  // keyword -> sorted live file ids
+  Chunked<Record> files_;  // by FileId; removed files stay as tombstones
+  Chunked<Term> terms_;    // by TermId; terms whose list emptied are reused from free_terms_
+  std::vector<TermId> free_terms_;
+  IdTable by_name_;   // live files by (user, name)
+  IdTable by_cid_;    // one live file per distinct cid; the others hang off its next_same_cid chain
+  IdTable by_word_;   // terms with a non-empty posting list
   std::size_t live_users_ = 0;
   std::size_t live_files_ = 0;
   std::size_t connected_ = 0;

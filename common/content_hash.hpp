@@ -12,7 +12,7 @@ struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace zshare {
 
-inline constexpr std::uint32_t kDefaultChunkSize = 256 * 1024;
+inline constexpr std::uint32_t kDefaultChunkSize = 1024 * 1024;  // bench/run_transfer_bench.sh: best with window 32
 
 struct ContentHashes {
   std::uint64_t size = 0;

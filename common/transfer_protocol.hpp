@@ -11,7 +11,7 @@ inline constexpr std::uint64_t kVersion = 1;
 inline constexpr std::size_t kMaxLeavesPerManifest = 8192;         // 256 KiB of hashes per MANIFEST reply
 inline constexpr std::size_t kMaxRequestBytes = 1024;              // a request is a small map
 inline constexpr std::int64_t kSocketMaxMessageBytes = 32 << 20;   // a chunk (16 MiB at most) plus its map
-inline constexpr std::uint32_t kDefaultWindow = 16;                // chunk requests in flight per source
+inline constexpr std::uint32_t kDefaultWindow = 32;                // chunk requests in flight per source
 inline constexpr std::uint32_t kMaxWindow = 64;
 inline constexpr int kSeederSendHwm = 2 * kMaxWindow;              // replies queued per downloader at most
 

@@ -164,42 +164,81 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
     return finish(true, "");
   }
 
-  // 1. The chunk hashes, from the first source whose leaves hash up to the indexed root.
+  // 1. The chunk hashes: every source is asked at once, and the first whose leaves hash up to the indexed
+  //    root wins, so one dead source listed first costs nothing. Slow sources stay in for the chunks.
   std::uint64_t next_id = 1;
   std::vector<Hash> leaves;
-  for (auto& c : conns) {
-    std::vector<Hash> got;
-    std::string why;
-    while (got.size() < n && why.empty()) {
-      const auto id = next_id++;
-      c->socket.send(zmq::buffer(request("MANIFEST", id, plan.cid, "first", got.size())), zmq::send_flags::none);
-      auto frames = receive(c->socket, options_.source_timeout);
-      if (!frames) { why = "did not answer MANIFEST"; break; }
-      try {
-        Message m = Message::decode(frames->front().data(), frames->front().size());
-        MapView r = m.root();
-        if (r.str("status", 64) != protocol::status::kOk) { why = "answered " + std::string(r.str("status", 64)); break; }
-        if (r.uint("id") != id || r.uint("first") != got.size() || r.uint("chunks") != n) { why = "sent a manifest that does not fit the index"; break; }
-        const auto bin = r.bin("leaves", transfer::kMaxLeavesPerManifest * 32);
-        if (bin.size() % 32 != 0 || bin.empty()) { why = "sent malformed leaves"; break; }
-        for (std::size_t i = 0; i + 32 <= bin.size(); i += 32) {
-          Hash h{};
-          std::memcpy(h.data(), bin.data() + i, 32);
-          got.push_back(h);
-        }
-      } catch (const BadRequest& e) {
-        why = std::string("sent an unreadable manifest: ") + e.what();
+  auto read_page = [&](const zmq::message_t& frame, std::uint64_t id, std::vector<Hash>& got) -> std::string {
+    try {
+      Message m = Message::decode(frame.data(), frame.size());
+      MapView r = m.root();
+      if (r.str("status", 64) != protocol::status::kOk) return "answered " + std::string(r.str("status", 64));
+      if (r.uint("id") != id || r.uint("first") != got.size() || r.uint("chunks") != n) {
+        return "sent a manifest that does not fit the index";
       }
+      const auto bin = r.bin("leaves", transfer::kMaxLeavesPerManifest * 32);
+      if (bin.size() % 32 != 0 || bin.empty()) return "sent malformed leaves";
+      for (std::size_t i = 0; i + 32 <= bin.size(); i += 32) {
+        Hash h{};
+        std::memcpy(h.data(), bin.data() + i, 32);
+        got.push_back(h);
+      }
+      return "";
+    } catch (const BadRequest& e) {
+      return std::string("sent an unreadable manifest: ") + e.what();
     }
-    if (why.empty() && (got.size() != n || merkle_root(got) != plan.root)) why = "sent leaves that do not match the indexed root";
-    if (!why.empty()) {
-      c->report.dropped_because = why;
-      continue;
+  };
+  // The pages after the first, from the source that sent the first.
+  auto rest_of_manifest = [&](Connection& c, std::vector<Hash>& got) -> std::string {
+    while (got.size() < n) {
+      const auto id = next_id++;
+      c.socket.send(zmq::buffer(request("MANIFEST", id, plan.cid, "first", got.size())), zmq::send_flags::none);
+      auto frames = receive(c.socket, options_.source_timeout);
+      if (!frames) return "did not answer MANIFEST";
+      if (auto why = read_page(frames->front(), id, got); !why.empty()) return why;
     }
-    leaves = std::move(got);
-    break;
+    return got.size() == n && merkle_root(got) == plan.root ? "" : "sent leaves that do not match the indexed root";
+  };
+  std::vector<std::uint64_t> asked(conns.size());
+  for (std::size_t k = 0; k < conns.size(); ++k) {
+    asked[k] = next_id++;
+    conns[k]->socket.send(zmq::buffer(request("MANIFEST", asked[k], plan.cid, "first", 0)), zmq::send_flags::dontwait);
   }
-  if (leaves.empty()) return finish(false, "no source gave a manifest matching the index");
+  const auto manifest_deadline = Clock::now() + options_.source_timeout;
+  while (leaves.empty()) {
+    std::vector<zmq::pollitem_t> items;
+    std::vector<std::size_t> waiting;
+    for (std::size_t k = 0; k < conns.size(); ++k) {
+      if (!conns[k]->alive() || asked[k] == 0) continue;
+      items.push_back({conns[k]->socket.handle(), 0, ZMQ_POLLIN, 0});
+      waiting.push_back(k);
+    }
+    const auto now = Clock::now();
+    if (items.empty() || now >= manifest_deadline) break;
+    zmq::poll(items.data(), items.size(),
+              std::chrono::duration_cast<std::chrono::milliseconds>(manifest_deadline - now) + std::chrono::milliseconds(1));
+    for (std::size_t i = 0; i < items.size() && leaves.empty(); ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      auto& c = *conns[waiting[i]];
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(c.socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;
+      std::vector<Hash> got;
+      std::string why = read_page(frames.front(), asked[waiting[i]], got);
+      asked[waiting[i]] = 0;
+      if (why.empty()) why = rest_of_manifest(c, got);
+      if (!why.empty()) {
+        c.report.dropped_because = why;
+        continue;
+      }
+      leaves = std::move(got);
+    }
+  }
+  if (leaves.empty()) {
+    for (std::size_t k = 0; k < conns.size(); ++k) {
+      if (conns[k]->alive() && asked[k] != 0) conns[k]->report.dropped_because = "did not answer MANIFEST";
+    }
+    return finish(false, "no source gave a manifest matching the index");
+  }
 
   // 2. What an earlier, interrupted run left in the .part and is still good.
   std::vector<std::uint8_t> done(n, 0);

@@ -3,6 +3,7 @@
 // broker's index holds, writes to <dest>.part and renames it when complete. Resumes from a kept .part.
 #pragma once
 
+#include "common/transfer_protocol.hpp"
 #include "common/validate.hpp"
 
 #include <zmq.hpp>
@@ -31,7 +32,7 @@ struct DownloadPlan {
 };
 
 struct DownloadOptions {
-  std::uint32_t window = 16;                                 // chunk requests in flight per source
+  std::uint32_t window = transfer::kDefaultWindow;           // chunk requests in flight per source
   std::chrono::milliseconds source_timeout{5000};            // a source silent this long is dropped
   std::uint32_t max_bad_chunks_per_source = 3;               // a source sending more bad chunks is dropped
 };

@@ -91,20 +91,22 @@ void Seeder::run() {
   }
 }
 
-void Seeder::reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data) {
+bool Seeder::reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data) {
   try {
     for (auto& frame : envelope) {
       if (!router_.send(frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         ++dropped_;
-        return;
+        return false;
       }
     }
     const auto last = data ? zmq::send_flags::sndmore : zmq::send_flags::none;
     router_.send(zmq::buffer(map), last | zmq::send_flags::dontwait);
     if (data) router_.send(*data, zmq::send_flags::dontwait);
+    return true;
   } catch (const zmq::error_t& e) {
     if (e.num() != EHOSTUNREACH) throw;
     ++dropped_;  // the downloader left
+    return false;
   }
 }
 
@@ -184,9 +186,11 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     if (options_.corrupt_every && size > 0 && served % options_.corrupt_every == 0) {
       static_cast<char*>(data.data())[size / 2] ^= 0x5a;  // the test-only fault: a flipped byte
     }
-    throttle(size);
-    bytes_served_ += size;
-    reply(envelope, header(op, id, st::kOk).put("index", index).put("size", std::uint64_t{size}).finish(), &data);
+    const std::string map = header(op, id, st::kOk).put("index", index).put("size", std::uint64_t{size}).finish();
+    if (reply(envelope, map, &data)) {
+      bytes_served_ += size;
+      throttle(size);  // after a delivered send: requests of a downloader that left do not spend the budget
+    }
   } catch (const BadRequest& e) {
     ++refused_;
     if (!envelope.empty()) reply(envelope, failure(op, id, st::kBadRequest, e.what()), nullptr);

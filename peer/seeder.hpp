@@ -44,7 +44,7 @@ class Seeder {
  private:
   void run();
   void serve(std::vector<zmq::message_t>& frames);
-  void reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data);
+  bool reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data);  // sent?
   void throttle(std::size_t bytes);
 
   const ContentCatalog& catalog_;

@@ -83,10 +83,15 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
 
   // Make the index match the share.
   HashCache cache(o.hash_cache.empty() ? default_hash_cache_path() : o.hash_cache);
-  std::map<std::string, std::string> indexed;  // name -> cid
+  // name -> what the index holds for it: cid, chunk size and root must all match what we would serve.
+  std::map<std::string, std::string> indexed;
+  auto tree_of = [](const std::string& cid, std::uint64_t chunk_size, const std::string& root) {
+    return cid + "/" + std::to_string(chunk_size) + "/" + root;
+  };
   CommandResult listed = list_content_command(broker, o.user);
   for (const auto& f : listed.fields.value("files", nlohmann::json::array())) {
-    indexed[f.value("name", "")] = f.value("cid", "");
+    indexed[f.value("name", "")] =
+        tree_of(f.value("cid", ""), f.value("chunk_size", std::uint64_t{0}), f.value("root", ""));
   }
   std::uint64_t hashed = 0, cached = 0, published = 0, failed = 0;
   for (const auto& file : scan_share(o.share, printer)) {
@@ -101,11 +106,13 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
       continue;
     }
     const std::string cid = to_hex(h.cid);
+    const std::string tree = tree_of(cid, h.chunk_size, to_hex(h.root));
     auto known = indexed.find(file.name);
-    if (known != indexed.end() && known->second != cid) {
-      ask_broker("DELETE", broker, [&] { return broker.delete_file(o.user, file.name); });  // it changed
+    if (known != indexed.end() && known->second != tree) {
+      // The file changed, or is now cut into other chunks: the index must describe what we serve.
+      ask_broker("DELETE", broker, [&] { return broker.delete_file(o.user, file.name); });
     }
-    if (known == indexed.end() || known->second != cid) {
+    if (known == indexed.end() || known->second != tree) {
       PublishRequest req{o.user, file.name, "", h.size, cid, h.chunk_size, to_hex(h.root)};
       CommandResult pub = ask_broker("PUBLISH", broker, [&] { return broker.publish(req); });
       if (!pub.ok()) {

@@ -39,6 +39,9 @@ class Env:
         return path
 
     def serve(self, user, share, *extra, cache=None):
+        # The cases count chunks, so they pin the chunk size rather than depend on the default.
+        if "--chunk-size" not in extra:
+            extra = ("--chunk-size", 256 * KiB) + tuple(extra)
         s = ServeProcess(self.peer_bin, self.broker.control, user, share,
                          cache or os.path.join(self.folder("caches"), user + ".db"), extra_args=extra,
                          stderr_path=os.path.join(self.folder("logs"), "serve-%s.stderr" % user))
