@@ -23,7 +23,8 @@ Broker::Broker(BrokerOptions options)
     : options_(std::move(options)),
       store_(options_.db),
       replies_(options_.reply_cache),
-      dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_), options_.rpclog != "none") {
+      dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_),
+                  DispatcherOptions{options_.rpclog != "none", options_.heartbeat_misses, {}}) {
   store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
     replies_.put(std::move(id), std::move(reply));
   });
@@ -51,7 +52,25 @@ void Broker::run(const std::atomic<bool>& stop) {
       throw;
     }
     if (items[0].revents & ZMQ_POLLIN) serve_batch();
+    if (std::chrono::steady_clock::now() >= next_liveness_check_) {
+      expire_silent_sessions();
+      next_liveness_check_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    }
   }
+}
+
+void Broker::expire_silent_sessions() {
+  std::vector<Event> events;
+  store_.begin();
+  try {
+    if (dispatcher_.expire_silent_sessions(events) > 0 && !events.empty()) store_.set_seq(dispatcher_.seq());
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+  if (shipper_ && !events.empty()) shipper_->notify();
+  for (const auto& e : events) publish(e);
 }
 
 Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events) {

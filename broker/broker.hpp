@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <cstddef>
 #include <string>
@@ -25,6 +26,7 @@ struct BrokerOptions {
   std::size_t max_batch = 512;        // requests committed together at most
   std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
   std::string rpclog = "127.0.0.1:5557";  // the operations logger, HOST:PORT; "none": no operations log
+  std::uint32_t heartbeat_misses = 3;     // sessions silent this many promised intervals are disconnected
 };
 
 class Broker {
@@ -45,6 +47,7 @@ class Broker {
     std::string reply;
   };
   void serve_batch();
+  void expire_silent_sessions();
   Pending answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events);
   void send_reply(Pending& p);
   void publish(const Event& e);
@@ -57,6 +60,7 @@ class Broker {
   Dispatcher dispatcher_;
   std::unique_ptr<LogShipper> shipper_;
   std::size_t replies_since_prune_ = 0;
+  std::chrono::steady_clock::time_point next_liveness_check_ = std::chrono::steady_clock::now();
   zmq::context_t ctx_{1};
   zmq::socket_t router_{ctx_, zmq::socket_type::router};
   zmq::socket_t pub_{ctx_, zmq::socket_type::pub};

@@ -4,9 +4,11 @@
 
 #include "common/keywords.hpp"
 #include "common/protocol.hpp"
+#include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
 #include <array>
+#include <chrono>
 
 namespace zshare::broker {
 
@@ -28,15 +30,28 @@ std::string failure_reply(std::string_view id, std::string_view status, std::str
 }
 
 Dispatcher::Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq,
-                       bool log_operations)
-    : index_(index), store_(store), replies_(replies), stats_(stats), seq_(seq), log_operations_(log_operations) {}
+                       DispatcherOptions options)
+    : index_(index),
+      store_(store),
+      replies_(replies),
+      stats_(stats),
+      seq_(seq),
+      options_(std::move(options)),
+      liveness_(options_.heartbeat_misses) {}
 
-void Dispatcher::log(const Request& r, std::string_view op, std::string_view user, std::string_view args) {
-  if (log_operations_) store_.append_log(r.ts, r.ts_local, user, op, args);
+std::int64_t Dispatcher::now_ms() const {
+  if (options_.clock_ms) return options_.clock_ms();
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+void Dispatcher::log_at(std::string_view ts, bool ts_local, std::string_view op, std::string_view user,
+                        std::string_view args) {
+  if (options_.log_operations) store_.append_log(ts, ts_local, user, op, args);
 }
 
 const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
-  static const std::array<Op, 12> ops = {{
+  static const std::array<Op, 13> ops = {{
       {"REGISTER", &Dispatcher::on_register, true},
       {"UNREGISTER", &Dispatcher::on_unregister, true},
       {"CONNECT", &Dispatcher::on_connect, true},
@@ -49,6 +64,7 @@ const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
       {"LOOKUP", &Dispatcher::on_lookup, false},
       {"STATS", &Dispatcher::on_stats, false},
       {"SNAPSHOT", &Dispatcher::on_snapshot, false},
+      {"HEARTBEAT", &Dispatcher::on_heartbeat, false},
   }};
   for (const auto& op : ops) {
     if (op.name == name) return &op;
@@ -124,10 +140,10 @@ UserId Dispatcher::existing_user(std::string_view name, bool connected, std::str
   return *user;
 }
 
-MapWriter Dispatcher::event(const Request& r, std::string_view user) {
+MapWriter Dispatcher::event_at(std::string_view ts, std::string_view user) {
   MapWriter w;
   w.put("seq", seq_ + 1);
-  w.put("ts", r.ts);
+  w.put("ts", ts);
   w.put("user", user);
   return w;
 }
@@ -176,6 +192,7 @@ std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& even
   const UserId user = existing_user(name, false, failure, r);
   if (!failure.empty()) return failure;
   const std::uint64_t removed = index_.remove_user(user);  // ends its session too: user.unregistered says so
+  liveness_.forget(user);
   store_.delete_user(name);
   log(r, "UNREGISTER", name, "files_removed=" + std::to_string(removed));
   auto ev = event(r, name);
@@ -189,6 +206,10 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
   check_user(name);
   const auto endpoint = r.fields.str("endpoint", p::kMaxEndpointBytes);
   check_endpoint(endpoint);
+  const auto heartbeat_ms = r.fields.opt_uint("heartbeat_ms");
+  if (heartbeat_ms && (*heartbeat_ms < 100 || *heartbeat_ms > 60000)) {
+    throw BadRequest("field 'heartbeat_ms' must be from 100 to 60000");
+  }
   std::string failure;
   const UserId user = existing_user(name, false, failure, r);
   if (!failure.empty()) return failure;
@@ -196,6 +217,7 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
     return failure_reply(r.id, st::kUserAlreadyConnected, "user '" + std::string(name) + "' is already connected");
   }
   index_.connect(user, std::string(endpoint));
+  if (heartbeat_ms) liveness_.track(user, *heartbeat_ms, now_ms());
   log(r, "CONNECT", name, endpoint);
   auto ev = event(r, name);
   ev.put("endpoint", endpoint);
@@ -210,8 +232,10 @@ std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& even
   const UserId user = existing_user(name, true, failure, r);
   if (!failure.empty()) return failure;
   index_.disconnect(user);
+  liveness_.forget(user);
   log(r, "DISCONNECT", name, "");
   auto ev = event(r, name);
+  ev.put("reason", "requested");
   emit(events, "peer.disconnected", ev);
   return reply_header(r.id, st::kOk).finish();
 }
@@ -359,6 +383,35 @@ std::string Dispatcher::on_snapshot(const Request& r, std::vector<Event>&) {
   reply.put("files", files);
   if (page.next) reply.put("next", *page.next); else reply.put_nil("next");
   return reply.finish();
+}
+
+std::string Dispatcher::on_heartbeat(const Request& r, std::vector<Event>&) {
+  // Paranoid Pirate: a connected peer says it is alive; USER NOT CONNECTED tells it to CONNECT again
+  // (after a broker restart, or after it was expired for silence).
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  std::string failure;
+  const UserId user = existing_user(name, true, failure, r);
+  if (!failure.empty()) return failure;
+  liveness_.touch(user, now_ms());
+  return reply_header(r.id, st::kOk).finish();
+}
+
+std::size_t Dispatcher::expire_silent_sessions(std::vector<Event>& events) {
+  const auto late = liveness_.expired(now_ms());
+  if (late.empty()) return 0;
+  const std::string ts = now_iso8601_utc();
+  for (UserId user : late) {
+    liveness_.forget(user);
+    if (!index_.user(user).connected) continue;
+    const std::string name = index_.user(user).name;
+    index_.disconnect(user);
+    log_at(ts, true, "DISCONNECT", name, "heartbeat timeout");
+    auto ev = event_at(ts, name);
+    ev.put("reason", "heartbeat timeout");
+    emit(events, "peer.disconnected", ev);
+  }
+  return late.size();
 }
 
 std::string Dispatcher::on_stats(const Request& r, std::vector<Event>&) {

@@ -5,10 +5,12 @@
 
 #include "broker/file_index.hpp"
 #include "broker/reply_cache.hpp"
+#include "broker/session_liveness.hpp"
 #include "broker/store.hpp"
 #include "common/codec.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,16 +31,24 @@ struct BrokerStats {
   std::uint64_t dropped = 0;
 };
 
+struct DispatcherOptions {
+  bool log_operations = true;        // every successful mutation also appends an operations-log record
+  std::uint32_t heartbeat_misses = 3;  // a session silent this many promised intervals is disconnected
+  std::function<std::int64_t()> clock_ms;  // monotonic milliseconds; empty: std::chrono::steady_clock
+};
+
 class Dispatcher {
  public:
-  // With `log_operations`, every successful mutation also appends an operations-log record to the outbox.
   Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq,
-             bool log_operations);
+             DispatcherOptions options);
 
   std::string handle(std::string_view body, std::vector<Event>& events);
 
   // A BAD REQUEST reply for a message that never reached handle() (wrong framing); counted.
   std::string bad_request(std::string_view sentence);
+
+  // Disconnects the sessions whose heartbeats stopped (Paranoid Pirate); inside a store batch like handle().
+  std::size_t expire_silent_sessions(std::vector<Event>& events);
 
   std::uint64_t seq() const { return seq_; }
 
@@ -69,20 +79,27 @@ class Dispatcher {
   std::string on_lookup(const Request& r, std::vector<Event>& events);
   std::string on_stats(const Request& r, std::vector<Event>& events);
   std::string on_snapshot(const Request& r, std::vector<Event>& events);
+  std::string on_heartbeat(const Request& r, std::vector<Event>& events);
 
   // The user a mutation names, which must exist (and, when `connected`, have a session).
   UserId existing_user(std::string_view name, bool connected, std::string& failure, const Request& r);
   MapWriter file_map(FileId id, bool with_owner) const;
-  MapWriter event(const Request& r, std::string_view user);
+  MapWriter event(const Request& r, std::string_view user) { return event_at(r.ts, user); }
+  MapWriter event_at(std::string_view ts, std::string_view user);
+  std::int64_t now_ms() const;
   void emit(std::vector<Event>& events, std::string_view topic, MapWriter& body);
-  void log(const Request& r, std::string_view op, std::string_view user, std::string_view args);
+  void log(const Request& r, std::string_view op, std::string_view user, std::string_view args) {
+    log_at(r.ts, r.ts_local, op, user, args);
+  }
+  void log_at(std::string_view ts, bool ts_local, std::string_view op, std::string_view user, std::string_view args);
 
   FileIndex& index_;
   Store& store_;
   ReplyCache& replies_;
   BrokerStats& stats_;
   std::uint64_t seq_;
-  bool log_operations_;
+  DispatcherOptions options_;
+  SessionLiveness liveness_;
 };
 
 // A reply map's header: v, id (nil when unknown) and status; add `error` for failures.

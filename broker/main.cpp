@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   app.add_option("--rpclog", opts.rpclog, "operations logger HOST:PORT, or none")->capture_default_str();
+  app.add_option("--heartbeat-misses", opts.heartbeat_misses,
+                 "disconnect a session silent for this many of the heartbeat intervals it promised")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 

@@ -62,10 +62,19 @@ BrokerReply BrokerClient::unregister_user(const std::string& user) {
   return call(w, id);
 }
 
-BrokerReply BrokerClient::connect(const std::string& user, const std::string& endpoint) {
+BrokerReply BrokerClient::connect(const std::string& user, const std::string& endpoint,
+                                  std::optional<std::uint64_t> heartbeat_ms) {
   MapWriter w;
   auto id = begin(w, "CONNECT");
   w.put("user", user).put("endpoint", endpoint);
+  if (heartbeat_ms) w.put("heartbeat_ms", *heartbeat_ms);
+  return call(w, id);
+}
+
+BrokerReply BrokerClient::heartbeat(const std::string& user) {
+  MapWriter w;
+  auto id = begin(w, "HEARTBEAT");
+  w.put("user", user);
   return call(w, id);
 }
 

@@ -59,7 +59,10 @@ class BrokerClient {
   // Each throws BrokerUnreachable when no attempt was answered, BadReply when the answer is unreadable.
   BrokerReply register_user(const std::string& user);
   BrokerReply unregister_user(const std::string& user);
-  BrokerReply connect(const std::string& user, const std::string& endpoint);
+  // With heartbeat_ms, the peer promises HEARTBEATs at that interval and the broker expires it when silent.
+  BrokerReply connect(const std::string& user, const std::string& endpoint,
+                      std::optional<std::uint64_t> heartbeat_ms = std::nullopt);
+  BrokerReply heartbeat(const std::string& user);
   BrokerReply disconnect(const std::string& user);
   BrokerReply publish(const PublishRequest& request);
   BrokerReply delete_file(const std::string& user, const std::string& name);

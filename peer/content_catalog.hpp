@@ -16,6 +16,7 @@ struct SharedContent {
   std::string name;  // as published
   std::string path;  // the local file
   ContentHashes hashes;
+  std::string description;
 };
 
 class ContentCatalog {

@@ -48,6 +48,7 @@ struct PeerOptions {
   GetRequest get;
   double source_timeout_s = 5.0;
   ServeOptions serve;
+  double heartbeat_s = 1.0;
 };
 
 std::string join(const std::vector<std::string>& words) {
@@ -66,6 +67,10 @@ void define_options(CLI::App& app, PeerOptions& o) {
   app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
   app.add_option("--timesvc", o.timesvc, "the SOAP time service, http://HOST:PORT (stamps every operation)")
       ->envname("ZSHARE_TIMESVC");
+  app.add_option("--heartbeat", o.heartbeat_s,
+                 "seconds between heartbeats while connected (the broker drops a peer silent for 3); 0: none")
+      ->check(CLI::Range(0.0, 60.0))
+      ->capture_default_str();
   app.add_flag("--json", o.json, "print one JSON object per response instead of text");
   app.add_option("--timeout", o.timeout_s, "seconds to wait for the broker's answer to one request (3 tries)")
       ->check(CLI::Range(0.001, 3600.0))
@@ -140,6 +145,11 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
   const auto timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(o.timeout_s * 1000.0)));
   zmq::context_t ctx;
   BrokerClient broker(ctx, o.broker, timeout);
+  const auto heartbeat = std::chrono::milliseconds(std::llround(o.heartbeat_s * 1000.0));
+  o.shell.heartbeat = o.serve.heartbeat = heartbeat.count() > 0 && heartbeat.count() < 100
+                                              ? std::chrono::milliseconds(100)
+                                              : heartbeat;
+  o.shell.timesvc = o.serve.timesvc = resolve_timesvc_url(o.timesvc);
   TimeClient clock(resolve_timesvc_url(o.timesvc), io.err);
   broker.set_clock(&clock);
   ResponsePrinter printer(io.out, io.err, o.json ? OutputFormat::kJson : OutputFormat::kText);

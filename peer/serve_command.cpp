@@ -7,8 +7,11 @@
 #include "peer/broker_commands.hpp"
 #include "peer/content_catalog.hpp"
 #include "peer/hash_cache.hpp"
+#include "peer/publish_sync.hpp"
+#include "peer/session_keeper.hpp"
 
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <thread>
 
@@ -71,63 +74,47 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
                                        "cannot listen on " + o.listen + ": " + e.what()));
     return 2;
   }
-  CommandResult conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint); });
+  std::optional<std::uint64_t> beat;  // none: no heartbeat promised, no self-recovery
+  if (o.heartbeat.count() > 0) beat = static_cast<std::uint64_t>(o.heartbeat.count());
+  CommandResult conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint, beat); });
   if (conn.status == status::kUserAlreadyConnected) {  // a session an earlier run of ours left behind
     ask_broker("DISCONNECT", broker, [&] { return broker.disconnect(o.user); });
-    conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint); });
+    conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint, beat); });
   }
   if (!conn.ok()) {
     printer.print(conn);
     return exit_code(conn);
   }
-
-  // Make the index match the share.
-  HashCache cache(o.hash_cache.empty() ? default_hash_cache_path() : o.hash_cache);
-  // name -> what the index holds for it: cid, chunk size and root must all match what we would serve.
-  std::map<std::string, std::string> indexed;
-  auto tree_of = [](const std::string& cid, std::uint64_t chunk_size, const std::string& root) {
-    return cid + "/" + std::to_string(chunk_size) + "/" + root;
-  };
-  CommandResult listed = list_content_command(broker, o.user);
-  for (const auto& f : listed.fields.value("files", nlohmann::json::array())) {
-    indexed[f.value("name", "")] =
-        tree_of(f.value("cid", ""), f.value("chunk_size", std::uint64_t{0}), f.value("root", ""));
+  // Heartbeats start now: hashing a large share can take longer than the broker waits for a sign of life.
+  std::unique_ptr<SessionKeeper> keeper;
+  if (beat) {
+    keeper = std::make_unique<SessionKeeper>(
+        ctx, SessionKeeperOptions{broker.endpoint(), o.timesvc, o.user, endpoint, o.heartbeat}, catalog, std::cerr);
   }
-  std::uint64_t hashed = 0, cached = 0, published = 0, failed = 0;
+
+  // Hash the share (from the cache where it can), then make the index match it.
+  HashCache cache(o.hash_cache.empty() ? default_hash_cache_path() : o.hash_cache);
+  std::uint64_t hashed = 0, cached = 0;
   for (const auto& file : scan_share(o.share, printer)) {
     if (stop) break;
-    ContentHashes h;
     try {
       bool fresh = false;
-      h = cache.hashes_of(file.path, o.chunk_size, &fresh);
+      ContentHashes h = cache.hashes_of(file.path, o.chunk_size, &fresh);
       (fresh ? hashed : cached)++;
+      catalog.add(std::make_shared<SharedContent>(SharedContent{file.name, file.path, std::move(h), ""}));
     } catch (const std::exception& e) {
       printer.note("serve: skipping " + file.name + ": " + e.what());
-      continue;
     }
-    const std::string cid = to_hex(h.cid);
-    const std::string tree = tree_of(cid, h.chunk_size, to_hex(h.root));
-    auto known = indexed.find(file.name);
-    if (known != indexed.end() && known->second != tree) {
-      // The file changed, or is now cut into other chunks: the index must describe what we serve.
-      ask_broker("DELETE", broker, [&] { return broker.delete_file(o.user, file.name); });
-    }
-    if (known == indexed.end() || known->second != tree) {
-      PublishRequest req{o.user, file.name, "", h.size, cid, h.chunk_size, to_hex(h.root)};
-      CommandResult pub = ask_broker("PUBLISH", broker, [&] { return broker.publish(req); });
-      if (!pub.ok()) {
-        printer.print(pub);
-        ++failed;
-        continue;
-      }
-      ++published;
-    }
-    if (known != indexed.end()) indexed.erase(known);
-    catalog.add(std::make_shared<SharedContent>(SharedContent{file.name, file.path, std::move(h)}));
   }
-  for (const auto& [name, cid] : indexed) {  // published earlier, gone from the share now
-    ask_broker("DELETE", broker, [&] { return broker.delete_file(o.user, name); });
+  SyncReport sync;
+  try {
+    sync = sync_published(broker, o.user, catalog, true);
+  } catch (const std::exception& e) {
+    printer.print(CommandResult::local("SERVE", Outcome::kUnreachable, status::kBrokerUnreachable, e.what()));
+    return 2;
   }
+  for (const auto& f : sync.failures) printer.note("serve: " + f);
+  const std::uint64_t published = sync.published, failed = sync.failures.size();
 
   CommandResult serving = CommandResult::local("SERVE", Outcome::kOk, status::kOk, "");
   serving.fields["user"] = o.user;
@@ -141,8 +128,8 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   printer.note("serve: " + o.user + " serves " + std::to_string(catalog.all().size()) + " files on " + endpoint +
                " (" + std::to_string(hashed) + " hashed, " + std::to_string(cached) + " from the hash cache)");
 
-  while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the seeder thread does the work
-
+  while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // seeder and keeper do the work
+  keeper.reset();
   seeder.reset();
   CommandResult bye = ask_broker("DISCONNECT", broker, [&] { return broker.disconnect(o.user); });
   printer.print(bye);

@@ -8,6 +8,7 @@
 #include "peer/seeder.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -21,6 +22,8 @@ struct ServeOptions {
   std::string hash_cache;  // empty: default_hash_cache_path()
   std::uint32_t chunk_size = kDefaultChunkSize;
   SeederOptions seeder;
+  std::chrono::milliseconds heartbeat{1000};  // promised at CONNECT; the broker expires a silent session
+  std::string timesvc;                        // for the session keeper's own stamps
 };
 
 // Returns the process exit code: 0 after a clean stop, 1 when the broker refused, 2 on usage or connection errors.

@@ -10,6 +10,7 @@
 #include "peer/get_command.hpp"
 
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <system_error>
 
@@ -95,6 +96,7 @@ std::optional<CommandResult> Shell::require_connected(const std::string& command
 }
 
 void Shell::forget_session() {
+  keeper_.reset();
   current_user_.reset();
   transfer_.reset();  // closes the ROUTER: the endpoint is unbound
   advertised_.clear();
@@ -118,9 +120,16 @@ CommandResult Shell::connect(const std::string& user) {
       return usage(command, "cannot set up the transfer endpoint (--listen " + options_.listen + "): " + e.what());
     }
   }
-  CommandResult result = ask_broker(command, broker_, [&] { return broker_.connect(user, advertised_); });
+  std::optional<std::uint64_t> beat;
+  if (options_.heartbeat.count() > 0) beat = static_cast<std::uint64_t>(options_.heartbeat.count());
+  CommandResult result = ask_broker(command, broker_, [&] { return broker_.connect(user, advertised_, beat); });
   if (result.ok()) {
     current_user_ = user;
+    if (beat) {
+      keeper_ = std::make_unique<SessionKeeper>(
+          ctx_, SessionKeeperOptions{broker_.endpoint(), options_.timesvc, user, advertised_, options_.heartbeat},
+          catalog_, std::cerr);
+    }
     if (catalog_owner_ != user) catalog_.clear();  // another user's files are not this user's to serve
     catalog_owner_ = user;
   } else if (bound_here) {
@@ -133,6 +142,7 @@ CommandResult Shell::connect(const std::string& user) {
 CommandResult Shell::disconnect(const std::string& user) {
   const std::string command = "DISCONNECT";
   if (auto bad = invalid_user(command, user)) return *bad;
+  if (current_user_ && *current_user_ == user) keeper_.reset();  // no reconnecting behind the user's back
   CommandResult result = ask_broker(command, broker_, [&] { return broker_.disconnect(user); });
   // The broker no longer holds a session for our user (OK, or it forgot it, e.g. after a restart).
   const bool session_gone = result.ok() || result.status == status::kUserNotConnected ||
@@ -175,7 +185,7 @@ CommandResult Shell::publish(const ShellCommand& c) {
   CommandResult result = ask_broker(command, broker_, [&] { return broker_.publish(request); });
   if (result.ok()) {
     const std::string absolute = std::filesystem::absolute(path).string();
-    catalog_.add(std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes)}));
+    catalog_.add(std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes), description}));
   }
   return result;
 }

@@ -10,9 +10,11 @@
 #include "peer/content_catalog.hpp"
 #include "peer/downloader.hpp"
 #include "peer/seeder.hpp"
+#include "peer/session_keeper.hpp"
 
 #include <zmq.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <istream>
 #include <memory>
@@ -29,6 +31,8 @@ struct ShellOptions {
   bool interactive = false;                      // print the "c> " prompt before each line
   SeederOptions seeder;                          // how this peer serves its files while connected
   DownloadOptions download;                      // how GET_FILE downloads
+  std::chrono::milliseconds heartbeat{1000};     // promised at CONNECT; 0: no heartbeat, no self-recovery
+  std::string timesvc;                           // for the session keeper's own stamps
 };
 
 class Shell {
@@ -65,6 +69,7 @@ class Shell {
   ContentCatalog catalog_;
   std::string catalog_owner_;  // the user the catalog's files were published as
   std::unique_ptr<Seeder> transfer_;
+  std::unique_ptr<SessionKeeper> keeper_;  // declared after transfer_: stops first
   std::string advertised_;
   bool quit_ = false;
 };

@@ -751,6 +751,17 @@ def run(args):
         check_list_content("alice")  # the old files went with the old registration
         marker()
 
+        # ---- HEARTBEAT (Paranoid Pirate) ------------------------------------------------------------------
+        section("HEARTBEAT")
+        online = sorted(model.connected)
+        offline = sorted(model.users - set(model.connected))
+        CHECKS.ok(online and offline, "test bug: HEARTBEAT needs a connected and a disconnected user")
+        c.call("HEARTBEAT", "OK", user=online[0])
+        c.call("HEARTBEAT", "USER NOT CONNECTED", user=offline[0])
+        c.call("HEARTBEAT", "USER DOES NOT EXIST", user="nobody-here")
+        c.call("HEARTBEAT", "BAD REQUEST", user="not a name", conforming=False)
+        c.call("CONNECT", "BAD REQUEST", user=offline[0], endpoint=ep(7399), heartbeat_ms=5, conforming=False)
+
         # ---- SNAPSHOT (the Clone pattern's state request) -----------------------------------------------
         section("SNAPSHOT")
         snap_users, snap_files, cursor, pages = None, [], None, 0

@@ -347,3 +347,92 @@ class TransferClient:
 
     def close(self):
         self.sock.close(linger=0)
+
+
+# ---- time service and operations-log helpers (stamps_test.py) ----
+
+ISO8601_MS_RE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"  # the one stamp format: UTC, milliseconds, 'Z'
+
+# `<timestamp>[*] <user> <OPERATION> <args>\t#<broker id>:<seq>` (rpclog/log_record.hpp); args may be absent.
+_LOG_LINE_RE = None
+
+
+def parse_log_line(line):
+    """One operations-log line (without its newline) as a dict: ts, local (the '*' mark), user, op, args,
+    broker_id, seq. None when the line is not in the logger's format."""
+    import re
+    global _LOG_LINE_RE
+    if _LOG_LINE_RE is None:
+        _LOG_LINE_RE = re.compile(r"(?P<ts>[^ \t*]+)(?P<star>\*?) (?P<user>[^ \t]+) (?P<op>[^ \t]+)"
+                                  r"(?: (?P<args>[^\t]*))?\t#(?P<broker_id>.+):(?P<seq>\d+)")
+    m = _LOG_LINE_RE.fullmatch(line)
+    if not m:
+        return None
+    return {"ts": m.group("ts"), "local": m.group("star") == "*", "user": m.group("user"), "op": m.group("op"),
+            "args": m.group("args") or "", "broker_id": m.group("broker_id"), "seq": int(m.group("seq"))}
+
+
+def iso8601_ms_to_epoch_ms(text):
+    """'YYYY-MM-DDTHH:MM:SS.mmmZ' -> integer milliseconds since the epoch (exact); ValueError otherwise."""
+    import calendar
+    import re
+    if not re.fullmatch(ISO8601_MS_RE, text):
+        raise ValueError("not ISO 8601 UTC with milliseconds: %r" % text)
+    secs = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1000 + int(text[20:23])
+
+
+class TimeSvc:
+    """A real zshare-timesvc process on a loopback port kept across restarts (so clients find it again)."""
+
+    def __init__(self, binary, workdir=None, port=None, threads=2):
+        self.binary = binary
+        self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-timesvc-")
+        self.port = port or free_port()
+        self.threads = threads
+        self.url = "http://127.0.0.1:%d" % self.port  # what a peer's --timesvc takes
+        self.out_path = os.path.join(self.workdir, "timesvc.out")
+        self.proc = None
+        self._out_at = 0
+
+    def start(self, deadline_s=10):
+        """Starts the service and waits for its "listening on" line (printed once it accepts connections)."""
+        self._out_at = os.path.getsize(self.out_path) if os.path.exists(self.out_path) else 0
+        with open(self.out_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads)],
+                stdout=out, stderr=subprocess.STDOUT)
+        listening = "listening on %s" % self.url
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("zshare-timesvc exited with %s: %s" % (self.proc.returncode, self.output_since_start()))
+            return listening in self.output_since_start()
+        wait_for(up, deadline_s, "zshare-timesvc to listen on port %d" % self.port)
+        return self
+
+    def output_since_start(self):
+        with open(self.out_path, "rb") as f:
+            f.seek(self._out_at)
+            return f.read().decode(errors="replace")
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, deadline_s=10):
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=deadline_s)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

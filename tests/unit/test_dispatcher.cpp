@@ -21,7 +21,8 @@ struct Fixture {
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
     store = std::make_unique<Store>(folder + "/broker.db");
-    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0, true);
+    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0,
+                                              DispatcherOptions{true, 3, [this] { return clock; }});
     store->begin();
   }
   ~Fixture() {
@@ -50,6 +51,7 @@ struct Fixture {
   std::string last_reply;
   std::unique_ptr<Message> last;
   int counter = 0;
+  std::int64_t clock = 1000000;  // the dispatcher's monotonic milliseconds, moved by the tests
 };
 
 MapWriter user(const std::string& name) {
@@ -149,4 +151,31 @@ TEST_CASE("search returns owner, endpoint and online flag, and pages", "[dispatc
   REQUIRE(f.call("SEARCH", MapWriter().put("q", "test").put("cursor", next)) == "OK");
   CHECK(f.last->root().maps("results").size() == 2);
   CHECK(f.last->root().is_nil("next"));
+}
+
+TEST_CASE("a session that promised heartbeats is expired after three silent intervals", "[dispatcher]") {
+  Fixture f;
+  f.call("REGISTER", user("alice"));
+  f.call("REGISTER", user("bob"));
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1").put("heartbeat_ms", std::uint64_t{1000})) == "OK");
+  REQUIRE(f.call("CONNECT", user("bob").put("endpoint", "tcp://127.0.0.1:2")) == "OK");  // promised nothing
+  CHECK(f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1").put("heartbeat_ms", std::uint64_t{5})) ==
+        "BAD REQUEST");
+
+  f.clock += 2500;
+  CHECK(f.call("HEARTBEAT", user("alice")) == "OK");  // alive: the silence starts again from here
+  f.clock += 2500;
+  f.events.clear();
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 0);
+
+  f.clock += 1000;  // 3.5 s since alice's last heartbeat
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 1);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0].topic == "peer.disconnected");
+  Message ev = Message::decode(f.events[0].body.data(), f.events[0].body.size());
+  CHECK(ev.root().str("reason", 64) == "heartbeat timeout");
+  CHECK_FALSE(f.index.user(*f.index.find_user("alice")).connected);
+  CHECK(f.index.user(*f.index.find_user("bob")).connected);  // never expired by silence
+  CHECK(f.call("HEARTBEAT", user("alice")) == "USER NOT CONNECTED");
+  CHECK(f.call("HEARTBEAT", user("carol")) == "USER DOES NOT EXIST");
 }

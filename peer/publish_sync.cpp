@@ -1,0 +1,55 @@
+// publish_sync.cpp: one LIST_CONTENT, then a PUBLISH (after a DELETE when the entry differs) per entry whose
+// cid/chunk size/root the index does not already hold exactly.
+#include "peer/publish_sync.hpp"
+
+#include "common/validate.hpp"
+
+#include <map>
+
+namespace zshare::peer {
+
+namespace {
+
+std::string tree_of(const std::string& cid, std::uint64_t chunk_size, const std::string& root) {
+  return cid + "/" + std::to_string(chunk_size) + "/" + root;
+}
+
+}  // namespace
+
+SyncReport sync_published(BrokerClient& broker, const std::string& user, const ContentCatalog& catalog,
+                          bool delete_extra) {
+  SyncReport report;
+  std::map<std::string, std::string> indexed;  // name -> tree the index holds
+  BrokerReply listed = broker.list_content(user);
+  if (!listed.ok()) {
+    report.failures.push_back("LIST_CONTENT " + user + ": " + listed.status + " " + listed.error);
+    return report;
+  }
+  for (const auto& f : listed.fields.value("files", nlohmann::json::array())) {
+    indexed[f.value("name", "")] =
+        tree_of(f.value("cid", ""), f.value("chunk_size", std::uint64_t{0}), f.value("root", ""));
+  }
+  for (const auto& content : catalog.all()) {
+    const auto& h = content->hashes;
+    const std::string cid = to_hex(h.cid);
+    const std::string tree = tree_of(cid, h.chunk_size, to_hex(h.root));
+    auto known = indexed.find(content->name);
+    const bool was_indexed = known != indexed.end();
+    const bool same = was_indexed && known->second == tree;
+    if (was_indexed) indexed.erase(known);
+    if (same) continue;
+    if (was_indexed) broker.delete_file(user, content->name);  // it changed: the index must describe what we serve
+    PublishRequest req{user, content->name, content->description, h.size, cid, h.chunk_size, to_hex(h.root)};
+    BrokerReply pub = broker.publish(req);
+    if (pub.ok()) ++report.published;
+    else report.failures.push_back("PUBLISH " + content->name + ": " + pub.status + " " + pub.error);
+  }
+  if (delete_extra) {
+    for (const auto& [name, tree] : indexed) {
+      if (broker.delete_file(user, name).ok()) ++report.deleted;
+    }
+  }
+  return report;
+}
+
+}  // namespace zshare::peer

@@ -1,0 +1,77 @@
+// session_keeper.cpp: its own REQ socket and TimeClient (one per thread); one attempt per heartbeat, since
+// the heartbeat itself repeats. Outages are reported once, recoveries once.
+#include "peer/session_keeper.hpp"
+
+#include "common/protocol.hpp"
+#include "common/time_client.hpp"
+#include "peer/broker_client.hpp"
+#include "peer/publish_sync.hpp"
+
+namespace zshare::peer {
+
+namespace status = protocol::status;
+
+SessionKeeper::SessionKeeper(zmq::context_t& ctx, SessionKeeperOptions options, const ContentCatalog& catalog,
+                             std::ostream& report)
+    : ctx_(ctx), options_(std::move(options)), catalog_(catalog), report_(report) {
+  thread_ = std::thread([this] { run(); });
+}
+
+SessionKeeper::~SessionKeeper() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+bool SessionKeeper::wait(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return !wake_.wait_for(lock, d, [this] { return stop_; });
+}
+
+void SessionKeeper::run() {
+  const auto timeout = std::max(options_.interval, std::chrono::milliseconds(1000));
+  BrokerClient broker(ctx_, options_.broker, timeout, 1);
+  TimeClient clock(options_.timesvc, report_);
+  broker.set_clock(&clock);
+  bool outage = false;
+  std::chrono::milliseconds backoff = options_.interval;
+  while (wait(outage ? backoff : options_.interval)) {
+    try {
+      BrokerReply beat = broker.heartbeat(options_.user);
+      if (beat.ok()) {
+        if (outage) report_ << "zshare-peer: the broker answers again; session of " << options_.user << " intact" << std::endl;
+        outage = false;
+        backoff = options_.interval;
+        continue;
+      }
+      if (beat.status != status::kUserNotConnected && beat.status != status::kUserDoesNotExist) continue;
+      // The session is gone: the broker restarted (sessions come back offline) or expired us.
+      if (beat.status == status::kUserDoesNotExist) broker.register_user(options_.user);
+      BrokerReply again = broker.connect(options_.user, options_.endpoint,
+                                         static_cast<std::uint64_t>(options_.interval.count()));
+      if (!again.ok() && again.status != status::kUserAlreadyConnected) {
+        report_ << "zshare-peer: reconnecting " << options_.user << " failed: " << again.status << " " << again.error
+                << std::endl;
+        outage = true;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
+        continue;
+      }
+      const SyncReport sync = sync_published(broker, options_.user, catalog_, false);
+      ++reconnects_;
+      report_ << "zshare-peer: reconnected " << options_.user << " to the broker; republished " << sync.published
+              << " files" << std::endl;
+      for (const auto& f : sync.failures) report_ << "zshare-peer: re-sync: " << f << std::endl;
+      outage = false;
+      backoff = options_.interval;
+    } catch (const std::exception& e) {  // BrokerUnreachable, BadReply
+      if (!outage) report_ << "zshare-peer: broker unreachable (" << e.what() << "); retrying" << std::endl;
+      outage = true;
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
+}
+
+}  // namespace zshare::peer

@@ -1,0 +1,54 @@
+// session_keeper.hpp: keeps a connected peer's session alive (the guide's Paranoid Pirate heartbeat) and
+// brings it back by itself: when the broker answers that the session is gone (it restarted, or expired us)
+// or answers again after an outage, CONNECT again with backoff and re-sync the published files.
+#pragma once
+
+#include "peer/content_catalog.hpp"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <thread>
+
+namespace zshare::peer {
+
+struct SessionKeeperOptions {
+  std::string broker;                            // control endpoint
+  std::string timesvc;                           // time service URL for the re-sync's stamps ("" : local)
+  std::string user;
+  std::string endpoint;                          // the transfer endpoint to advertise again
+  std::chrono::milliseconds interval{1000};      // heartbeat interval promised at CONNECT
+};
+
+class SessionKeeper {
+ public:
+  SessionKeeper(zmq::context_t& ctx, SessionKeeperOptions options, const ContentCatalog& catalog,
+                std::ostream& report);
+  ~SessionKeeper();  // stops the thread (at most one interval's wait)
+  SessionKeeper(const SessionKeeper&) = delete;
+  SessionKeeper& operator=(const SessionKeeper&) = delete;
+
+  std::uint64_t reconnects() const { return reconnects_.load(); }
+
+ private:
+  void run();
+  bool wait(std::chrono::milliseconds d);  // false when stopping
+
+  zmq::context_t& ctx_;
+  SessionKeeperOptions options_;
+  const ContentCatalog& catalog_;
+  std::ostream& report_;
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace zshare::peer

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+# liveness_test.py: the Paranoid Pirate heartbeat end to end with real processes: a silent seeder is marked
+# offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync).
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import msgpack
+import zmq
+
+from zshare_testlib import Broker, Client, ServeProcess, wait_for
+
+PASSED = []
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    PASSED.append(what)
+
+
+def search_online(client, word):
+    """{user: online} for the files matching `word`."""
+    r = client.call("SEARCH", q=word)
+    check(r["status"] == "OK", "SEARCH answers OK: %r" % r)
+    return {x["user"]: x["online"] for x in r["results"]}
+
+
+def make_share(root, user, name, data):
+    share = os.path.join(root, user)
+    os.makedirs(share, exist_ok=True)
+    with open(os.path.join(share, name), "wb") as f:
+        f.write(data)
+    return share
+
+
+def test_silent_seeder_goes_offline(args, root):
+    """kill -9 of a seeder: within 3 heartbeat intervals (plus slack) the broker publishes peer.disconnected
+    with reason 'heartbeat timeout' and its files show offline; a seeder that is alive stays online."""
+    os.makedirs(os.path.join(root, "b1"))
+    broker = Broker(args.broker_bin, workdir=os.path.join(root, "b1")).start()
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"peer.disconnected")
+    sub.connect(broker.events)
+    seeders = []
+    try:
+        client = Client(broker.control)
+        for user in ("quiet", "lively"):
+            s = ServeProcess(args.peer_bin, broker.control, user,
+                             make_share(root, user, "liveness-%s.bin" % user, os.urandom(5000)),
+                             os.path.join(root, user + ".hashes.db"), extra_args=["--heartbeat", "0.2"])
+            s.start()
+            seeders.append(s)
+        check(search_online(client, "liveness") == {"quiet": True, "lively": True}, "both seeders online")
+        killed_at = time.monotonic()
+        seeders[0].kill9()
+
+        def disconnected():
+            if not sub.poll(100):
+                return None
+            topic, body = sub.recv_multipart()
+            event = msgpack.unpackb(body, raw=False)
+            return event if event.get("user") == "quiet" else None
+        event = wait_for(disconnected, 10, "peer.disconnected for the killed seeder")
+        elapsed = time.monotonic() - killed_at
+        check(event["reason"] == "heartbeat timeout", "the event says why: %r" % event)
+        check(elapsed >= 0.4, "not expired before it missed its heartbeats (%.2fs)" % elapsed)
+        check(search_online(client, "liveness") == {"quiet": False, "lively": True},
+              "the killed seeder's files are offline, the live one's are not")
+        check(seeders[1].running(), "the live seeder kept running")
+        client.close()
+    finally:
+        sub.close(linger=0)
+        for s in seeders:
+            s.stop()
+        broker.cleanup()
+
+
+def test_seeders_recover_after_broker_restart(args, root):
+    """kill -9 of the broker and a restart: seeders notice, CONNECT again and re-sync by themselves; a search
+    returns what it did before within 5 s of the broker's return."""
+    os.makedirs(os.path.join(root, "b2"))
+    broker = Broker(args.broker_bin, workdir=os.path.join(root, "b2")).start()
+    seeders = []
+    try:
+        for user in ("alpha", "beta", "gamma"):
+            s = ServeProcess(args.peer_bin, broker.control, user,
+                             make_share(root, user, "recover-%s.dat" % user, os.urandom(3000)),
+                             os.path.join(root, user + ".hashes.db"), extra_args=["--heartbeat", "0.5"])
+            s.start()
+            seeders.append(s)
+        client = Client(broker.control)
+        before = search_online(client, "recover")
+        check(before == {"alpha": True, "beta": True, "gamma": True}, "all online before: %r" % before)
+        client.close()
+
+        broker.kill9()
+        broker.start()
+        back_at = time.monotonic()
+        client = Client(broker.control)
+        wait_for(lambda: search_online(client, "recover") == before, 5, "the search to return what it did before")
+        check(time.monotonic() - back_at <= 5, "recovered within 5 s of the broker's return")
+        check(all(s.running() for s in seeders), "every seeder kept running through the outage")
+        client.close()
+    finally:
+        for s in seeders:
+            s.stop()
+        broker.cleanup()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--broker-bin", required=True)
+    parser.add_argument("--peer-bin", required=True)
+    args = parser.parse_args()
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="zshare-liveness-") as root:
+        for test in (test_silent_seeder_goes_offline, test_seeders_recover_after_broker_restart):
+            try:
+                test(args, root)
+                print("ok - %s" % test.__name__)
+            except Exception as e:  # report every case, then fail
+                failures += 1
+                print("FAIL - %s: %s: %s" % (test.__name__, type(e).__name__, e))
+    print("%d passed, %d failed" % (len(PASSED), failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
