@@ -53,17 +53,22 @@ void Broker::run(const std::atomic<bool>& stop) {
     }
     if (items[0].revents & ZMQ_POLLIN) serve_batch();
     if (std::chrono::steady_clock::now() >= next_liveness_check_) {
-      expire_silent_sessions();
+      housekeep();
       next_liveness_check_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
     }
   }
 }
 
-void Broker::expire_silent_sessions() {
+void Broker::housekeep() {
+  // The periodic housekeeping batch: silent sessions, and outbox records the logger has stored.
   std::vector<Event> events;
   store_.begin();
   try {
     if (dispatcher_.expire_silent_sessions(events) > 0 && !events.empty()) store_.set_seq(dispatcher_.seq());
+    if (shipper_ && shipper_->acked_through() > outbox_deleted_through_) {
+      outbox_deleted_through_ = shipper_->acked_through();
+      store_.delete_outbox_through(outbox_deleted_through_);
+    }
     store_.commit();
   } catch (...) {
     store_.rollback();

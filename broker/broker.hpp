@@ -47,7 +47,7 @@ class Broker {
     std::string reply;
   };
   void serve_batch();
-  void expire_silent_sessions();
+  void housekeep();  // silent sessions, shipped outbox records
   Pending answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events);
   void send_reply(Pending& p);
   void publish(const Event& e);
@@ -60,6 +60,7 @@ class Broker {
   Dispatcher dispatcher_;
   std::unique_ptr<LogShipper> shipper_;
   std::size_t replies_since_prune_ = 0;
+  std::uint64_t outbox_deleted_through_ = 0;
   std::chrono::steady_clock::time_point next_liveness_check_ = std::chrono::steady_clock::now();
   zmq::context_t ctx_{1};
   zmq::socket_t router_{ctx_, zmq::socket_type::router};

@@ -1,5 +1,5 @@
-// log_shipper.cpp: read a batch (oldest first), LOG it, delete what was acknowledged. Deletions are cheap to
-// lose (synchronous=NORMAL here): a record sent twice is stored once, the logger dedupes by (broker id, seq).
+// log_shipper.cpp: read a batch (oldest first, after what was already acknowledged), LOG it, publish the
+// acknowledged seq. After a restart unacknowledged-but-stored records are sent again: the logger dedupes.
 #include "broker/log_shipper.hpp"
 
 #include "rpclog/rpclog_client.hpp"
@@ -56,18 +56,16 @@ bool LogShipper::wait_for(std::chrono::milliseconds d) {
 
 void LogShipper::run() {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(db_path_.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
     report_ << "zshare-broker: log shipper cannot open " << db_path_ << ": " << sqlite3_errmsg(db) << std::endl;
     sqlite3_close(db);
     return;
   }
   sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
   sqlite3_stmt* select = nullptr;
-  sqlite3_stmt* remove = nullptr;
-  sqlite3_prepare_v2(db, "SELECT seq, ts, ts_local, user, operation, args FROM outbox ORDER BY seq LIMIT ?1", -1,
-                     &select, nullptr);
-  sqlite3_prepare_v2(db, "DELETE FROM outbox WHERE seq <= ?1", -1, &remove, nullptr);
+  sqlite3_prepare_v2(db,
+                     "SELECT seq, ts, ts_local, user, operation, args FROM outbox WHERE seq > ?2 ORDER BY seq LIMIT ?1",
+                     -1, &select, nullptr);
 
   rpclog::RpcLogClient client(address_, std::chrono::seconds(2));
   std::chrono::milliseconds backoff(100);
@@ -79,6 +77,7 @@ void LogShipper::run() {
     }
     std::vector<rpclog::LogRecord> batch;
     sqlite3_bind_int(select, 1, kBatch);
+    sqlite3_bind_int64(select, 2, static_cast<sqlite3_int64>(acked_.load()));
     while (sqlite3_step(select) == SQLITE_ROW) {
       rpclog::LogRecord r;
       r.broker_id = broker_id_;
@@ -97,9 +96,7 @@ void LogShipper::run() {
     }
     try {
       const std::uint64_t acked = client.log(batch);
-      sqlite3_bind_int64(remove, 1, static_cast<sqlite3_int64>(acked));
-      sqlite3_step(remove);
-      sqlite3_reset(remove);
+      if (acked > acked_.load()) acked_.store(acked);
       shipped_ += batch.size();
       if (outage_reported) report_ << "zshare-broker: logger " << address_ << " is back; shipping" << std::endl;
       outage_reported = false;
@@ -114,7 +111,6 @@ void LogShipper::run() {
     }
   }
   sqlite3_finalize(select);
-  sqlite3_finalize(remove);
   sqlite3_close(db);
 }
 

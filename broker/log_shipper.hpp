@@ -1,6 +1,6 @@
 // log_shipper.hpp: drains the broker's durable outbox to zshare-rpclog in batches, on its own thread and
-// its own SQLite connection, never on the request path. A record leaves the outbox only after the logger
-// acknowledged it; while the logger is down records wait, and they are delivered in order when it returns.
+// its own read-only SQLite connection, never on the request path. A record leaves the outbox (deleted by the
+// broker's loop) only after the logger acknowledged it; while the logger is down records wait, and they are delivered in order when it returns.
 #pragma once
 
 #include <atomic>
@@ -22,6 +22,9 @@ class LogShipper {
 
   void notify();  // new records were committed
   std::uint64_t shipped() const { return shipped_.load(); }
+  // Every outbox record up to this seq is stored by the logger: the broker deletes them in its own
+  // transactions (one writer, so the shipper never contends for SQLite's write lock).
+  std::uint64_t acked_through() const { return acked_.load(); }
 
  private:
   void run();
@@ -32,6 +35,7 @@ class LogShipper {
   std::string address_;
   std::ostream& report_;
   std::atomic<std::uint64_t> shipped_{0};
+  std::atomic<std::uint64_t> acked_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;

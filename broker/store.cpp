@@ -94,6 +94,7 @@ Store::Store(const std::string& path) {
   put_reply_ = prepare("INSERT OR REPLACE INTO replies (request_id, reply) VALUES (?1, ?2)");
   set_seq_ = prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?1)");
   append_log_ = prepare("INSERT INTO outbox (ts, ts_local, user, operation, args) VALUES (?1, ?2, ?3, ?4, ?5)");
+  delete_outbox_ = prepare("DELETE FROM outbox WHERE seq <= ?1");
   broker_id_ = load_broker_id();
 }
 
@@ -111,6 +112,11 @@ std::string Store::load_broker_id() {
   return id;
 }
 
+void Store::delete_outbox_through(std::uint64_t seq) {
+  sqlite3_bind_int64(delete_outbox_, 1, static_cast<sqlite3_int64>(seq));
+  write(delete_outbox_);
+}
+
 void Store::append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
                        std::string_view args) {
   bind_text(append_log_, 1, ts);
@@ -123,7 +129,7 @@ void Store::append_log(std::string_view ts, bool ts_local, std::string_view user
 
 Store::~Store() {
   for (auto* s : {begin_, commit_, insert_user_, delete_user_, delete_user_files_, insert_file_, delete_file_,
-                  put_reply_, set_seq_, append_log_}) {
+                  put_reply_, set_seq_, append_log_, delete_outbox_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(db_);

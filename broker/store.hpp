@@ -45,6 +45,7 @@ class Store {
   // A record for the operations log, shipped later by LogShipper (same transaction as the change).
   void append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
                   std::string_view args);
+  void delete_outbox_through(std::uint64_t seq);  // records the logger has stored
   const std::string& broker_id() const { return broker_id_; }
 
   // Start-up: fills the index (users, then files in publishing order) and returns the last event seq.
@@ -73,6 +74,7 @@ class Store {
   sqlite3_stmt* put_reply_ = nullptr;
   sqlite3_stmt* set_seq_ = nullptr;
   sqlite3_stmt* append_log_ = nullptr;
+  sqlite3_stmt* delete_outbox_ = nullptr;
   std::string broker_id_;
   bool in_batch_ = false;
   bool in_transaction_ = false;

@@ -315,24 +315,31 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       return finish(false, "no source left: " + std::to_string(done_count) + " of " + std::to_string(n) +
                                " chunks verified; " + part.path() + " is kept for a resume");
     }
-    std::vector<zmq::pollitem_t> items;
-    std::vector<std::size_t> polled;  // indices into conns, parallel to items
-    for (std::size_t k = 0; k < conns.size(); ++k) {
-      auto& c = *conns[k];
-      if (!c.alive()) continue;
-      while (c.in_flight.size() < options_.window) {
+    // Top up the windows one request per source per round, so the chunks spread over every source even when
+    // the file has fewer chunks than one window.
+    for (bool granted = true; granted;) {
+      granted = false;
+      for (std::size_t k = 0; k < conns.size(); ++k) {
+        auto& c = *conns[k];
+        if (!c.alive() || c.in_flight.size() >= options_.window) continue;
         auto index = pick(static_cast<std::int32_t>(k));
         if (!index) break;
         const auto id = next_id++;
         if (!c.socket.send(zmq::buffer(request("CHUNK", id, plan.cid, "index", *index)), zmq::send_flags::dontwait)) {
           retry.push_front(*index);
-          break;
+          continue;
         }
         if (c.in_flight.empty()) c.last_progress = Clock::now();
         c.in_flight.emplace(id, *index);
         in_flight[*index] = 1;
+        granted = true;
       }
-      items.push_back({c.socket.handle(), 0, ZMQ_POLLIN, 0});
+    }
+    std::vector<zmq::pollitem_t> items;
+    std::vector<std::size_t> polled;  // indices into conns, parallel to items
+    for (std::size_t k = 0; k < conns.size(); ++k) {
+      if (!conns[k]->alive()) continue;
+      items.push_back({conns[k]->socket.handle(), 0, ZMQ_POLLIN, 0});
       polled.push_back(k);
     }
     zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));

@@ -60,7 +60,17 @@ Seeder::Seeder(zmq::context_t& ctx, const std::string& bind_address, const Conte
   router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(transfer::kMaxRequestBytes * 4));
   router_.set(zmq::sockopt::router_mandatory, true);
   router_.set(zmq::sockopt::sndhwm, transfer::kSeederSendHwm);
-  router_.bind(bind_address);
+  // A port this process just closed (DISCONNECT then CONNECT) is released by libzmq's I/O thread a moment
+  // later: retry EADDRINUSE briefly instead of failing the CONNECT.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      router_.bind(bind_address);
+      break;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EADDRINUSE || attempt >= 50) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   bound_ = router_.get(zmq::sockopt::last_endpoint);
   thread_ = std::thread([this] { run(); });  // the socket is used only by this thread from here on
 }
@@ -114,7 +124,8 @@ void Seeder::throttle(std::size_t bytes) {
   if (options_.rate_limit == 0) return;
   const auto now = std::chrono::steady_clock::now();
   const double rate = static_cast<double>(options_.rate_limit);
-  tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+  const double burst = rate / 10;  // at most a tenth of a second's worth ahead of the cap
+  tokens_ = std::min(burst, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
   refilled_ = now;
   tokens_ -= static_cast<double>(bytes);
   if (tokens_ < 0 && !stop_) {
