@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+# examples_test.py: keeps examples/ honest: the Python search client finds what a real broker holds, and
+# every daemon accepts its example config file (checked with --help after the file is read).
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+from zshare_testlib import Broker, Client
+
+PASSED = []
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    PASSED.append(what)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--broker-bin", required=True)
+    parser.add_argument("--bin-dir", required=True, help="the build tree")
+    parser.add_argument("--examples", required=True)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="zshare-examples-") as root:
+        broker = Broker(args.broker_bin, workdir=root).start()
+        try:
+            c = Client(broker.control)
+            for op, fields in [("REGISTER", {"user": "alice"}),
+                               ("CONNECT", {"user": "alice", "endpoint": "tcp://127.0.0.1:7000"}),
+                               ("PUBLISH", {"user": "alice", "name": "river-live.flac", "description": "Live at the river",
+                                            "size": 42, "cid": "ab" * 32, "chunk_size": 1 << 20, "root": "cd" * 32})]:
+                check(c.call(op, **fields)["status"] == "OK", "%s for the example" % op)
+            out = subprocess.run([sys.executable, os.path.join(args.examples, "search_client.py"), "--broker",
+                                  broker.control, "RIVER"], capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0, "search_client.py exits 0: %s" % out.stderr)
+            check("alice" in out.stdout and "river-live.flac" in out.stdout and "tcp://127.0.0.1:7000" in out.stdout,
+                  "search_client.py prints the match: %r" % out.stdout)
+            check("1 file(s)" in out.stderr, "search_client.py counts one file: %r" % out.stderr)
+            c.close()
+        finally:
+            broker.cleanup()
+    configs = {"broker/zshare-broker": "broker.toml", "rpclog/zshare-rpclog": "rpclog.toml",
+               "timesvc/zshare-timesvc": "timesvc.toml", "peer/zshare-peer": "peer.toml"}
+    for binary, config in configs.items():
+        done = subprocess.run([os.path.join(args.bin_dir, binary), "--config",
+                               os.path.join(args.examples, "config", config), "--help"],
+                              capture_output=True, text=True, timeout=30)
+        check(done.returncode == 0, "%s reads examples/config/%s: %s" % (binary, config, done.stderr))
+    print("%d passed, 0 failed" % len(PASSED))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print("FAIL: %s" % e)
+        print("%d passed, 1 failed" % len(PASSED))
+        sys.exit(1)
