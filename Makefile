@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build test demo bench-broker clean
+.PHONY: all deps configure build test test-asan demo bench-broker clean
 
 all: build
 
@@ -20,6 +20,13 @@ build: configure
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# The suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build tree.
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DZSHARE_SANITIZE=address,undefined >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j$(JOBS)
+
 demo: build
 	@tools/demo.sh $(BUILD)
 
@@ -30,4 +37,4 @@ bench-broker: deps
 	@ZSHARE_BUILD=build-release bench/run_broker_bench.sh
 
 clean:
-	rm -rf $(BUILD) build-release
+	rm -rf $(BUILD) build-release build-asan
