@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build test test-asan demo bench-broker clean
+.PHONY: all deps configure build test test-asan fuzz demo bench-broker clean
 
 all: build
 
@@ -27,6 +27,16 @@ test-asan: deps
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j$(JOBS)
 
+# libFuzzer over the broker's request path, from tests/fuzz/corpus, for FUZZ_SECONDS (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@EXTRA_PACKAGES="clang libclang-rt-14-dev" tools/install-deps.sh
+	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZSHARE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target zshare-fuzz-dispatcher
+	@mkdir -p build-fuzz/corpus && cp -n tests/fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
+	@build-fuzz/tests/fuzz/zshare-fuzz-dispatcher -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -print_final_stats=1 build-fuzz/corpus
+
 demo: build
 	@tools/demo.sh $(BUILD)
 
@@ -37,4 +47,4 @@ bench-broker: deps
 	@ZSHARE_BUILD=build-release bench/run_broker_bench.sh
 
 clean:
-	rm -rf $(BUILD) build-release build-asan
+	rm -rf $(BUILD) build-release build-asan build-fuzz

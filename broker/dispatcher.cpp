@@ -80,7 +80,7 @@ std::string Dispatcher::bad_request(std::string_view sentence) {
 
 std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events) {
   ++stats_.requests;
-  std::string_view id;
+  std::string id;  // owned: the decoded message (and its zone) is gone by the time a BadRequest is caught
   try {
     if (body.size() > p::kMaxMessageBytes) {
       throw BadRequest("message of " + std::to_string(body.size()) + " bytes exceeds the " +
@@ -95,7 +95,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     MapView root = msg.root();
     if (const auto* raw_id = root.find("id"); raw_id && raw_id->type == msgpack::type::STR &&
                                               raw_id->via.str.size >= 1 && raw_id->via.str.size <= p::kMaxIdBytes) {
-      id = std::string_view(raw_id->via.str.ptr, raw_id->via.str.size);
+      id.assign(raw_id->via.str.ptr, raw_id->via.str.size);
     }
     const auto v = root.uint("v");
     if (v != p::kVersion) throw BadRequest("unsupported protocol version " + std::to_string(v) + " (this broker speaks 1)");

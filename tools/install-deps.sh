@@ -10,6 +10,10 @@ PACKAGES=(
   python3 python3-zmq python3-msgpack python3-zeep
 )
 
+# Callers may ask for more (make fuzz: clang and its runtime).
+read -r -a extra <<<"${EXTRA_PACKAGES:-}"
+PACKAGES+=("${extra[@]}")
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

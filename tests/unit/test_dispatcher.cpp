@@ -179,3 +179,13 @@ TEST_CASE("a session that promised heartbeats is expired after three silent inte
   CHECK(f.call("HEARTBEAT", user("alice")) == "USER NOT CONNECTED");
   CHECK(f.call("HEARTBEAT", user("carol")) == "USER DOES NOT EXIST");
 }
+
+TEST_CASE("a BAD REQUEST found after decoding echoes the request's id intact", "[dispatcher]") {
+  // Found by tests/fuzz: the id used to point into the decoded message, already freed when the error was
+  // caught. The id must come back byte for byte.
+  Fixture f;
+  const std::string id = "client-7f3a:" + std::string(40, 'x');
+  CHECK(f.call("LOOKUP", MapWriter().put("ulice", "a").put("name", "song.mp3"), id) == "BAD REQUEST");
+  CHECK(f.last->root().str("id", 64) == id);
+  CHECK(f.last->root().str("error", 200).find("'user'") != std::string_view::npos);
+}
