@@ -88,7 +88,7 @@ class MapWriter {
  private:
   void key(std::string_view k);
   msgpack::packer<msgpack::sbuffer> pk() { return msgpack::packer<msgpack::sbuffer>(body_); }
-  msgpack::sbuffer body_;
+  msgpack::sbuffer body_{256};  // most maps are small: the default 8 KiB would be a large malloc per map
   std::uint32_t count_ = 0;
 };
 
