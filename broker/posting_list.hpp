@@ -29,6 +29,8 @@ class PostingList {
   std::size_t seek(std::size_t from, std::uint64_t target) const;
 
  private:
+  static constexpr std::size_t kBlock = 8;  // ids a seek scans before it gallops
+
   void reallocate(std::uint32_t cap);
 
   union {
@@ -38,5 +40,12 @@ class PostingList {
   std::uint32_t size_ = 0;
   std::uint32_t cap_ = 0;  // 0: the ids are inline
 };
+
+// The ids in both a and b from positions ia and ib on, ascending, into out, until there are at least `want` of
+// them (out has room for want + 3: a block of four may overshoot) or a list ends; ia and ib move past what was
+// looked at, so a later call resumes. Returns how many; fewer than `want` means a list ended. Lists of similar
+// length are merged four ids at a time; when one is much longer its side gallops instead.
+std::size_t intersect(const PostingList& a, std::size_t& ia, const PostingList& b, std::size_t& ib, std::uint32_t* out,
+                      std::size_t want);
 
 }  // namespace zshare::broker
