@@ -1,0 +1,18 @@
+# harness_tests.cmake: zshare-harness in CI, included from tests/integration/CMakeLists.txt: a random run of
+# 8 seeders (24 files, 300 operations, under a minute) and the smoke scenario of examples/scenarios/, each a
+# whole network of real processes on loopback checked end to end (tools/harness/SCENARIOS.md).
+set(ZSHARE_HARNESS_ARGS
+    ${PROJECT_SOURCE_DIR}/tools/harness/zshare_harness.py
+    --broker-bin $<TARGET_FILE:zshare-broker> --peer-bin $<TARGET_FILE:zshare-peer>
+    --rpclog-bin $<TARGET_FILE:zshare-rpclog> --timesvc-bin $<TARGET_FILE:zshare-timesvc>
+    --events-bin $<TARGET_FILE:zshare-events>)
+add_test(NAME harness_random
+         COMMAND ${ZSHARE_PYTHON} ${ZSHARE_HARNESS_ARGS} --random --peers 8 --files 24 --ops 300 --seconds 40 --seed 7)
+set_tests_properties(harness_random PROPERTIES TIMEOUT 120 PROCESSORS 2)
+add_test(NAME harness_smoke
+         COMMAND ${ZSHARE_PYTHON} ${ZSHARE_HARNESS_ARGS} ${PROJECT_SOURCE_DIR}/examples/scenarios/smoke.zs)
+set_tests_properties(harness_smoke PROPERTIES TIMEOUT 120)
+# The fault scenario (about 20 s): broker, seeder and logger killed (-9) on a schedule under the random workload.
+add_test(NAME harness_faults
+         COMMAND ${ZSHARE_PYTHON} ${ZSHARE_HARNESS_ARGS} ${PROJECT_SOURCE_DIR}/examples/scenarios/faults.zs)
+set_tests_properties(harness_faults PROPERTIES TIMEOUT 180 PROCESSORS 2)

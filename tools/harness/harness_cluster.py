@@ -1,0 +1,303 @@
+# harness_cluster.py: the network under test on 127.0.0.1: time service, operations logger, broker (fixed ports
+# and database across restarts) and one `zshare-peer serve` per seeder; start, kill -9, restart, tear down.
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+
+import msgpack
+import zmq
+
+from harness_client import BrokerClient, BrokerEpochs, Stamps, Unanswered
+from harness_procs import Daemon, Registry, free_ports, wait_until
+
+
+class ProcessFailure(Exception):
+    """A daemon would not start or answer: the run cannot go on."""
+
+
+class Binaries:
+    def __init__(self, broker, peer, rpclog, timesvc, events=None):
+        self.broker = broker
+        self.peer = peer
+        self.rpclog = rpclog
+        self.timesvc = timesvc
+        self.events = events
+
+
+class Cluster:
+    def __init__(self, bins, record, keep=False, workdir=None):
+        self.bins = bins
+        self.record = record
+        self.keep = keep
+        self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-harness-")
+        self.logdir = os.path.join(self.workdir, "logs")
+        os.makedirs(self.logdir, exist_ok=True)
+        self.registry = Registry()
+        self.stop = threading.Event()
+        self.stamps = Stamps()
+        self.epochs = BrokerEpochs()
+        control, events, rpclog = free_ports(3)
+        self.control = "tcp://127.0.0.1:%d" % control
+        self.events = "tcp://127.0.0.1:%d" % events
+        self.rpclog_port = rpclog
+        self.db = os.path.join(self.workdir, "broker.db")
+        self.oplog = os.path.join(self.workdir, "operations.log")
+        self.timesvc_url = None
+        self.seeders = {}
+        self.broker = Daemon(self.registry, "broker",
+                             [bins.broker, "--bind", self.control, "--events", self.events, "--db", self.db,
+                              "--rpclog", "127.0.0.1:%d" % rpclog], self.logdir)
+        self.logger = Daemon(self.registry, "rpclog",
+                             [bins.rpclog, "--bind", "127.0.0.1", "--port", str(rpclog), "--log", self.oplog],
+                             self.logdir)
+        self.timesvc = Daemon(self.registry, "timesvc", [bins.timesvc, "--bind", "127.0.0.1", "--port", "0",
+                                                          "--threads", "2"], self.logdir)
+        self.broker_lock = threading.Lock()   # one broker restart at a time
+        self.logger_lock = threading.Lock()
+
+    def client(self, name, timeout_s=1.0, deadline_s=60.0):
+        return BrokerClient(self.control, self.stamps, self.epochs, self.stop, timeout_s, deadline_s, name)
+
+    # ---- the daemons ----
+    def start_timesvc(self):
+        self.timesvc.start()
+
+        def url():
+            if not self.timesvc.running():
+                raise ProcessFailure("zshare-timesvc exited: %s" % self.timesvc.stderr_tail())
+            m = re.search(r"listening on (http://\S+)", self.timesvc.stdout_since_start())
+            return m.group(1) if m else None
+        self.timesvc_url = wait_until(url, 15, "zshare-timesvc to listen")
+
+    def start_logger(self):
+        with self.logger_lock:
+            self.logger.start()
+            serving = "on 127.0.0.1:%d" % self.rpclog_port
+
+            def up():
+                if not self.logger.running():
+                    raise ProcessFailure("zshare-rpclog exited: %s" % self.logger.stderr_since_start())
+                return serving in self.logger.stderr_since_start()
+            wait_until(up, 15, "zshare-rpclog to listen on port %d" % self.rpclog_port)
+
+    def start_broker(self, deadline_s=20):
+        """Starts the broker and waits until it answers; returns the event seq it started from."""
+        self.broker.start()
+        probe = zmq.Context.instance().socket(zmq.REQ)
+        probe.setsockopt(zmq.LINGER, 0)
+        probe.connect(self.control)
+        try:
+            end = time.monotonic() + deadline_s
+            n = 0
+            while True:
+                if not self.broker.running():
+                    raise ProcessFailure("zshare-broker exited with %s: %s"
+                                         % (self.broker.proc.returncode, self.broker.stderr_since_start()[-2000:]))
+                n += 1
+                probe.send(msgpack.packb({"v": 1, "op": "STATS", "id": "harness-probe-%d" % n,
+                                          "ts": self.stamps.next()}, use_bin_type=True))
+                if probe.poll(200) & zmq.POLLIN:
+                    stats = msgpack.unpackb(probe.recv(), raw=False)
+                    m = re.search(r"seq (\d+)\)", self.broker.stderr_since_start())
+                    return int(m.group(1)) if m else stats.get("seq", 0)
+                probe.close(linger=0)
+                probe = zmq.Context.instance().socket(zmq.REQ)
+                probe.setsockopt(zmq.LINGER, 0)
+                probe.connect(self.control)
+                if time.monotonic() > end or self.stop.is_set():
+                    raise ProcessFailure("zshare-broker did not answer STATS within %ds" % deadline_s)
+        finally:
+            probe.close(linger=0)
+
+    def kill_broker(self, down_s=0.2):
+        """kill -9 and restart on the same database and ports; clients see a new incarnation (sessions reset)."""
+        with self.broker_lock:
+            window = self.record.fault_begin("broker")
+            self.epochs.kill_started()
+            self.broker.kill9()
+            time.sleep(down_s)
+            self.epochs.restarted(self.start_broker())
+            return window  # the caller ends it once the sessions are restored
+
+    def kill_logger(self, down_s=1.0):
+        window = self.record.fault_begin("logger")
+        self.logger.kill9()
+        time.sleep(down_s)
+        self.start_logger()
+        self.record.fault_end(window)
+
+    # ---- seeders ----
+    def add_seeder(self, spec, chunk_size, source_timeout=None):
+        s = Seeder(self, spec, chunk_size)
+        self.seeders[spec.name] = s
+        return s
+
+    def restore_sessions(self, client, who="restorer"):
+        """After a broker restart every session is gone and `serve` does not notice (no heartbeat yet): the
+        harness CONNECTs each running seeder's user with its endpoint again, as its reconnect would."""
+        for s in list(self.seeders.values()):
+            with s.lock:
+                if not s.daemon.running():
+                    continue
+                if s.session_incarnation == self.epochs.snapshot()[1]:
+                    continue
+                for _ in range(5):
+                    try:
+                        r = client.call("CONNECT", user=s.name, endpoint=s.endpoint)
+                    except Unanswered as e:
+                        self.record.violation("unanswered", "restoring %s's session: %s" % (s.name, e))
+                        break
+                    self.record.operation(r)
+                    if r.status == "OK":
+                        self.record.acknowledged(r, s.name, "CONNECT", s.endpoint, who)
+                    elif r.status != "USER ALREADY CONNECTED":
+                        self.record.violation("unexpected-status", "CONNECT %s (restoring its session) answered %s"
+                                              % (s.name, r.status))
+                        break
+                    if not r.overlapped:
+                        s.session_incarnation = r.incarnation
+                        break
+                    # a restart while we asked: ask again in the new incarnation
+
+    def start_seeders(self, parallel=2):
+        """Starts every seeder, `parallel` at a time (each hashes its share first); the first failure is raised."""
+        gate = threading.Semaphore(parallel)
+        failures = []
+
+        def start(s):
+            with gate:
+                try:
+                    s.start()
+                except Exception as e:  # noqa: BLE001 - raised below, in the caller's thread
+                    failures.append(e)
+        threads = [threading.Thread(target=start, args=(s,), daemon=True) for s in self.seeders.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        if failures:
+            raise failures[0]
+
+    def offline_seeders(self, client):
+        """Running seeders that LIST_USERS does not show connected at their endpoint."""
+        r = client.call("LIST_USERS")
+        self.record.operation(r)
+        listed = {u.get("user"): u.get("endpoint") for u in r.reply.get("users", [])}
+        return [s.name for s in self.seeders.values() if s.daemon.running() and listed.get(s.name) != s.endpoint]
+
+    def await_seeders(self, client, deadline_s, why):
+        """Waits until every running seeder is connected again (serve's own session keeper reconnects it after a
+        broker restart); the ones still offline at the deadline are a violation."""
+        end = time.monotonic() + deadline_s
+        start = time.monotonic()
+        while True:
+            missing = self.offline_seeders(client)
+            if not missing:
+                return time.monotonic() - start
+            if time.monotonic() > end or self.stop.is_set():
+                self.record.violation("seeder", "%s: seeders %s are not connected %.0fs later"
+                                      % (why, ", ".join(missing), deadline_s))
+                return None
+            time.sleep(0.1)
+
+    def teardown(self):
+        self.stop.set()
+        self.registry.close()
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Seeder:
+    """One `zshare-peer serve` process on a fixed transfer port (so a restart advertises the same endpoint)."""
+
+    def __init__(self, cluster, spec, chunk_size):
+        self.cluster = cluster
+        self.name = spec.name
+        self.spec = spec
+        self.dir = os.path.join(cluster.workdir, "peers", spec.name)
+        self.share = os.path.join(self.dir, "share")
+        os.makedirs(self.share, exist_ok=True)
+        self.chunk_size = chunk_size
+        self.daemon = None
+        self._listen_on(free_ports(1)[0])
+        self.lock = threading.RLock()
+        self.session_incarnation = None   # the broker incarnation our session is known to be on in
+        self.serving = []                 # each start's SERVE line (a dict)
+        self.down_window = None
+
+    def _listen_on(self, port):
+        cluster, spec = self.cluster, self.spec
+        self.port = port
+        self.endpoint = "tcp://127.0.0.1:%d" % port
+        argv = [cluster.bins.peer, "--broker", cluster.control, "--json", "--timeout", "2"]
+        if cluster.timesvc_url:
+            argv += ["--timesvc", cluster.timesvc_url]
+        argv += ["serve", "--user", spec.name, "--share", self.share, "--hash-cache",
+                 os.path.join(self.dir, "hashes.db"), "--listen", self.endpoint, "--chunk-size", str(self.chunk_size)]
+        if spec.rate_limit:
+            argv += ["--rate-limit", str(spec.rate_limit)]
+        if spec.corrupt_every:
+            argv += ["--fault-corrupt-every", str(spec.corrupt_every)]
+        if self.daemon is None:
+            self.daemon = Daemon(cluster.registry, "serve-" + spec.name, argv, cluster.logdir)
+        else:
+            self.daemon.argv = argv
+
+    def start(self, attempts=5, deadline_s=60):
+        """Starts serve and waits for its SERVE line; retries (the broker may be restarting). Returns the line."""
+        with self.lock:
+            last = ""
+            for attempt in range(attempts):
+                before = self.cluster.epochs.snapshot()
+                self.daemon.start()
+
+                def serve_line():
+                    lines = self.daemon.stdout_since_start().split("\n")
+                    for ln in lines[:-1]:  # complete lines only
+                        if '"SERVE"' in ln:
+                            return ln
+                    if not self.daemon.running():
+                        return "EXIT " + " | ".join(lines)
+                    return None
+                line = wait_until(serve_line, deadline_s, "serve %s to print its SERVE line" % self.name,
+                                  stop=self.cluster.stop)
+                try:
+                    info = json.loads(line) if not line.startswith("EXIT") else {}
+                except ValueError:
+                    info = {"raw": line}
+                after = self.cluster.epochs.snapshot()
+                restarted = before[0] != after[0] or before[2]
+                if info.get("status") == "OK" and "endpoint" in info:
+                    if info["endpoint"] != self.endpoint:
+                        self.cluster.record.violation("seeder", "serve %s advertises %s, not %s"
+                                                      % (self.name, info["endpoint"], self.endpoint))
+                    if info.get("failed", 0) and restarted:
+                        # the broker restarted between its CONNECT and its PUBLISHes: sessions reset, so
+                        # its publishes were refused; a restart of serve publishes them again
+                        last = "serve %s: %d publishes refused during a broker restart" % (self.name, info["failed"])
+                        self.daemon.kill9()
+                        continue
+                    if info.get("failed", 0):
+                        self.cluster.record.violation("seeder", "serve %s could not publish %d files: %s"
+                                                      % (self.name, info["failed"], self.daemon.stdout_since_start()))
+                    self.serving.append(info)
+                    self.session_incarnation = None if restarted else before[1]
+                    return info
+                last = "%s / stderr: %s" % (line, self.daemon.stderr_since_start()[-800:])
+                self.daemon.kill9()
+                if "Address already in use" in line:  # someone took our port while we were down: move
+                    old = self.endpoint
+                    self._listen_on(free_ports(1)[0])
+                    self.cluster.record.note("serve %s: %s was taken; moving to %s" % (self.name, old, self.endpoint))
+                    continue
+                time.sleep(0.5 * (attempt + 1))
+            raise ProcessFailure("serve %s did not start after %d attempts: %s" % (self.name, attempts, last))
+
+    def kill9(self):
+        with self.lock:
+            self.daemon.kill9()
+            self.session_incarnation = None

@@ -1,0 +1,175 @@
+# harness_events.py: the event subscriber, ZeroMQ guide's Clone pattern: a SUB from the start keeps a replica of
+# the index from the events, checks that seq increases by one, and resyncs from SNAPSHOT after a broker restart.
+import threading
+import time
+
+import msgpack
+import zmq
+
+from harness_client import Stopped, Unanswered
+
+
+class Replica:
+    """users: name -> (online, endpoint); files: (user, name) -> (size, cid, description)."""
+
+    def __init__(self):
+        self.users = {}
+        self.files = {}
+
+    @classmethod
+    def from_snapshot(cls, users, files):
+        r = cls()
+        for u in users:
+            r.users[u["user"]] = (bool(u.get("online")), u.get("endpoint", "") if u.get("online") else "")
+        for f in files:
+            r.files[(f["user"], f["name"])] = (f.get("size"), f.get("cid"), f.get("description", ""))
+        return r
+
+    def apply(self, topic, ev):
+        user = ev.get("user")
+        if topic == "user.registered":
+            self.users[user] = (False, "")
+        elif topic == "user.unregistered":
+            self.users.pop(user, None)
+            for key in [k for k in self.files if k[0] == user]:
+                del self.files[key]
+        elif topic == "peer.connected":
+            self.users[user] = (True, ev.get("endpoint", ""))
+        elif topic == "peer.disconnected":
+            if user in self.users:
+                self.users[user] = (False, "")
+        elif topic == "file.published":
+            self.files[(user, ev.get("name"))] = (ev.get("size"), ev.get("cid"), ev.get("description", ""))
+        elif topic == "file.deleted":
+            self.files.pop((user, ev.get("name")), None)
+
+
+class Subscriber(threading.Thread):
+    def __init__(self, cluster, record):
+        super().__init__(name="subscriber", daemon=True)
+        self.cluster = cluster
+        self.record = record
+        ctx = zmq.Context.instance()
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(cluster.events)
+        self.lock = threading.Lock()
+        self.replica = Replica()
+        self.applied_seq = 0       # the replica reflects every event up to this seq
+        self.last_seq = 0          # the last seq received
+        self.received = 0
+        self.missed = 0            # events never received (gaps), all excused by a broker restart
+        self.gap_list = []         # (last seq received, seq received next) where events were missed
+        self.resyncs = 0
+        self.topics = {}           # seq -> (topic, user), for the zshare-events cross-check
+        self._fault_seq_at_last = cluster.epochs.snapshot()[0]
+        self._resync_wanted = False
+        self._quit = threading.Event()
+        self.error = None
+
+    def request_resync(self):
+        """Called after a broker restart: sessions ended without any event saying so, so the replica's online flags
+        are stale; the Clone pattern's answer is a fresh snapshot."""
+        with self.lock:
+            self._resync_wanted = True
+
+    def close(self):
+        self._quit.set()
+        self.join(timeout=10)
+        self.sock.close(linger=0)
+
+    def run(self):
+        client = self.cluster.client("subscriber", timeout_s=1.0, deadline_s=30.0)
+        try:
+            while not self._quit.is_set() and not self.cluster.stop.is_set():
+                with self.lock:
+                    wanted, self._resync_wanted = self._resync_wanted, False
+                if wanted:
+                    self._resync(client)
+                if not self.sock.poll(100) & zmq.POLLIN:
+                    continue
+                frames = self.sock.recv_multipart()
+                self._on_event(frames, client)
+        except (Stopped, Unanswered) as e:
+            if not self.cluster.stop.is_set() and not self._quit.is_set():
+                self.error = str(e)
+                self.record.violation("events", "the subscriber stopped: %s" % e)
+        except Exception as e:  # noqa: BLE001 - reported as a violation
+            self.error = repr(e)
+            self.record.violation("events", "the subscriber failed: %r" % e)
+        finally:
+            client.close()
+
+    def _on_event(self, frames, client):
+        if len(frames) != 2:
+            self.record.violation("events", "an event of %d frames (two expected)" % len(frames))
+            return
+        topic = frames[0].decode(errors="replace")
+        ev = msgpack.unpackb(frames[1], raw=False)
+        seq = ev.get("seq")
+        if not isinstance(seq, int):
+            self.record.violation("events", "event %s without an integer seq: %r" % (topic, ev))
+            return
+        fault_seq = self.cluster.epochs.snapshot()[0]
+        with self.lock:
+            self.received += 1
+            self.topics[seq] = (topic, ev.get("user"))
+            if seq <= self.last_seq:
+                self.record.violation("events", "seq went from %d to %d (%s): not strictly increasing"
+                                      % (self.last_seq, seq, topic))
+                return
+            if seq > self.last_seq + 1:
+                # judged at the end (judge_gaps), when every restart's starting seq is known
+                self.gap_list.append((self.last_seq, seq))
+                self.missed += seq - self.last_seq - 1
+            self._fault_seq_at_last = fault_seq
+            self.last_seq = seq
+        with self.lock:
+            behind = seq > self.applied_seq + 1
+        if behind:  # the replica lacks events: take a snapshot (Clone pattern), then go on from its seq
+            self._resync(client)
+        with self.lock:
+            if seq > self.applied_seq:
+                self.replica.apply(topic, ev)
+                self.applied_seq = seq
+
+    def _resync(self, client):
+        replies, files = client.pages("SNAPSHOT", "files", 200)
+        if replies[-1].status != "OK":
+            raise RuntimeError("SNAPSHOT answered %s" % replies[-1].status)
+        first = replies[0].reply
+        replica = Replica.from_snapshot(first.get("users", []), files)
+        with self.lock:
+            self.replica = replica
+            self.applied_seq = first.get("seq", 0)
+            self.resyncs += 1
+
+    def judge_gaps(self):
+        """Every gap must span a broker restart (its missed events were the killed process's); others are
+        violations. Returns the number of gaps."""
+        with self.lock:
+            gaps = list(self.gap_list)
+        for before, after in gaps:
+            if self.cluster.epochs.gap_spans_restart(before, after):
+                self.record.note("subscriber: events %d..%d missed across a broker restart" % (before + 1, after - 1))
+            else:
+                self.record.violation("events", "gap: seq %d follows %d (%d events missed) and no broker restart "
+                                      "explains it" % (after, before, after - before - 1))
+        return len(gaps)
+
+    def catch_up(self, seq, deadline_s):
+        """Waits until the replica reflects `seq`; after a restart with nothing left to reveal a gap, resyncs."""
+        end = time.monotonic() + deadline_s
+        resynced = False
+        while time.monotonic() < end:
+            with self.lock:
+                if self.applied_seq >= seq:
+                    return True
+                restarted = self.cluster.epochs.snapshot()[0] != self._fault_seq_at_last
+            if restarted and not resynced and time.monotonic() > end - deadline_s / 2:
+                self.request_resync()
+                resynced = True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,91 @@
+# harness_files.py: the seeders' share folders: deterministic file contents from (seed, content key, size),
+# and the content id / Merkle root every holder must publish (schemas/protocol.md, "Content ids and chunk hashes").
+import hashlib
+import os
+import random
+
+KiB = 1024
+MiB = 1024 * KiB
+ZERO_HASH = b"\0" * 32
+
+
+def parse_size(text):
+    """'0', '1500', '12K', '3M', '1.5M' (binary units) -> bytes."""
+    t = str(text).strip().upper()
+    mult = 1
+    if t.endswith("K"):
+        mult, t = KiB, t[:-1]
+    elif t.endswith("M"):
+        mult, t = MiB, t[:-1]
+    elif t.endswith("G"):
+        mult, t = 1024 * MiB, t[:-1]
+    value = int(float(t) * mult)
+    if value < 0:
+        raise ValueError("a size cannot be negative: %r" % text)
+    return value
+
+
+def content_bytes(seed, key, size):
+    """The bytes of content `key`: the same (seed, key, size) always gives the same bytes."""
+    if size == 0:
+        return b""
+    return random.Random("%s/%s/%d" % (seed, key, size)).randbytes(size)
+
+
+def merkle_root(leaves):
+    """protocol.md's tree: leaves padded with zero hashes to a power of two, parent = SHA-256(left || right)."""
+    if not leaves:
+        return ZERO_HASH
+    width = 1
+    while width < len(leaves):
+        width *= 2
+    level = list(leaves) + [ZERO_HASH] * (width - len(leaves))
+    while len(level) > 1:
+        level = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+class Content:
+    """One content (a byte string) and the index entry its holders must publish for it."""
+
+    def __init__(self, key, data, chunk_size):
+        self.key = key
+        self.size = len(data)
+        self.chunk_size = chunk_size
+        self.cid = hashlib.sha256(data).hexdigest()
+        leaves = [hashlib.sha256(data[i:i + chunk_size]).digest() for i in range(0, len(data), chunk_size)]
+        self.root = merkle_root(leaves).hex()
+
+    def __repr__(self):
+        return "Content(%s, %d bytes, %s)" % (self.key, self.size, self.cid[:12])
+
+
+def write_shares(root_dir, peers, files, seed, chunk_size):
+    """Writes every FileSpec into <root_dir>/<peer>/share/ and returns {content key: Content}.
+    Files with the same content key hold the same bytes (hard links would share inode state; copies do not)."""
+    contents = {}
+    data_of = {}
+    for f in files:
+        if f.content not in data_of:
+            data_of[f.content] = content_bytes(seed, f.content, f.size)
+            contents[f.content] = Content(f.content, data_of[f.content], chunk_size)
+        elif len(data_of[f.content]) != f.size:
+            raise ValueError("content %r is declared with two sizes (%d and %d)"
+                             % (f.content, len(data_of[f.content]), f.size))
+    for peer in peers:
+        os.makedirs(os.path.join(root_dir, peer, "share"), exist_ok=True)
+    for f in files:
+        path = os.path.join(root_dir, f.peer, "share", f.name)
+        with open(path, "wb") as out:
+            out.write(data_of[f.content])
+    return contents
+
+
+def sha256_file(path, block=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(block)
+            if not data:
+                return h.hexdigest()
+            h.update(data)

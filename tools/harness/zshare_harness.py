@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+# zshare_harness.py: zshare-harness: starts a whole zshare network on loopback (time service, logger, broker, N
+# seeders), runs a scenario (a file, or --random) with optional fault injection, checks it and prints a verdict.
+"""zshare-harness: run a scenario against real zshare processes on 127.0.0.1 and check it.
+
+  zshare-harness examples/scenarios/smoke.zs
+  zshare-harness --random --peers 8 --files 24 --ops 300 --seconds 40 --seed 7
+  zshare-harness --random --peers 8 --files 24 --ops 3000 --seconds 40 \\
+                 --kill-broker-every 5 --kill-seeder-every 6 --kill-logger-every 7
+
+Exit status: 0 when every check passed, 1 on any violation, 2 on a usage or start-up error, 130 when interrupted.
+The scenario format is documented in tools/harness/SCENARIOS.md."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness_checks import Checker  # noqa: E402
+from harness_client import Stopped  # noqa: E402
+from harness_cluster import Binaries, Cluster, ProcessFailure  # noqa: E402
+from harness_events import Subscriber  # noqa: E402
+from harness_faults import Faults  # noqa: E402
+from harness_files import write_shares  # noqa: E402
+from harness_model import UNKNOWN, FileMeta, Model  # noqa: E402
+from harness_ops import Ops  # noqa: E402
+from harness_procs import Daemon  # noqa: E402
+from harness_record import Record  # noqa: E402
+from harness_report import summarize, table  # noqa: E402
+from harness_scenario import DEFAULT_SETTINGS, ScenarioError, parse_file, random_scenario  # noqa: E402
+from harness_steps import StepRunner  # noqa: E402
+from harness_workload import RandomWorkload  # noqa: E402
+
+# program -> (file name, its folder in a CMake build tree)
+PROGRAMS = {
+    "broker": ("zshare-broker", "broker"),
+    "peer": ("zshare-peer", "peer"),
+    "rpclog": ("zshare-rpclog", "rpclog"),
+    "timesvc": ("zshare-timesvc", "timesvc"),
+    "events": ("zshare-events", os.path.join("tools", "events")),
+}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="zshare-harness", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", nargs="?", help="a scenario file (tools/harness/SCENARIOS.md)")
+    r = p.add_argument_group("random workload")
+    r.add_argument("--random", action="store_true", help="generate the scenario: N seeders, M files, K operations")
+    r.add_argument("--peers", type=int, default=8, help="seeders (zshare-peer serve processes) [8]")
+    r.add_argument("--files", type=int, default=24, help="files spread over the seeders [24]")
+    r.add_argument("--ops", type=int, default=300, help="operations (mutations, queries, downloads) [300]")
+    r.add_argument("--seconds", type=float, default=40.0, help="at most this long for the operations [40]")
+    s = p.add_argument_group("settings (override the scenario's `set` lines)")
+    s.add_argument("--seed", help="the seed of every random choice [scenario's, else 1]")
+    s.add_argument("--workers", type=int, help="random workload threads [4]")
+    s.add_argument("--kill-broker-every", type=float, metavar="S", help="kill -9 and restart the broker every S s")
+    s.add_argument("--kill-seeder-every", type=float, metavar="S", help="kill -9 a random seeder every S s")
+    s.add_argument("--kill-logger-every", type=float, metavar="S", help="kill -9 and restart zshare-rpclog every S s")
+    s.add_argument("--seeder-down", type=float, metavar="S", help="a killed seeder restarts after S s [half its period]")
+    s.add_argument("--chunk-size", type=int, help="seeders' --chunk-size [65536]")
+    s.add_argument("--op-timeout", type=float, help="Lazy Pirate: resend a request unanswered after this [1]")
+    s.add_argument("--op-deadline", type=float, help="an operation unanswered this long is a violation [60]")
+    s.add_argument("--get-timeout", type=float, help="a get still running after this is a violation [60]")
+    s.add_argument("--drain-deadline", type=float, help="end: wait this long for the log and the events [60]")
+    s.add_argument("--reconnect-deadline", type=float,
+                   help="after a broker restart the seeders must be connected again within this [15]")
+    s.add_argument("--restore-sessions", action="store_const", const=1,
+                   help="the harness CONNECTs the seeders after a broker restart (for peers without heartbeats)")
+    b = p.add_argument_group("binaries")
+    b.add_argument("--bin-dir", help="a CMake build tree or a folder holding the zshare-* programs")
+    for key, (exe, _) in PROGRAMS.items():
+        b.add_argument("--%s-bin" % key, help="path of %s" % exe)
+    o = p.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print the summary as one JSON object (the table goes to stderr)")
+    o.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database, shares)")
+    o.add_argument("--verbose", "-v", action="store_true", help="print notes (faults, clean failures) as they happen")
+    args = p.parse_args(argv)
+    if bool(args.scenario) == bool(args.random):
+        p.error("give a scenario file or --random (not both)")
+    return args
+
+
+def find_binaries(args):
+    found = {}
+    for key, (exe, sub) in PROGRAMS.items():
+        path = getattr(args, "%s_bin" % key)
+        if not path and args.bin_dir:
+            for cand in (os.path.join(args.bin_dir, sub, exe), os.path.join(args.bin_dir, exe)):
+                if os.access(cand, os.X_OK):
+                    path = cand
+                    break
+        if not path and not args.bin_dir:  # the wrapper's defaults, then PATH (never mixed with --bin-dir)
+            path = os.environ.get("ZSHARE_HARNESS_%s_BIN" % key.upper()) or shutil.which(exe)
+        if path and not os.access(path, os.X_OK):
+            raise ProcessFailure("%s is not an executable file: %s" % (exe, path))
+        if not path and key != "events":
+            raise ProcessFailure("cannot find %s: give --bin-dir or --%s-bin" % (exe, key))
+        found[key] = path
+    return Binaries(found["broker"], found["peer"], found["rpclog"], found["timesvc"], found["events"])
+
+
+def overrides(args):
+    """The settings given on the command line."""
+    out = {}
+    for key in DEFAULT_SETTINGS:
+        value = getattr(args, key.replace("-", "_"), None)
+        if value is not None:
+            out[key] = int(value) if key == "seed" and str(value).lstrip("-").isdigit() else value
+    return out
+
+
+def load_scenario(args):
+    given = overrides(args)
+    if args.random:
+        sc = random_scenario(args.peers, args.files, args.ops, args.seconds, given.get("seed", 1), given)
+    else:
+        sc = parse_file(args.scenario, given)
+    sc.validate()
+    return sc
+
+
+def log(msg):
+    print("harness: %s" % msg, file=sys.stderr, flush=True)
+
+
+def run(args, sc, bins):
+    record = Record(verbose=args.verbose)
+    st = sc.settings
+    cluster = Cluster(bins, record, keep=args.keep)
+    subscriber = faults = events_tool = None
+    log("%s: %d seeders, %d files (%d distinct contents), workdir %s"
+        % (sc.name, len(sc.peers), len(sc.files), len({f.content for f in sc.files}), cluster.workdir))
+    try:
+        contents = write_shares(os.path.join(cluster.workdir, "peers"), sc.peer_names(), sc.files, st["seed"],
+                                st["chunk-size"])
+        seed_files = {(f.peer, f.name): contents[f.content] for f in sc.files}
+
+        subscriber = Subscriber(cluster, record)   # subscribed before the first event can exist
+        subscriber.start()
+        if bins.events:
+            events_tool = Daemon(cluster.registry, "zshare-events",
+                                 [bins.events, "--events", cluster.events, "--broker", cluster.control, "--json"],
+                                 cluster.logdir).start()
+        cluster.start_timesvc()
+        cluster.start_logger()
+        cluster.start_broker()
+        time.sleep(0.2)  # the SUBs connect (slow joiner); a missed first event would be reported as a gap
+
+        model = Model()
+        for spec in sc.peers.values():
+            cluster.add_seeder(spec, st["chunk-size"])
+        cluster.start_seeders(parallel=2)
+        for name, s in cluster.seeders.items():
+            metas = [FileMeta(f.name, contents[f.content].size, contents[f.content].cid, st["chunk-size"],
+                              contents[f.content].root) for f in sc.files if f.peer == name]
+            model.add_seeder(name, s.endpoint, metas)
+            info = s.serving[-1]
+            if info.get("files") != len(metas):
+                record.violation("seeder", "serve %s serves %s files, its share holds %d" % (name, info.get("files"),
+                                                                                            len(metas)))
+        log("network up: broker %s, events %s, logger :%d, timesvc %s, %d seeders"
+            % (cluster.control, cluster.events, cluster.rpclog_port, cluster.timesvc_url, len(cluster.seeders)))
+
+        ops = Ops(cluster, model, record, st, contents, seed_files)
+        faults = Faults(cluster, record, subscriber, st)
+        workload = RandomWorkload(ops, cluster, model, record, st, seed_files)
+        runner = StepRunner(ops, workload, faults, cluster, model, record, st)
+
+        faults.start_periodic()
+        t0 = time.monotonic()
+        runner.run(sc.steps)
+        op_seconds = time.monotonic() - t0
+        log("operations done (%d steps, %d random) in %.1fs; settling"
+            % (runner.steps_done, runner.random_ops, op_seconds))
+
+        faults.stop()
+        settle_sessions(cluster, model, ops)
+        reruns = ops.retry_failed_downloads()
+        if reruns:
+            log("reran %d downloads that failed under faults" % reruns)
+        checker = Checker(cluster, model, record, subscriber, events_tool, st)
+        checker.run()
+        if args.keep:  # what the harness saw, beside the processes' logs, for the one who investigates
+            with open(os.path.join(cluster.workdir, "acknowledged.jsonl"), "w") as f:
+                for a in record.acked:
+                    f.write(json.dumps(dict(a, key=list(a["key"]))) + "\n")
+            with open(os.path.join(cluster.workdir, "transfers.jsonl"), "w") as f:
+                for t in record.transfers:
+                    f.write(json.dumps(t) + "\n")
+        extra = {"seed": st["seed"], "peers": len(sc.peers), "files": len(sc.files), "workdir": cluster.workdir
+                 if args.keep else None, "subscriber_error": subscriber.error}
+        return summarize(record, sc.name, runner.steps_done + runner.random_ops, op_seconds, checker.summary, extra)
+    finally:
+        cluster.stop.set()
+        if faults is not None:
+            faults.close()
+        if subscriber is not None:
+            subscriber.close()
+        cluster.teardown()
+
+
+def settle_sessions(cluster, model, ops):
+    """Users whose session a broker restart left unknown: CONNECT resolves it (OK or USER ALREADY CONNECTED)."""
+    client = cluster.client("settle", 1.0, 60.0)
+    try:
+        inc = cluster.epochs.snapshot()[1]
+        for st in model.all_users():
+            if st.owner != "serve" and st.registered and not st.tainted and st.effective_session(inc) == UNKNOWN:
+                ops.mutate(client, "CONNECT", st.name, st.owner, who="settle", endpoint=st.endpoint)
+    finally:
+        client.close()
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+
+    def on_signal(signum, _frame):
+        # the first signal unwinds the run (its finally kills every child and removes the temporary folder);
+        # more signals while that happens are ignored so the cleanup itself is not cut short
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt("signal %d" % signum)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        bins = find_binaries(args)
+        sc = load_scenario(args)
+    except (ProcessFailure, ScenarioError, OSError, ValueError) as e:
+        print("zshare-harness: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        summary = run(args, sc, bins)
+    except KeyboardInterrupt:
+        print("zshare-harness: interrupted; every process stopped, temporary files removed", file=sys.stderr)
+        return 130
+    except (ProcessFailure, TimeoutError, Stopped) as e:
+        print("zshare-harness: the network could not be run: %s" % e, file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - a harness bug: say so, and fail
+        traceback.print_exc()
+        return 2
+    text = table(summary)
+    if args.json:
+        print(text, file=sys.stderr)
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        for v in summary["violations"][:50]:
+            print("violation: %s" % v)
+        print(text)
+    if summary["failures"] and not args.keep:
+        print("zshare-harness: rerun with --keep to keep the logs, database and shares", file=sys.stderr)
+    return 0 if summary["failures"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
