@@ -23,29 +23,10 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import Broker  # noqa: E402  (process management only; the wire code is below)
+from zshare_testlib import CheckFailed, Checks, Broker  # noqa: E402  (processes and tallies only; the wire code is below)
 
 REPLY_TIMEOUT_MS = 5000
 EVENT_TIMEOUT_S = 5.0
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Checks:
-    """Counts passed checks; the first failing one raises CheckFailed."""
-
-    def __init__(self):
-        self.passed = 0
-
-    def ok(self, cond, what):
-        if not cond:
-            raise CheckFailed(what)
-        self.passed += 1
-
-    def eq(self, got, want, what):
-        self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
 
 
 CHECKS = Checks()

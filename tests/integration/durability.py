@@ -25,24 +25,7 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import Broker, Client, wait_for  # noqa: E402
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-
-    def ok(self, cond, what):
-        if not cond:
-            raise CheckFailed(what)
-        self.passed += 1
-
-    def eq(self, got, want, what):
-        self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
+from zshare_testlib import CheckFailed, Checks, Broker, Client, wait_for  # noqa: E402
 
 
 CHECKS = Checks()

@@ -31,30 +31,11 @@ import traceback
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import Broker, Client, RpcLog, free_port, wait_for  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, Broker, Client, RpcLog, free_port, wait_for  # noqa: E402
 
 RPCLOG_PROGRAM = 536894035  # 0x20005A53, schemas/rpclog.x
 DELIVERY_DEADLINE_S = 60.0
 WRITER_DEADLINE_S = 90.0
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.lock = threading.Lock()
-
-    def ok(self, cond, what):
-        if not cond:
-            raise CheckFailed(what)
-        with self.lock:
-            self.passed += 1
-
-    def eq(self, got, want, what):
-        self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
 
 
 CHECKS = Checks()

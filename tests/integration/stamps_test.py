@@ -30,7 +30,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import (Broker, RpcLog, TimeSvc, free_port, iso8601_ms_to_epoch_ms,  # noqa: E402
+from zshare_testlib import (CheckFailed, Checks, Broker, RpcLog, TimeSvc, free_port, iso8601_ms_to_epoch_ms,  # noqa: E402
                             parse_log_line, wait_for)
 
 LINE_DEADLINE_S = 15      # one shell command's answer (the peer's own broker timeout is 3 s x 3 tries)
@@ -40,23 +40,6 @@ RETRY_AFTER_S = 5.0       # common/time_client.hpp: TimeClient::Options::retry_a
 RECOVERY_BOUND_S = 20.0   # after the restart, a service stamp must come back within this
 OUTAGE_OP_BOUND_S = 3.0   # with the service down an operation must not wait on it (refused: answered at once)
 WARNING = "warning: time service"
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-
-    def ok(self, cond, what):
-        if not cond:
-            raise CheckFailed(what)
-        self.passed += 1
-
-    def eq(self, got, want, what):
-        self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
 
 
 CHECKS = Checks()

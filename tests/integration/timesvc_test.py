@@ -19,26 +19,12 @@ import traceback
 import zeep
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import free_port, wait_for  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, free_port, wait_for  # noqa: E402
 
 SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "schemas")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 SEEDS_RE = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
 SLACK_MS = 2000  # same host, same clock: only scheduling (and a clock step) separates the readings
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-
-    def ok(self, cond, what):
-        if not cond:
-            raise CheckFailed(what)
-        self.passed += 1
 
 
 CHECKS = Checks()

@@ -14,6 +14,25 @@ import msgpack
 import zmq
 
 
+class CheckFailed(Exception):
+    """A check of a process test failed; its message says what was expected and what came."""
+
+
+class Checks:
+    """Counts passed checks; the first failing one raises CheckFailed."""
+
+    def __init__(self):
+        self.passed = 0
+
+    def ok(self, cond, what):
+        if not cond:
+            raise CheckFailed(what)
+        self.passed += 1
+
+    def eq(self, got, want, what):
+        self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
