@@ -63,9 +63,13 @@ void LogShipper::run() {
   }
   sqlite3_busy_timeout(db, 5000);
   sqlite3_stmt* select = nullptr;
-  sqlite3_prepare_v2(db,
-                     "SELECT seq, ts, ts_local, user, operation, args FROM outbox WHERE seq > ?2 ORDER BY seq LIMIT ?1",
-                     -1, &select, nullptr);
+  if (sqlite3_prepare_v2(db,
+                         "SELECT seq, ts, ts_local, user, operation, args FROM outbox WHERE seq > ?2 ORDER BY seq LIMIT ?1",
+                         -1, &select, nullptr) != SQLITE_OK) {
+    report_ << "zshare-broker: log shipper cannot read the outbox: " << sqlite3_errmsg(db) << std::endl;
+    sqlite3_close(db);
+    return;
+  }
 
   rpclog::RpcLogClient client(address_, std::chrono::seconds(2));
   std::chrono::milliseconds backoff(100);

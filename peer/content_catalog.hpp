@@ -4,6 +4,7 @@
 
 #include "common/content_hash.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,7 +18,11 @@ struct SharedContent {
   std::string path;  // the local file
   ContentHashes hashes;
   std::string description;
+  std::int64_t mtime_ns = 0;  // when it was hashed; a file modified since is not served (its bytes are new)
 };
+
+// The file's modification time in nanoseconds, 0 when it cannot be read (then only its size is checked).
+std::int64_t file_mtime_ns(const std::string& path);
 
 class ContentCatalog {
  public:

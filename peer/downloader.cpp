@@ -16,6 +16,7 @@
 #include <deque>
 #include <fcntl.h>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -41,7 +42,11 @@ class PartFile {
     existed_ = ::stat(path_.c_str(), &st) == 0;
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw io_error("cannot open", path_);
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw io_error("cannot size", path_);
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      const auto error = io_error("cannot size", path_);
+      ::close(fd_);
+      throw error;
+    }
   }
   ~PartFile() {
     if (fd_ >= 0) ::close(fd_);
@@ -142,10 +147,16 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
   DownloadReport report;
   report.size = plan.size;
   const std::uint64_t chunk_size = plan.chunk_size;
+  // The plan comes from the broker's index: refuse what no honest publisher can produce before dividing by
+  // it, allocating leaves for it or sizing a file for it.
+  if (plan.size > 0 && (chunk_size < protocol::kMinChunkSize || chunk_size > protocol::kMaxChunkSize)) {
+    report.error = "the index gives an impossible chunk size (" + std::to_string(chunk_size) + ") for this file";
+    return report;
+  }
   const std::uint64_t n = plan.size == 0 ? 0 : (plan.size + chunk_size - 1) / chunk_size;
   report.chunks = n;
-  if (plan.size > 0 && chunk_size == 0) {
-    report.error = "the index gives no chunk size for this file";
+  if (n > std::numeric_limits<std::uint32_t>::max()) {
+    report.error = "the index gives a file of more than 2^32 chunks";
     return report;
   }
 

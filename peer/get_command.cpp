@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -125,7 +126,8 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   plan.cid = parse_hash(cid, "cid");
   plan.root = parse_hash(best.front().root, "root");
   plan.size = best.front().size;
-  plan.chunk_size = static_cast<std::uint32_t>(best.front().chunk_size);
+  plan.chunk_size = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(best.front().chunk_size, std::numeric_limits<std::uint32_t>::max()));  // checked later
   plan.dest = request.dest;
   std::set<std::string> endpoints;
   for (const auto& e : best) {

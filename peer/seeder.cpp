@@ -11,6 +11,7 @@
 #include <zmq_addon.hpp>
 
 #include <cerrno>
+#include <iostream>
 #include <fcntl.h>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -96,7 +97,13 @@ void Seeder::run() {
         serve(frames);
       }
     } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
+      if (e.num() == EINTR) continue;
+      if (e.num() == ETERM) return;  // the context is going away
+      std::cerr << "zshare-peer: seeder stopped: " << e.what() << std::endl;
+      return;  // never let an exception escape the thread (std::terminate)
+    } catch (const std::exception& e) {
+      std::cerr << "zshare-peer: seeder stopped: " << e.what() << std::endl;
+      return;
     }
   }
 }
@@ -128,8 +135,12 @@ void Seeder::throttle(std::size_t bytes) {
   tokens_ = std::min(burst, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
   refilled_ = now;
   tokens_ -= static_cast<double>(bytes);
-  if (tokens_ < 0 && !stop_) {
-    std::this_thread::sleep_for(std::chrono::duration<double>(-tokens_ / rate));  // the cap the user asked for
+  // The cap the user asked for, slept in slices so a stop is never kept waiting.
+  auto owed = std::chrono::duration<double>(-tokens_ / rate);
+  while (owed.count() > 0 && !stop_) {
+    const auto slice = std::min(owed, std::chrono::duration<double>(0.1));
+    std::this_thread::sleep_for(slice);
+    owed -= slice;
   }
 }
 
@@ -182,11 +193,15 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     if (index >= chunks) throw BadRequest("field 'index' is past the last chunk");
     const std::uint64_t offset = index * h.chunk_size;
     const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(h.chunk_size, h.size - offset));
-    int fd = ::open(content->path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO put in the file's place must not stall the seeder (regular files ignore it).
+    int fd = ::open(content->path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     struct stat sb {};
     zmq::message_t data(size);
-    const bool readable = fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-                          static_cast<std::uint64_t>(sb.st_size) == h.size && read_at(fd, data.data(), size, offset);
+    const bool readable =
+        fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<std::uint64_t>(sb.st_size) == h.size &&
+        (content->mtime_ns == 0 ||
+         static_cast<std::int64_t>(sb.st_mtim.tv_sec) * 1000000000LL + sb.st_mtim.tv_nsec == content->mtime_ns) &&
+        read_at(fd, data.data(), size, offset);
     if (fd >= 0) ::close(fd);
     if (!readable) {
       ++refused_;

@@ -99,9 +99,10 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
     if (stop) break;
     try {
       bool fresh = false;
+      const std::int64_t mtime = file_mtime_ns(file.path);  // before hashing: a later change is caught
       ContentHashes h = cache.hashes_of(file.path, o.chunk_size, &fresh);
       (fresh ? hashed : cached)++;
-      catalog.add(std::make_shared<SharedContent>(SharedContent{file.name, file.path, std::move(h), ""}));
+      catalog.add(std::make_shared<SharedContent>(SharedContent{file.name, file.path, std::move(h), "", mtime}));
     } catch (const std::exception& e) {
       printer.note("serve: skipping " + file.name + ": " + e.what());
     }

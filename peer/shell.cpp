@@ -171,9 +171,13 @@ CommandResult Shell::publish(const ShellCommand& c) {
     return usage(command, e.what());
   }
   std::error_code ec;
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {
+    return usage(command, path + " is a symlink; publish the file it points to (the seeder never follows links)");
+  }
   if (!std::filesystem::is_regular_file(path, ec)) {
     return usage(command, path + " is not a readable regular file" + (ec ? ": " + ec.message() : std::string()));
   }
+  const std::int64_t mtime = file_mtime_ns(path);  // before hashing: a later change is caught by the seeder
   ContentHashes hashes;
   try {
     hashes = hash_file(path);
@@ -185,7 +189,7 @@ CommandResult Shell::publish(const ShellCommand& c) {
   CommandResult result = ask_broker(command, broker_, [&] { return broker_.publish(request); });
   if (result.ok()) {
     const std::string absolute = std::filesystem::absolute(path).string();
-    catalog_.add(std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes), description}));
+    catalog_.add(std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes), description, mtime}));
   }
   return result;
 }
