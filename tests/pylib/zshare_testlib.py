@@ -94,7 +94,32 @@ class Client:
         self.sock.close(linger=0)
 
 
-class Broker:
+class DaemonProcess:
+    """What the daemon helpers share: self.proc (a Popen) and self.workdir; signals and cleanup."""
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, deadline_s=10):
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=deadline_s)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Broker(DaemonProcess):
     """A real zshare-broker process on free loopback ports with its own SQLite file."""
 
     def __init__(self, binary, workdir=None, db=None, extra_args=(), rpclog="none"):
@@ -134,26 +159,8 @@ class Broker:
         with open(self.stderr_path, "r", errors="replace") as f:
             return f.read()
 
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
 
-    def terminate(self, deadline_s=10):
-        """SIGTERM and wait; returns the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=deadline_s)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-class RpcLog:
+class RpcLog(DaemonProcess):
     """A real zshare-rpclog process on a fixed loopback port (kept across restarts) with its own log file."""
 
     def __init__(self, binary, workdir=None, port=None, log=None):
@@ -205,27 +212,6 @@ class RpcLog:
         return subprocess.run([self.binary, "tail", "--server", self.address] + list(args),
                               capture_output=True, text=True, timeout=timeout_s)
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self, deadline_s=10):
-        """SIGTERM and wait; returns the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=deadline_s)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
 
 # ---- transfer helpers (zshare-peer serve / get, the peer-to-peer protocol of schemas/transfer.md) ----
 
@@ -250,7 +236,7 @@ def allocated_bytes(path):
         return 0
 
 
-class ServeProcess:
+class ServeProcess(DaemonProcess):
     """A real `zshare-peer serve` process: registers, connects, publishes its share and serves it.
     start() waits for the SERVE line (--json is always given) and returns it as a dict."""
 
@@ -313,9 +299,6 @@ class ServeProcess:
                 return f.read()
         except FileNotFoundError:
             return ""
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -401,7 +384,7 @@ def iso8601_ms_to_epoch_ms(text):
     return secs * 1000 + int(text[20:23])
 
 
-class TimeSvc:
+class TimeSvc(DaemonProcess):
     """A real zshare-timesvc process on a loopback port kept across restarts (so clients find it again)."""
 
     def __init__(self, binary, workdir=None, port=None, threads=2):
@@ -434,24 +417,3 @@ class TimeSvc:
         with open(self.out_path, "rb") as f:
             f.seek(self._out_at)
             return f.read().decode(errors="replace")
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self, deadline_s=10):
-        """SIGTERM and wait; returns the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=deadline_s)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
