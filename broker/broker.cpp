@@ -3,6 +3,7 @@
 // nothing of the failed batch was acknowledged, and a restart rebuilds memory from the database.
 #include "broker/broker.hpp"
 
+#include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
 
 #include <zmq_addon.hpp>
@@ -28,6 +29,15 @@ Broker::Broker(BrokerOptions options)
   store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
     replies_.put(std::move(id), std::move(reply));
   });
+  if (!options_.plaintext) {
+    // Every client is admitted (anyone may register); the ZAP handler names each by its public key, and
+    // the dispatcher lets only the key that registered a user change it.
+    const curve::KeyPair keys = curve::read_secret_file(options_.key_file);
+    public_key_ = keys.public_key;
+    zap_ = std::make_unique<curve::ZapHandler>(ctx_);
+    curve::make_server(router_, keys);
+    curve::make_server(pub_, keys);
+  }
   router_.set(zmq::sockopt::linger, 0);
   router_.set(zmq::sockopt::maxmsgsize, protocol::kSocketMaxMessageBytes);
   router_.set(zmq::sockopt::router_mandatory, true);
@@ -96,8 +106,15 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
                                       std::to_string(bodies));
     return p;
   }
-  const auto& body = frames[body_at];
-  p.reply = dispatcher_.handle(std::string_view(static_cast<const char*>(body.data()), body.size()), events);
+  auto& body = frames[body_at];
+  // The ZAP handler's User-Id: the sender's CurveZMQ public key, attached by libzmq to every frame it reads.
+  const char* client_key = zap_ ? zmq_msg_gets(body.handle(), "User-Id") : "";
+  if (zap_ && (!client_key || std::string_view(client_key).empty())) {  // cannot happen with ZAP bound first; never trust it
+    p.reply = dispatcher_.bad_request("the connection carries no CurveZMQ client key");
+    return p;
+  }
+  p.reply = dispatcher_.handle(std::string_view(static_cast<const char*>(body.data()), body.size()), events,
+                               client_key);
   return p;
 }
 

@@ -8,6 +8,7 @@
 #include "broker/log_shipper.hpp"
 #include "broker/reply_cache.hpp"
 #include "broker/store.hpp"
+#include "common/zap_handler.hpp"
 
 #include <zmq.hpp>
 
@@ -27,6 +28,8 @@ struct BrokerOptions {
   std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
   std::string rpclog = "127.0.0.1:5557";  // the operations logger, HOST:PORT; "none": no operations log
   std::uint32_t heartbeat_misses = 3;     // sessions silent this many promised intervals are disconnected
+  std::string key_file = "zshare-broker.key";  // the broker's CurveZMQ keypair (zshare-broker keygen)
+  bool plaintext = false;                 // no CurveZMQ: a trusted lab network only
 };
 
 class Broker {
@@ -40,6 +43,7 @@ class Broker {
   std::string events_endpoint() const { return pub_.get(zmq::sockopt::last_endpoint); }
   const FileIndex& index() const { return index_; }
   std::uint64_t seq() const { return dispatcher_.seq(); }
+  const std::string& public_key() const { return public_key_; }  // empty under plaintext
 
  private:
   struct Pending {
@@ -63,6 +67,8 @@ class Broker {
   std::uint64_t outbox_deleted_through_ = 0;
   std::chrono::steady_clock::time_point next_liveness_check_ = std::chrono::steady_clock::now();
   zmq::context_t ctx_{1};
+  std::unique_ptr<curve::ZapHandler> zap_;  // after ctx_ and before the sockets: it outlives their handshakes
+  std::string public_key_;
   zmq::socket_t router_{ctx_, zmq::socket_type::router};
   zmq::socket_t pub_{ctx_, zmq::socket_type::pub};
 };

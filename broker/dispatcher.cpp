@@ -78,7 +78,7 @@ std::string Dispatcher::bad_request(std::string_view sentence) {
   return failure_reply({}, st::kBadRequest, sentence);
 }
 
-std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events) {
+std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events, std::string_view client_key) {
   ++stats_.requests;
   std::string id;  // owned: the decoded message (and its zone) is gone by the time a BadRequest is caught
   try {
@@ -108,16 +108,20 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     const Op* op = find_op(op_name);
     if (!op) throw BadRequest("unknown op '" + std::string(op_name) + "'");
 
+    // Retried ids are answered from the cache per sender: another key reusing an id gets its own answer.
+    // A Z85 key is 40 characters without spaces, so "key id" cannot collide with another key's ids.
+    std::string cache_key;
     if (op->mutation) {
-      if (auto cached = replies_.find(id)) {
+      cache_key = client_key.empty() ? id : std::string(client_key) + " " + id;
+      if (auto cached = replies_.find(cache_key)) {
         ++stats_.retries_answered;
         return std::string(*cached);
       }
     }
-    std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local}, events);
+    std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local, client_key}, events);
     if (op->mutation) {
-      store_.put_reply(id, reply);
-      replies_.put(std::string(id), reply);
+      store_.put_reply(cache_key, reply);
+      replies_.put(cache_key, reply);
       ++stats_.mutations;
     }
     return reply;
@@ -127,10 +131,20 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
   }
 }
 
-UserId Dispatcher::existing_user(std::string_view name, bool connected, std::string& failure, const Request& r) {
+UserId Dispatcher::existing_user(std::string_view name, bool connected, std::string& failure, const Request& r,
+                                 Access access) {
   auto user = index_.find_user(name);
   if (!user) {
     failure = failure_reply(r.id, st::kUserDoesNotExist, "user '" + std::string(name) + "' is not registered");
+    return 0;
+  }
+  // Checked before the session state, so another key learns nothing about the user but that it exists.
+  // Under --plaintext (no client key) and for users registered before keys existed, nobody is bound.
+  const std::string& owner = index_.user(*user).key;
+  if (access == Access::kOwner && !r.client_key.empty() && !owner.empty() && owner != r.client_key) {
+    failure = failure_reply(r.id, st::kDenied,
+                            "user '" + std::string(name) + "' belongs to another key; only the key that registered it "
+                            "may change it");
     return 0;
   }
   if (connected && !index_.user(*user).connected) {
@@ -166,6 +180,7 @@ MapWriter Dispatcher::file_map(FileId id, bool with_owner) const {
     const auto& u = index_.user(f.user);
     w.put("user", u.name);
     w.put("endpoint", u.endpoint);
+    w.put("key", u.key);
     w.put("online", u.connected);
   }
   return w;
@@ -177,19 +192,20 @@ std::string Dispatcher::on_register(const Request& r, std::vector<Event>& events
   if (index_.find_user(name)) {
     return failure_reply(r.id, st::kUsernameInUse, "user name '" + std::string(name) + "' is already registered");
   }
-  index_.add_user(std::string(name));
-  store_.insert_user(name, r.ts);
-  log(r, "REGISTER", name, "");
+  index_.add_user(std::string(name), std::string(r.client_key));
+  store_.insert_user(name, r.client_key, r.ts);
+  log(r, "REGISTER", name, r.client_key.empty() ? std::string() : "key=" + std::string(r.client_key));
   auto ev = event(r, name);
+  ev.put("key", r.client_key);
   emit(events, "user.registered", ev);
-  return reply_header(r.id, st::kOk).finish();
+  return reply_header(r.id, st::kOk).put("key", r.client_key).finish();
 }
 
 std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& events) {
   const auto name = r.fields.str("user", p::kMaxUserBytes);
   check_user(name);
   std::string failure;
-  const UserId user = existing_user(name, false, failure, r);
+  const UserId user = existing_user(name, false, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   const std::uint64_t removed = index_.remove_user(user);  // ends its session too: user.unregistered says so
   liveness_.forget(user);
@@ -211,7 +227,7 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
     throw BadRequest("field 'heartbeat_ms' must be from 100 to 60000");
   }
   std::string failure;
-  const UserId user = existing_user(name, false, failure, r);
+  const UserId user = existing_user(name, false, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   if (index_.user(user).connected) {
     return failure_reply(r.id, st::kUserAlreadyConnected, "user '" + std::string(name) + "' is already connected");
@@ -220,7 +236,7 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
   if (heartbeat_ms) liveness_.track(user, *heartbeat_ms, now_ms());
   log(r, "CONNECT", name, endpoint);
   auto ev = event(r, name);
-  ev.put("endpoint", endpoint);
+  ev.put("endpoint", endpoint).put("key", index_.user(user).key);
   emit(events, "peer.connected", ev);
   return reply_header(r.id, st::kOk).finish();
 }
@@ -229,7 +245,7 @@ std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& even
   const auto name = r.fields.str("user", p::kMaxUserBytes);
   check_user(name);
   std::string failure;
-  const UserId user = existing_user(name, true, failure, r);
+  const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   index_.disconnect(user);
   liveness_.forget(user);
@@ -257,7 +273,7 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
   f.root = parse_hash(r.fields.str("root", 64), "root");
 
   std::string failure;
-  f.user = existing_user(name, true, failure, r);
+  f.user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   if (index_.find_file(f.user, f.name)) {
     return failure_reply(r.id, st::kContentAlreadyPublished,
@@ -278,7 +294,7 @@ std::string Dispatcher::on_delete(const Request& r, std::vector<Event>& events) 
   const auto file_name = r.fields.str("name", p::kMaxFileNameBytes);
   check_file_name(file_name);
   std::string failure;
-  const UserId user = existing_user(name, true, failure, r);
+  const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   const auto file = index_.find_file(user, file_name);
   if (!file) {
@@ -298,7 +314,8 @@ std::string Dispatcher::on_list_users(const Request& r, std::vector<Event>&) {
   std::vector<MapWriter> users;
   for (UserId id : index_.connected_users()) {
     MapWriter u;
-    u.put("user", index_.user(id).name).put("endpoint", index_.user(id).endpoint);
+    const auto& user = index_.user(id);
+    u.put("user", user.name).put("endpoint", user.endpoint).put("key", user.key);
     users.push_back(std::move(u));
   }
   return reply_header(r.id, st::kOk).put("users", users).finish();
@@ -371,7 +388,7 @@ std::string Dispatcher::on_snapshot(const Request& r, std::vector<Event>&) {
     for (UserId id : index_.live_users()) {
       const auto& u = index_.user(id);
       MapWriter w;
-      w.put("user", u.name).put("online", u.connected).put("endpoint", u.endpoint);
+      w.put("user", u.name).put("online", u.connected).put("endpoint", u.endpoint).put("key", u.key);
       users.push_back(std::move(w));
     }
   }
@@ -391,7 +408,7 @@ std::string Dispatcher::on_heartbeat(const Request& r, std::vector<Event>&) {
   const auto name = r.fields.str("user", p::kMaxUserBytes);
   check_user(name);
   std::string failure;
-  const UserId user = existing_user(name, true, failure, r);
+  const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   liveness_.touch(user, now_ms());
   return reply_header(r.id, st::kOk).finish();

@@ -42,7 +42,8 @@ class Dispatcher {
   Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, BrokerStats& stats, std::uint64_t seq,
              DispatcherOptions options);
 
-  std::string handle(std::string_view body, std::vector<Event>& events);
+  // `client_key` is the sender's CurveZMQ public key (Z85, the ZAP User-Id); empty under --plaintext.
+  std::string handle(std::string_view body, std::vector<Event>& events, std::string_view client_key = {});
 
   // A BAD REQUEST reply for a message that never reached handle() (wrong framing); counted.
   std::string bad_request(std::string_view sentence);
@@ -58,6 +59,7 @@ class Dispatcher {
     std::string_view id;
     std::string_view ts;
     bool ts_local;
+    std::string_view client_key;
   };
   using Handler = std::string (Dispatcher::*)(const Request&, std::vector<Event>&);
   struct Op {
@@ -81,8 +83,11 @@ class Dispatcher {
   std::string on_snapshot(const Request& r, std::vector<Event>& events);
   std::string on_heartbeat(const Request& r, std::vector<Event>& events);
 
-  // The user a mutation names, which must exist (and, when `connected`, have a session).
-  UserId existing_user(std::string_view name, bool connected, std::string& failure, const Request& r);
+  // Who may act on a user: anyone (reads), or only the key that registered it (every change to it).
+  enum class Access { kAnyone, kOwner };
+  // The user a request names, which must exist, be accessible, and (when `connected`) have a session.
+  UserId existing_user(std::string_view name, bool connected, std::string& failure, const Request& r,
+                       Access access = Access::kAnyone);
   MapWriter file_map(FileId id, bool with_owner) const;
   MapWriter event(const Request& r, std::string_view user) { return event_at(r.ts, user); }
   MapWriter event_at(std::string_view ts, std::string_view user);

@@ -155,10 +155,11 @@ std::optional<UserId> FileIndex::find_user(std::string_view name) const {
   return it->second;
 }
 
-UserId FileIndex::add_user(std::string name) {
+UserId FileIndex::add_user(std::string name, std::string key) {
   const auto id = static_cast<UserId>(users_.size());
   UserRecord u;
   u.name = name;
+  u.key = std::move(key);
   u.live = true;
   users_.push_back(std::move(u));
   user_by_name_.emplace(std::move(name), id);
@@ -173,6 +174,8 @@ std::size_t FileIndex::remove_user(UserId id) {
   disconnect(id);
   user_by_name_.erase(u.name);
   u.live = false;
+  u.key.clear();
+  u.key.shrink_to_fit();
   u.files.clear();
   u.files.shrink_to_fit();
   --live_users_;

@@ -50,6 +50,7 @@ struct FileView {
 struct UserRecord {
   std::string name;
   std::string endpoint;       // the advertised transfer endpoint while connected
+  std::string key;            // the CurveZMQ public key (Z85) that owns the user; empty under --plaintext
   std::vector<FileId> files;  // live files, in publishing order
   bool live = false;
   bool connected = false;
@@ -64,7 +65,7 @@ struct SearchPage {
 class FileIndex {
  public:
   std::optional<UserId> find_user(std::string_view name) const;
-  UserId add_user(std::string name);
+  UserId add_user(std::string name, std::string key = {});
   std::size_t remove_user(UserId id);  // removes the user's files too; returns how many
   void connect(UserId id, std::string endpoint);
   void disconnect(UserId id);

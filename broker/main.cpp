@@ -1,6 +1,7 @@
 // main.cpp: zshare-broker's command line: options (CLI11, with --config), signals, then Broker::run.
 // SIGINT/SIGTERM finish the batch in hand, close the database cleanly and exit 0.
 #include "broker/broker.hpp"
+#include "common/curve_keys.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -23,6 +24,24 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+// `zshare-broker keygen`: the long-term keypair (0600) and its public half (.pub, 0644) for the peers.
+int keygen(const std::string& key_file) {
+  try {
+    const auto keys = zshare::curve::generate();
+    std::string pub = key_file;
+    if (pub.size() > 4 && pub.compare(pub.size() - 4, 4, ".key") == 0) pub.resize(pub.size() - 4);
+    pub += ".pub";
+    zshare::curve::write_secret_file(key_file, keys);
+    zshare::curve::write_public_file(pub, keys.public_key);
+    std::cout << "zshare-broker: wrote " << key_file << " (secret, 0600) and " << pub << " (public)\n"
+              << "public key: " << keys.public_key << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "zshare-broker: keygen: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -41,16 +60,35 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
+  app.add_option("--key", opts.key_file, "the broker's CurveZMQ keypair file (made by `zshare-broker keygen`)")
+      ->capture_default_str();
+  app.add_flag("--plaintext", opts.plaintext, "no CurveZMQ encryption or user keys: for a trusted lab network only");
+  app.fallthrough();  // before add_subcommand: `keygen --key FILE` takes the main option after the subcommand
+  auto* keygen_cmd = app.add_subcommand("keygen", "create the broker's keypair at --key and its public half (.pub)");
+  app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
+  if (keygen_cmd->parsed()) return keygen(opts.key_file);
+  if (opts.plaintext) {
+    std::cerr << "zshare-broker: WARNING: --plaintext: CurveZMQ is off; anyone who can reach these ports can read "
+                 "the traffic and act as any user" << std::endl;
+  }
 
   install_signal_handlers();
   try {
     zshare::broker::Broker broker(opts);
     std::cerr << "zshare-broker: control " << broker.control_endpoint() << ", events " << broker.events_endpoint()
               << ", db " << opts.db << " (" << broker.index().user_count() << " users, "
-              << broker.index().file_count() << " files, seq " << broker.seq() << ")" << std::endl;
+              << broker.index().file_count() << " files, seq " << broker.seq() << ")"
+              << (opts.plaintext ? std::string(", plaintext") : ", CurveZMQ key " + broker.public_key()) << std::endl;
     broker.run(g_stop);
     std::cerr << "zshare-broker: stopped cleanly" << std::endl;
+  } catch (const zshare::curve::KeyError& e) {
+    std::cerr << "zshare-broker: fatal: " << e.what() << std::endl;
+    if (std::string(e.what()).find("No such file") != std::string::npos) {
+      std::cerr << "(create the keypair with `zshare-broker keygen --key " << opts.key_file
+                << "`, or run a trusted lab network with --plaintext)" << std::endl;
+    }
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "zshare-broker: fatal: " << e.what() << std::endl;
     return 1;

@@ -13,7 +13,8 @@ namespace {
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS users (
   name TEXT PRIMARY KEY,
-  registered_ts TEXT NOT NULL
+  registered_ts TEXT NOT NULL,
+  key TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS files (
   id INTEGER PRIMARY KEY,
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS meta (
 )sql";
 
 void bind_text(sqlite3_stmt* s, int i, std::string_view v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  // An empty view may have no data pointer, which SQLite would bind as NULL rather than ''.
+  sqlite3_bind_text(s, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
 }
 
 void bind_blob(sqlite3_stmt* s, int i, const void* p, std::size_t n) {
@@ -82,9 +84,10 @@ Store::Store(const std::string& path) {
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");
   exec(kSchema);
+  add_user_key_column();
   begin_ = prepare("BEGIN IMMEDIATE");
   commit_ = prepare("COMMIT");
-  insert_user_ = prepare("INSERT INTO users (name, registered_ts) VALUES (?1, ?2)");
+  insert_user_ = prepare("INSERT INTO users (name, key, registered_ts) VALUES (?1, ?2, ?3)");
   delete_user_ = prepare("DELETE FROM users WHERE name = ?1");
   delete_user_files_ = prepare("DELETE FROM files WHERE user = ?1");
   insert_file_ = prepare(
@@ -96,6 +99,15 @@ Store::Store(const std::string& path) {
   append_log_ = prepare("INSERT INTO outbox (ts, ts_local, user, operation, args) VALUES (?1, ?2, ?3, ?4, ?5)");
   delete_outbox_ = prepare("DELETE FROM outbox WHERE seq <= ?1");
   broker_id_ = load_broker_id();
+}
+
+void Store::add_user_key_column() {
+  // Databases made before CurveZMQ have no key column; their users stay unbound (any key may act for them)
+  // until they register again, which is what they were under plaintext.
+  sqlite3_stmt* s = prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'key'");
+  const bool present = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
+  if (!present) exec("ALTER TABLE users ADD COLUMN key TEXT NOT NULL DEFAULT ''");
 }
 
 std::string Store::load_broker_id() {
@@ -184,9 +196,10 @@ void Store::rollback() noexcept {
   if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
-void Store::insert_user(std::string_view name, std::string_view ts) {
+void Store::insert_user(std::string_view name, std::string_view key, std::string_view ts) {
   bind_text(insert_user_, 1, name);
-  bind_text(insert_user_, 2, ts);
+  bind_text(insert_user_, 2, key);
+  bind_text(insert_user_, 3, ts);
   write(insert_user_);
 }
 
@@ -227,8 +240,8 @@ void Store::set_seq(std::uint64_t seq) {
 }
 
 std::uint64_t Store::load(FileIndex& index) {
-  sqlite3_stmt* users = prepare("SELECT name FROM users ORDER BY rowid");
-  while (sqlite3_step(users) == SQLITE_ROW) index.add_user(column_text(users, 0));
+  sqlite3_stmt* users = prepare("SELECT name, key FROM users ORDER BY rowid");
+  while (sqlite3_step(users) == SQLITE_ROW) index.add_user(column_text(users, 0), column_text(users, 1));
   sqlite3_finalize(users);
 
   sqlite3_stmt* files = prepare(

@@ -36,7 +36,7 @@ class Store {
   void rollback() noexcept;
   bool wrote() const { return in_transaction_; }
 
-  void insert_user(std::string_view name, std::string_view ts);
+  void insert_user(std::string_view name, std::string_view key, std::string_view ts);  // key: Z85 or empty
   void delete_user(std::string_view name);  // and the user's files
   void insert_file(std::string_view user, const FileRecord& file, std::string_view ts);
   void delete_file(std::string_view user, std::string_view name);
@@ -62,6 +62,7 @@ class Store {
   void write(sqlite3_stmt* stmt);  // run() inside the batch's transaction, starting it if needed
   [[noreturn]] void fail(const char* what);
   std::string load_broker_id();
+  void add_user_key_column();
 
   sqlite3* db_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;

@@ -7,16 +7,18 @@
 namespace zshare {
 
 LazyPirateClient::LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
-                                   int attempts)
+                                   int attempts, SocketSetup setup)
     : ctx_(ctx),
       endpoint_(std::move(endpoint)),
       per_attempt_(std::max<std::chrono::milliseconds>(timeout / std::max(attempts, 1), std::chrono::milliseconds(1))),
-      attempts_(std::max(attempts, 1)) {}
+      attempts_(std::max(attempts, 1)),
+      setup_(std::move(setup)) {}
 
 void LazyPirateClient::reopen() {
   socket_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::req);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::maxmsgsize, protocol::kClientMaxMessageBytes);
+  if (setup_) setup_(*socket_);
   socket_->connect(endpoint_);
 }
 

@@ -5,6 +5,7 @@
 #include <zmq.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -17,8 +18,12 @@ struct BrokerUnreachable : std::runtime_error {
 
 class LazyPirateClient {
  public:
+  // Prepares each fresh socket before it connects (CurveZMQ keys, say).
+  using SocketSetup = std::function<void(zmq::socket_t&)>;
+
   // `timeout` is the whole deadline of one request, shared evenly by `attempts` tries.
-  LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3);
+  LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3,
+                   SocketSetup setup = {});
 
   // Returns the reply body; throws BrokerUnreachable when no attempt got an answer.
   std::string request(const std::string& body);
@@ -32,6 +37,7 @@ class LazyPirateClient {
   std::string endpoint_;
   std::chrono::milliseconds per_attempt_;
   int attempts_;
+  SocketSetup setup_;
   std::unique_ptr<zmq::socket_t> socket_;
 };
 

@@ -36,6 +36,7 @@ inline constexpr std::string_view kUserAlreadyConnected = "USER ALREADY CONNECTE
 inline constexpr std::string_view kContentAlreadyPublished = "CONTENT ALREADY PUBLISHED";
 inline constexpr std::string_view kContentNotPublished = "CONTENT NOT PUBLISHED";
 inline constexpr std::string_view kFileNotExist = "FILE NOT EXIST";
+inline constexpr std::string_view kDenied = "DENIED";  // the user belongs to another CurveZMQ key
 inline constexpr std::string_view kBadRequest = "BAD REQUEST";
 inline constexpr std::string_view kInternalError = "INTERNAL ERROR";
 // Client-side only: never sent by the broker.

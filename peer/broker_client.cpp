@@ -11,8 +11,12 @@ namespace zshare::peer {
 bool BrokerReply::ok() const { return status == protocol::status::kOk; }
 
 BrokerClient::BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
-                           int attempts)
-    : pirate_(ctx, std::move(endpoint), timeout, attempts), timeout_(timeout), ids_(RequestIds::random()) {}
+                           curve::LinkSecurity security, int attempts)
+    : security_(std::move(security)),
+      pirate_(ctx, std::move(endpoint), timeout, attempts,
+              [this](zmq::socket_t& socket) { security_.dial_broker(socket); }),
+      timeout_(timeout),
+      ids_(RequestIds::random()) {}
 
 std::string BrokerClient::begin(MapWriter& request, const char* op) {
   std::string id = ids_.next();

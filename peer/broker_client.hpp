@@ -2,6 +2,7 @@
 // Every request carries v=1, op, a fresh id, ts and ts_local; a reply whose id differs is refused (BadReply).
 #pragma once
 
+#include "common/curve_keys.hpp"
 #include "common/lazy_pirate.hpp"
 #include "common/time_client.hpp"
 #include "peer/request_ids.hpp"
@@ -53,8 +54,10 @@ struct SearchRequest {
 
 class BrokerClient {
  public:
-  // `timeout` is the whole deadline of one request, shared by `attempts` Lazy Pirate tries.
-  BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3);
+  // `timeout` is the whole deadline of one request, shared by `attempts` Lazy Pirate tries. `security` says
+  // how to reach the broker (its CurveZMQ key and ours) and is lent to the seeder, downloads and heartbeats.
+  BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
+               curve::LinkSecurity security, int attempts = 3);
 
   // Each throws BrokerUnreachable when no attempt was answered, BadReply when the answer is unreadable.
   BrokerReply register_user(const std::string& user);
@@ -76,12 +79,14 @@ class BrokerClient {
 
   const std::string& endpoint() const { return pirate_.endpoint(); }
   std::chrono::milliseconds timeout() const { return timeout_; }
+  const curve::LinkSecurity& security() const { return security_; }
 
  private:
   // Starts a request map with the header fields; returns the id it carries.
   std::string begin(MapWriter& request, const char* op);
   BrokerReply call(const MapWriter& request, const std::string& id);
 
+  curve::LinkSecurity security_;
   LazyPirateClient pirate_;
   std::chrono::milliseconds timeout_;
   RequestIds ids_;

@@ -11,6 +11,7 @@
 #include <zmq_addon.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -102,20 +103,64 @@ class PartFile {
 
 // One source: its DEALER, its requests in flight (request id -> chunk index) and its record.
 struct Connection {
-  Connection(zmq::context_t& ctx, const Source& s) : socket(ctx, zmq::socket_type::dealer) {
+  Connection(zmq::context_t& ctx, const Source& s, const curve::LinkSecurity& security)
+      : socket(ctx, zmq::socket_type::dealer) {
     report.user = s.user;
     report.endpoint = s.endpoint;
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::maxmsgsize, transfer::kSocketMaxMessageBytes);
     socket.set(zmq::sockopt::rcvhwm, 1000);
+    if (!security.plaintext && !curve::is_z85_key(s.key)) {
+      report.dropped_because = "the broker lists no CurveZMQ key for this source";
+      return;  // never dial a source we could not authenticate
+    }
+    security.dial(socket, s.key);  // CurveZMQ refuses a seeder that does not hold exactly this key
+    if (!security.plaintext) watch_handshakes(ctx);
     socket.connect(s.endpoint);
   }
   bool alive() const { return report.dropped_because.empty(); }
 
+  // Why a source went silent, in words: a seeder that refused our CurveZMQ handshake (it does not hold the key
+  // the broker lists: an impostor on that endpoint, or the user's key changed) is told from one that is gone.
+  std::string silence(std::string what) {
+    if (!monitor) return what;
+    bool succeeded = false, failed = false;
+    for (;;) {
+      std::vector<zmq::message_t> event;
+      if (!zmq::recv_multipart(*monitor, std::back_inserter(event), zmq::recv_flags::dontwait)) break;
+      if (event.empty() || event[0].size() < 2) continue;
+      std::uint16_t id = 0;
+      std::memcpy(&id, event[0].data(), sizeof id);
+      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) succeeded = true;
+      if (id & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+        failed = true;
+      }
+    }
+    if (failed && !succeeded) {
+      return what + ": it failed the CurveZMQ handshake, so the process at " + report.endpoint +
+             " does not hold the key the broker lists for " + report.user;
+    }
+    return what;
+  }
+
   zmq::socket_t socket;
+  std::unique_ptr<zmq::socket_t> monitor;  // the socket's handshake events (CurveZMQ only)
   std::unordered_map<std::uint64_t, std::uint32_t> in_flight;
   Clock::time_point last_progress = Clock::now();
   SourceReport report;
+
+ private:
+  void watch_handshakes(zmq::context_t& ctx) {
+    static std::atomic<std::uint64_t> next{0};
+    const std::string address = "inproc://zshare-download-monitor-" + std::to_string(next++);
+    constexpr int kEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(socket.handle(), address.c_str(), kEvents) != 0) return;  // a diagnosis only
+    monitor = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pair);
+    monitor->set(zmq::sockopt::linger, 0);
+    monitor->connect(address);
+  }
 };
 
 std::string request(std::string_view op, std::uint64_t id, const Hash& cid, std::string_view extra_key,
@@ -162,7 +207,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
 
   PartFile part(plan.dest, plan.size);
   std::vector<std::unique_ptr<Connection>> conns;
-  for (const auto& s : plan.sources) conns.push_back(std::make_unique<Connection>(ctx_, s));
+  for (const auto& s : plan.sources) conns.push_back(std::make_unique<Connection>(ctx_, s, options_.security));
   auto finish = [&](bool ok, std::string error) {
     for (const auto& c : conns) report.sources.push_back(c->report);
     report.ok = ok;
@@ -205,13 +250,14 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       const auto id = next_id++;
       c.socket.send(zmq::buffer(request("MANIFEST", id, plan.cid, "first", got.size())), zmq::send_flags::none);
       auto frames = receive(c.socket, options_.source_timeout);
-      if (!frames) return "did not answer MANIFEST";
+      if (!frames) return c.silence("did not answer MANIFEST");
       if (auto why = read_page(frames->front(), id, got); !why.empty()) return why;
     }
     return got.size() == n && merkle_root(got) == plan.root ? "" : "sent leaves that do not match the indexed root";
   };
   std::vector<std::uint64_t> asked(conns.size());
   for (std::size_t k = 0; k < conns.size(); ++k) {
+    if (!conns[k]->alive()) continue;
     asked[k] = next_id++;
     conns[k]->socket.send(zmq::buffer(request("MANIFEST", asked[k], plan.cid, "first", 0)), zmq::send_flags::dontwait);
   }
@@ -246,7 +292,9 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
   }
   if (leaves.empty()) {
     for (std::size_t k = 0; k < conns.size(); ++k) {
-      if (conns[k]->alive() && asked[k] != 0) conns[k]->report.dropped_because = "did not answer MANIFEST";
+      if (conns[k]->alive() && asked[k] != 0) {
+        conns[k]->report.dropped_because = conns[k]->silence("did not answer MANIFEST");
+      }
     }
     return finish(false, "no source gave a manifest matching the index");
   }
@@ -403,7 +451,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
         advance_prefix(index, frames[1].data());
       }
       if (c.alive() && !c.in_flight.empty() && now - c.last_progress > options_.source_timeout) {
-        drop(c, "stopped answering");
+        drop(c, c.silence("stopped answering"));
       }
     }
     if (progress && now - last_progress_call > std::chrono::milliseconds(200)) {

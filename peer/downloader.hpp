@@ -3,6 +3,7 @@
 // broker's index holds, writes to <dest>.part and renames it when complete. Resumes from a kept .part.
 #pragma once
 
+#include "common/curve_keys.hpp"
 #include "common/transfer_protocol.hpp"
 #include "common/validate.hpp"
 
@@ -20,6 +21,7 @@ namespace zshare::peer {
 struct Source {
   std::string user;
   std::string endpoint;
+  std::string key;  // its CurveZMQ public key as the broker lists it: the only key this source may have
 };
 
 struct DownloadPlan {
@@ -35,6 +37,7 @@ struct DownloadOptions {
   std::uint32_t window = transfer::kDefaultWindow;           // chunk requests in flight per source
   std::chrono::milliseconds source_timeout{5000};            // a source silent this long is dropped
   std::uint32_t max_bad_chunks_per_source = 3;               // a source sending more bad chunks is dropped
+  curve::LinkSecurity security;                              // our keys; each source's key comes with it
 };
 
 struct SourceReport {

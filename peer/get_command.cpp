@@ -23,7 +23,7 @@ namespace status = protocol::status;
 using nlohmann::json;
 
 struct Entry {
-  std::string user, endpoint, cid, root;
+  std::string user, endpoint, key, cid, root;
   std::uint64_t size = 0, chunk_size = 0;
   bool online = false;
 };
@@ -32,6 +32,7 @@ Entry entry_of(const json& f) {
   Entry e;
   e.user = f.value("user", "");
   e.endpoint = f.value("endpoint", "");
+  e.key = f.value("key", "");
   e.cid = f.value("cid", "");
   e.root = f.value("root", "");
   e.size = f.value("size", std::uint64_t{0});
@@ -129,9 +130,9 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   plan.chunk_size = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(best.front().chunk_size, std::numeric_limits<std::uint32_t>::max()));  // checked later
   plan.dest = request.dest;
-  std::set<std::string> endpoints;
+  std::set<std::string> endpoints;  // one connection per (endpoint, key): a key names who must answer there
   for (const auto& e : best) {
-    if (endpoints.insert(e.endpoint).second) plan.sources.push_back(Source{e.user, e.endpoint});
+    if (endpoints.insert(e.endpoint + " " + e.key).second) plan.sources.push_back(Source{e.user, e.endpoint, e.key});
   }
 
   Downloader downloader(ctx, request.download);

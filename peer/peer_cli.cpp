@@ -49,6 +49,9 @@ struct PeerOptions {
   double source_timeout_s = 5.0;
   ServeOptions serve;
   double heartbeat_s = 1.0;
+  std::string broker_key;  // the broker's public key, or a file holding it
+  std::string key_dir;     // where this peer's keypair lives (created on first run)
+  bool plaintext = false;
 };
 
 std::string join(const std::vector<std::string>& words) {
@@ -71,6 +74,14 @@ void define_options(CLI::App& app, PeerOptions& o) {
                  "seconds between heartbeats while connected (the broker drops a peer silent for 3); 0: none")
       ->check(CLI::Range(0.0, 60.0))
       ->capture_default_str();
+  app.add_option("--broker-key", o.broker_key,
+                 "the broker's CurveZMQ public key, or its .pub file (from `zshare-broker keygen`)")
+      ->envname("ZSHARE_BROKER_KEY");
+  app.add_option("--key-dir", o.key_dir,
+                 "folder of this peer's keypair, peer.key, made on first run (default $ZSHARE_HOME, else "
+                 "~/.config/zshare)")
+      ->envname("ZSHARE_KEY_DIR");
+  app.add_flag("--plaintext", o.plaintext, "no CurveZMQ: for a broker run with --plaintext on a trusted lab network");
   app.add_flag("--json", o.json, "print one JSON object per response instead of text");
   app.add_option("--timeout", o.timeout_s, "seconds to wait for the broker's answer to one request (3 tries)")
       ->check(CLI::Range(0.001, 3600.0))
@@ -80,7 +91,7 @@ void define_options(CLI::App& app, PeerOptions& o) {
 
   auto* shell = app.add_subcommand("shell", "the console: reads commands line by line from stdin");
   shell->add_option("--listen", o.shell.listen, "where the transfer ROUTER binds after CONNECT")->capture_default_str();
-  shell->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one");
+  shell->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one, or a whole tcp://HOST:PORT (a forwarded port)");
   shell->add_option("--page-size", o.shell.search_page_size, "results per SEARCH request")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1000}))
       ->capture_default_str();
@@ -123,7 +134,7 @@ void define_options(CLI::App& app, PeerOptions& o) {
   serve->add_option("--user", o.serve.user, "the user to serve as (registered if needed)")->required();
   serve->add_option("--share", o.serve.share, "the folder whose regular files are published")->required();
   serve->add_option("--listen", o.serve.listen, "where the transfer ROUTER binds")->capture_default_str();
-  serve->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one");
+  serve->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one, or a whole tcp://HOST:PORT (a forwarded port)");
   serve->add_option("--hash-cache", o.serve.hash_cache, "hash cache file (default ~/.cache/zshare/hashes.db)");
   serve->add_option("--chunk-size", o.serve.chunk_size, "bytes per chunk for newly hashed files (power of two)")
       ->check(CLI::Range(16384u, 16777216u))
@@ -141,10 +152,32 @@ void define_options(CLI::App& app, PeerOptions& o) {
       ->capture_default_str();
 }
 
+// The keys every socket of this run uses: the peer's own (made on first run) and the broker's public key.
+curve::LinkSecurity link_security(const PeerOptions& o, std::ostream& err) {
+  curve::LinkSecurity security;
+  security.plaintext = o.plaintext;
+  if (o.plaintext) {
+    err << "zshare-peer: WARNING: --plaintext: CurveZMQ is off; anyone on the network can read this peer's "
+           "traffic and act as its user\n" << std::flush;
+    return security;
+  }
+  if (o.broker_key.empty()) {
+    throw curve::KeyError(
+        "no broker key: pass --broker-key with the broker's public key or its .pub file (or set broker-key in "
+        "the config, or ZSHARE_BROKER_KEY); use --plaintext only against a broker run with --plaintext");
+  }
+  security.broker_key = curve::read_public_key(o.broker_key);
+  security.own = curve::load_or_create(o.key_dir.empty() ? curve::default_key_dir() : o.key_dir);
+  return security;
+}
+
 int run_subcommand(PeerOptions& o, ProcessIo io) {
   const auto timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(o.timeout_s * 1000.0)));
+  const curve::LinkSecurity security = link_security(o, io.err);
+  o.shell.seeder.security = o.serve.seeder.security = security;
+  o.shell.download.security = o.get.download.security = security;
   zmq::context_t ctx;
-  BrokerClient broker(ctx, o.broker, timeout);
+  BrokerClient broker(ctx, o.broker, timeout, security);
   const auto heartbeat = std::chrono::milliseconds(std::llround(o.heartbeat_s * 1000.0));
   o.shell.heartbeat = o.serve.heartbeat = heartbeat.count() > 0 && heartbeat.count() < 100
                                               ? std::chrono::milliseconds(100)

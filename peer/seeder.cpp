@@ -61,6 +61,7 @@ Seeder::Seeder(zmq::context_t& ctx, const std::string& bind_address, const Conte
   router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(transfer::kMaxRequestBytes * 4));
   router_.set(zmq::sockopt::router_mandatory, true);
   router_.set(zmq::sockopt::sndhwm, transfer::kSeederSendHwm);
+  options_.security.serve(router_);
   // A port this process just closed (DISCONNECT then CONNECT) is released by libzmq's I/O thread a moment
   // later: retry EADDRINUSE briefly instead of failing the CONNECT.
   for (int attempt = 0;; ++attempt) {
@@ -230,6 +231,7 @@ std::string advertised_endpoint(const std::string& bound, const std::optional<st
     throw std::invalid_argument("not a tcp://HOST:PORT endpoint: " + bound);
   }
   if (!host || host->empty()) return bound;
+  if (host->rfind(scheme, 0) == 0) return *host;  // a whole endpoint: a forwarded port (NAT) or a relay
   std::string h = *host;
   if (h.find(':') != std::string::npos && h.front() != '[') h = "[" + h + "]";
   return scheme + h + bound.substr(colon);

@@ -3,6 +3,7 @@
 // Memory stays bounded: downloaders keep a window of requests in flight and each one's reply queue is capped.
 #pragma once
 
+#include "common/curve_keys.hpp"
 #include "peer/content_catalog.hpp"
 
 #include <zmq.hpp>
@@ -17,6 +18,7 @@
 namespace zshare::peer {
 
 struct SeederOptions {
+  curve::LinkSecurity security;    // CurveZMQ server with the peer's own key, the one the broker lists
   std::uint64_t rate_limit = 0;     // bytes per second for all uploads together; 0: unlimited
   std::uint32_t corrupt_every = 0;  // test-only fault switch: flip a byte in every Nth chunk served
 };

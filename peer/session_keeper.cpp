@@ -33,7 +33,7 @@ bool SessionKeeper::wait(std::chrono::milliseconds d) {
 
 void SessionKeeper::run() {
   const auto timeout = std::max(options_.interval, std::chrono::milliseconds(1000));
-  BrokerClient broker(ctx_, options_.broker, timeout, 1);
+  BrokerClient broker(ctx_, options_.broker, timeout, options_.security, 1);
   std::ostream silent(nullptr);  // the process's own TimeClient already warns about the time service, once
   TimeClient clock(options_.timesvc, silent);
   broker.set_clock(&clock);

@@ -3,6 +3,7 @@
 // or answers again after an outage, CONNECT again with backoff and re-sync the published files.
 #pragma once
 
+#include "common/curve_keys.hpp"
 #include "peer/content_catalog.hpp"
 
 #include <zmq.hpp>
@@ -24,6 +25,7 @@ struct SessionKeeperOptions {
   std::string user;
   std::string endpoint;                          // the transfer endpoint to advertise again
   std::chrono::milliseconds interval{1000};      // heartbeat interval promised at CONNECT
+  curve::LinkSecurity security;                  // the same keys as the peer's own BrokerClient
 };
 
 class SessionKeeper {

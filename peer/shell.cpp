@@ -127,7 +127,8 @@ CommandResult Shell::connect(const std::string& user) {
     current_user_ = user;
     if (beat) {
       keeper_ = std::make_unique<SessionKeeper>(
-          ctx_, SessionKeeperOptions{broker_.endpoint(), options_.timesvc, user, advertised_, options_.heartbeat},
+          ctx_, SessionKeeperOptions{broker_.endpoint(), options_.timesvc, user, advertised_, options_.heartbeat,
+                               broker_.security()},
           catalog_, std::cerr);
     }
     if (catalog_owner_ != user) catalog_.clear();  // another user's files are not this user's to serve

@@ -1,8 +1,9 @@
-// test_broker_loop.cpp: the Broker class in-process with real ZeroMQ sockets: replies after commit,
-// events on PUB, framing errors answered, and a clean stop that leaves the database reopenable.
+// test_broker_loop.cpp: the Broker class in-process with real ZeroMQ sockets over CurveZMQ: replies after
+// commit, events on PUB, framing errors answered, users bound to keys, a clean stop that reopens the database.
 #include "broker/broker.hpp"
 
 #include "common/codec.hpp"
+#include "common/curve_keys.hpp"
 
 #include <catch2/catch.hpp>
 #include <zmq_addon.hpp>
@@ -22,6 +23,8 @@ struct RunningBroker {
     char dir[] = "/tmp/zshare-loop-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
+    keys = curve::generate();
+    curve::write_secret_file(folder + "/broker.key", keys);
     start();
   }
   void start() {
@@ -30,6 +33,7 @@ struct RunningBroker {
     opts.events = "tcp://127.0.0.1:*";
     opts.db = folder + "/broker.db";
     opts.rpclog = "none";
+    opts.key_file = folder + "/broker.key";
     broker = std::make_unique<Broker>(opts);
     stop = false;
     thread = std::thread([this] { broker->run(stop); });
@@ -43,7 +47,12 @@ struct RunningBroker {
     if (broker) halt();
     std::system(("rm -rf '" + folder + "'").c_str());
   }
+  // A client socket that trusts this broker's key, with `own` (a fresh keypair unless given).
+  void dial(zmq::socket_t& s, const curve::KeyPair& own = curve::generate()) const {
+    curve::make_client(s, own, keys.public_key);
+  }
   std::string folder;
+  curve::KeyPair keys;
   std::unique_ptr<Broker> broker;
   std::atomic<bool> stop{false};
   std::thread thread;
@@ -73,8 +82,10 @@ TEST_CASE("REGISTER over REQ is answered and published as an event", "[broker]")
   zmq::context_t ctx;
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "user.");
+  rb.dial(sub);
   sub.connect(rb.broker->events_endpoint());
   zmq::socket_t req(ctx, zmq::socket_type::req);
+  rb.dial(req);
   req.connect(rb.broker->control_endpoint());
 
   // A SUB joins asynchronously: repeat a harmless registration until its event is seen.
@@ -101,6 +112,7 @@ TEST_CASE("a DEALER sending two body frames gets BAD REQUEST, and the broker kee
   RunningBroker rb;
   zmq::context_t ctx;
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  rb.dial(dealer);
   dealer.connect(rb.broker->control_endpoint());
   const std::string a = request("REGISTER", "a"), b = request("REGISTER", "b"), c = request("REGISTER", "c");
   std::array<zmq::const_buffer, 3> frames = {zmq::str_buffer(""), zmq::buffer(a), zmq::buffer(b)};
@@ -124,6 +136,7 @@ TEST_CASE("after a stop the database reopens with every acknowledged user", "[br
     zmq::context_t ctx;
     zmq::socket_t req(ctx, zmq::socket_type::req);
     req.set(zmq::sockopt::linger, 0);
+    rb.dial(req);
     req.connect(rb.broker->control_endpoint());
     for (int i = 0; i < 20; ++i) {
       req.send(zmq::buffer(request("REGISTER", "u" + std::to_string(i))), zmq::send_flags::none);
@@ -136,4 +149,73 @@ TEST_CASE("after a stop the database reopens with every acknowledged user", "[br
   rb.start();
   CHECK(rb.broker->index().user_count() == 20);
   CHECK(rb.broker->seq() == seq_before);
+}
+
+// One request and its decoded status over a fresh REQ socket.
+std::string status_of(zmq::socket_t& req, const std::string& body) {
+  req.send(zmq::buffer(body), zmq::send_flags::none);
+  auto reply = recv_within(req, 2000);
+  return std::string(Message::decode(reply.back().data(), reply.back().size()).root().str("status", 64));
+}
+
+TEST_CASE("over CurveZMQ only the key that registered a user may change it, others get DENIED", "[broker][curve]") {
+  RunningBroker rb;
+  zmq::context_t ctx;
+  const curve::KeyPair alice = curve::generate();
+  const curve::KeyPair mallory = curve::generate();
+  zmq::socket_t a(ctx, zmq::socket_type::req);
+  rb.dial(a, alice);
+  a.connect(rb.broker->control_endpoint());
+  zmq::socket_t m(ctx, zmq::socket_type::req);
+  rb.dial(m, mallory);
+  m.connect(rb.broker->control_endpoint());
+
+  REQUIRE(status_of(a, request("REGISTER", "alice")) == "OK");
+  MapWriter connect;
+  connect.put("v", std::uint64_t{1}).put("op", "CONNECT").put("id", "c-alice").put("ts", "2026-11-22T00:00:00.000Z");
+  connect.put("user", "alice").put("endpoint", "tcp://127.0.0.1:7000");
+  REQUIRE(status_of(a, connect.finish()) == "OK");
+  CHECK(status_of(m, request("DISCONNECT", "alice")) == "DENIED");
+  MapWriter mdel;
+  mdel.put("v", std::uint64_t{1}).put("op", "DELETE").put("id", "d-m").put("ts", "2026-11-22T00:00:00.000Z");
+  mdel.put("user", "alice").put("name", "x");
+  CHECK(status_of(m, mdel.finish()) == "DENIED");
+  CHECK(status_of(m, request("UNREGISTER", "alice")) == "DENIED");
+  // Alice is still registered and connected, listed with the key that owns her.
+  a.send(zmq::buffer(request("LIST_USERS", "alice")), zmq::send_flags::none);
+  auto listed = recv_within(a, 2000);
+  Message users = Message::decode(listed.back().data(), listed.back().size());
+  const auto rows = users.root().maps("users");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].str("user", 64) == "alice");
+  CHECK(rows[0].str("key", 64) == alice.public_key);
+  CHECK(status_of(a, request("UNREGISTER", "alice")) == "OK");
+}
+
+TEST_CASE("a client that does not hold the broker's public key gets no answer", "[broker][curve]") {
+  RunningBroker rb;
+  zmq::context_t ctx;
+  zmq::socket_t wrong(ctx, zmq::socket_type::req);
+  wrong.set(zmq::sockopt::linger, 0);
+  const curve::KeyPair impostor_server = curve::generate();
+  curve::make_client(wrong, curve::generate(), impostor_server.public_key);
+  wrong.connect(rb.broker->control_endpoint());
+  wrong.send(zmq::buffer(request("REGISTER", "eve")), zmq::send_flags::none);
+  zmq::pollitem_t items[] = {{wrong.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, std::chrono::milliseconds(1500));
+  CHECK_FALSE((items[0].revents & ZMQ_POLLIN));
+
+  zmq::socket_t plain(ctx, zmq::socket_type::req);
+  plain.set(zmq::sockopt::linger, 0);
+  plain.connect(rb.broker->control_endpoint());
+  plain.send(zmq::buffer(request("REGISTER", "eve")), zmq::send_flags::none);
+  zmq::pollitem_t plain_items[] = {{plain.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(plain_items, 1, std::chrono::milliseconds(1500));
+  CHECK_FALSE((plain_items[0].revents & ZMQ_POLLIN));
+
+  // Neither reached the dispatcher: a client with the broker's key can register the name.
+  zmq::socket_t good(ctx, zmq::socket_type::req);
+  rb.dial(good);
+  good.connect(rb.broker->control_endpoint());
+  CHECK(status_of(good, request("REGISTER", "eve")) == "OK");
 }

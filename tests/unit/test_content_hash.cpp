@@ -53,7 +53,7 @@ TEST_CASE("a file of three chunks: cid is the whole digest, root the padded tree
   CHECK(h.root == expected);
 }
 
-TEST_CASE("an empty file has the empty digest and a zero root; one chunk is its own root", "[hash]") {
+TEST_CASE("an empty file has the empty digest and a zero root, and one chunk is its own root", "[hash]") {
   const std::string empty = temp_file("");
   const ContentHashes e = hash_file(empty, 16384);
   std::remove(empty.c_str());

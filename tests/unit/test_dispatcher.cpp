@@ -33,10 +33,11 @@ struct Fixture {
   }
 
   // Sends op with fields under a fresh id (or `id`) and returns the decoded reply's status.
-  std::string call(const std::string& op, MapWriter fields, const std::string& id = "") {
+  // `key` plays the sender's CurveZMQ public key (the ZAP User-Id); empty is a plaintext broker.
+  std::string call(const std::string& op, MapWriter fields, const std::string& id = "", const std::string& key = "") {
     fields.put("v", std::uint64_t{1}).put("op", op).put("ts", "2026-11-22T00:00:00.000Z");
     fields.put("id", id.empty() ? "req-" + std::to_string(++counter) : id);
-    last_reply = dispatcher->handle(fields.finish(), events);
+    last_reply = dispatcher->handle(fields.finish(), events, key);
     last = std::make_unique<Message>(Message::decode(last_reply.data(), last_reply.size()));
     return std::string(last->root().str("status", 64));
   }
@@ -108,6 +109,49 @@ TEST_CASE("a retried request id is answered from the cache and applied once", "[
   CHECK(f.events.size() == 1);
   CHECK(f.stats.retries_answered == 1);
   CHECK(f.call("REGISTER", user("alice")) == "USERNAME IN USE");
+}
+
+TEST_CASE("only the key that registered a user may change it, and reads are open to every key", "[dispatcher][curve]") {
+  Fixture f;
+  const std::string alice(40, 'A'), mallory(40, 'M');
+  CHECK(f.call("REGISTER", user("alice"), "", alice) == "OK");
+  CHECK(f.last->root().str("key", 64) == alice);
+  MapWriter connect = user("alice");
+  connect.put("endpoint", "tcp://127.0.0.1:7000");
+  CHECK(f.call("CONNECT", std::move(connect), "", mallory) == "DENIED");
+  MapWriter connect_again = user("alice");
+  connect_again.put("endpoint", "tcp://127.0.0.1:7000");
+  CHECK(f.call("CONNECT", std::move(connect_again), "", alice) == "OK");
+  CHECK(f.call("PUBLISH", publish("alice", "song.mp3"), "", mallory) == "DENIED");
+  CHECK(f.call("PUBLISH", publish("alice", "song.mp3"), "", alice) == "OK");
+  MapWriter del = user("alice");
+  del.put("name", "song.mp3");
+  CHECK(f.call("DELETE", std::move(del), "", mallory) == "DENIED");
+  CHECK(f.last->root().str("error", 200).find("another key") != std::string_view::npos);
+  CHECK(f.call("HEARTBEAT", user("alice"), "", mallory) == "DENIED");
+  CHECK(f.call("DISCONNECT", user("alice"), "", mallory) == "DENIED");
+  CHECK(f.call("UNREGISTER", user("alice"), "", mallory) == "DENIED");
+  CHECK(f.call("LIST_CONTENT", user("alice"), "", mallory) == "OK");
+  MapWriter q;
+  q.put("q", "song");
+  CHECK(f.call("SEARCH", std::move(q), "", mallory) == "OK");
+  const auto results = f.last->root().maps("results");
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].str("key", 64) == alice);  // the downloader dials exactly this key
+  CHECK(f.index.user(*f.index.find_user("alice")).connected);
+  CHECK(f.index.files_of(*f.index.find_user("alice")).size() == 1);
+  CHECK(f.call("UNREGISTER", user("alice"), "", alice) == "OK");
+}
+
+TEST_CASE("the reply cache is per key: another key reusing a request id gets its own answer", "[dispatcher][curve]") {
+  Fixture f;
+  const std::string alice(40, 'A'), mallory(40, 'M');
+  CHECK(f.call("REGISTER", user("alice"), "shared-id", alice) == "OK");
+  CHECK(f.call("UNREGISTER", user("alice"), "id-2", mallory) == "DENIED");
+  CHECK(f.call("UNREGISTER", user("alice"), "id-2", alice) == "OK");
+  CHECK(f.call("REGISTER", user("alice"), "shared-id", alice) == "OK");  // alice's retry: cached
+  CHECK(f.stats.retries_answered == 1);
+  CHECK_FALSE(f.index.find_user("alice").has_value());
 }
 
 TEST_CASE("malformed requests get BAD REQUEST with a sentence and change nothing", "[dispatcher]") {

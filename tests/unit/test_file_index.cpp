@@ -292,7 +292,7 @@ TEST_CASE("files sharing a content id: cid search pages by id and survives any r
   CHECK(index.search({}, cid_of(7), 0, 10).files == std::vector<FileId>{back});
 }
 
-TEST_CASE("live_files pages over live files only; files_of sorts by name", "[index]") {
+TEST_CASE("live_files pages over live files only, and files_of sorts by name", "[index]") {
   FileIndex index;
   const UserId u = index.add_user("alice");
   std::vector<FileId> ids;

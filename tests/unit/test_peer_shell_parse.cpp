@@ -149,6 +149,8 @@ TEST_CASE("the advertised endpoint replaces only the host", "[peer][endpoint]") 
   CHECK(advertised_endpoint("tcp://127.0.0.1:4000", std::nullopt) == "tcp://127.0.0.1:4000");
   CHECK(advertised_endpoint("tcp://0.0.0.0:4000", std::string("files.example")) == "tcp://files.example:4000");
   CHECK(advertised_endpoint("tcp://[::1]:4000", std::string("10.0.0.7")) == "tcp://10.0.0.7:4000");
+  CHECK(advertised_endpoint("tcp://0.0.0.0:4000", std::string("tcp://gateway.example:6001")) ==
+        "tcp://gateway.example:6001");
   CHECK(advertised_endpoint("tcp://0.0.0.0:4000", std::string("fe80::1")) == "tcp://[fe80::1]:4000");
   CHECK_THROWS_AS(advertised_endpoint("ipc:///tmp/x", std::nullopt), std::invalid_argument);
 }

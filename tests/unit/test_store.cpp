@@ -44,8 +44,8 @@ TEST_CASE("committed users, files, seq and replies survive reopening", "[store]"
   {
     Store store(tmp.path);
     store.begin();
-    store.insert_user("alice", "2026-01-01T00:00:00.000Z");
-    store.insert_user("bob", "2026-01-01T00:00:00.000Z");
+    store.insert_user("alice", "", "2026-01-01T00:00:00.000Z");
+    store.insert_user("bob", "", "2026-01-01T00:00:00.000Z");
     store.insert_file("alice", file_named("a.txt"), "ts");
     store.insert_file("bob", file_named("b.txt"), "ts");
     store.insert_file("alice", file_named("c.txt"), "ts");
@@ -79,7 +79,7 @@ TEST_CASE("a rolled-back transaction leaves nothing behind", "[store]") {
   {
     Store store(tmp.path);
     store.begin();
-    store.insert_user("ghost", "ts");
+    store.insert_user("ghost", "", "ts");
     store.rollback();
   }
   Store store(tmp.path);
@@ -88,12 +88,12 @@ TEST_CASE("a rolled-back transaction leaves nothing behind", "[store]") {
   CHECK(index.user_count() == 0);
 }
 
-TEST_CASE("unregistering deletes the user's files; replies are pruned to the newest", "[store]") {
+TEST_CASE("unregistering deletes the user's files, and replies are pruned to the newest", "[store]") {
   TempDb tmp;
   {
     Store store(tmp.path);
     store.begin();
-    store.insert_user("alice", "ts");
+    store.insert_user("alice", "", "ts");
     store.insert_file("alice", file_named("a.txt"), "ts");
     store.delete_user("alice");
     for (int i = 0; i < 20; ++i) store.put_reply("r" + std::to_string(i), "x");

@@ -26,6 +26,7 @@ EventStream::EventStream(zmq::context_t& ctx, EventStreamOptions options)
     : ctx_(ctx), options_(std::move(options)), sub_(ctx, zmq::socket_type::sub), snapshot_pending_(options_.snapshot) {
   sub_.set(zmq::sockopt::linger, 0);
   sub_.set(zmq::sockopt::rcvhwm, 100000);
+  options_.security.dial_broker(sub_);
   if (options_.topics.empty()) {
     sub_.set(zmq::sockopt::subscribe, "");
   } else {
@@ -56,7 +57,8 @@ std::optional<StreamEvent> EventStream::receive(std::chrono::milliseconds timeou
 }
 
 void EventStream::take_snapshot() {
-  LazyPirateClient broker(ctx_, options_.broker, options_.broker_timeout);
+  LazyPirateClient broker(ctx_, options_.broker, options_.broker_timeout, 3,
+                          [this](zmq::socket_t& socket) { options_.security.dial_broker(socket); });
   std::optional<std::uint64_t> cursor;
   std::uint64_t snapshot_seq = 0;
   std::uint64_t n = 0;

@@ -3,6 +3,8 @@
 // Used by zshare-events; the harness and tests can drive it in-process.
 #pragma once
 
+#include "common/curve_keys.hpp"
+
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
@@ -28,6 +30,7 @@ struct EventStreamOptions {
   std::vector<std::string> topics;              // prefixes; empty: everything
   bool snapshot = false;
   std::chrono::milliseconds broker_timeout{3000};
+  curve::LinkSecurity security;  // the broker's public key; a subscriber's own keypair can be a fresh one
 };
 
 class EventStream {

@@ -2,6 +2,8 @@
 // after a snapshot of the whole index (--snapshot); gaps in seq are reported on stderr, never silent.
 #include "tools/events/event_stream.hpp"
 
+#include "common/curve_keys.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -21,7 +23,25 @@ int main(int argc, char** argv) {
   app.add_option("--count", count, "exit 0 after this many events (snapshot lines not counted)");
   app.add_option("--timeout", timeout_s, "exit after this many seconds (1 if --count was not reached)")
       ->check(CLI::Range(0.0, 1e6));
+  std::string broker_key;
+  app.add_option("--broker-key", broker_key, "the broker's CurveZMQ public key, or its .pub file")
+      ->envname("ZSHARE_BROKER_KEY");
+  app.add_flag("--plaintext", opts.security.plaintext, "no CurveZMQ: for a broker run with --plaintext");
   CLI11_PARSE(app, argc, argv);
+  try {
+    if (opts.security.plaintext) {
+      std::cerr << "zshare-events: WARNING: --plaintext: CurveZMQ is off" << std::endl;
+    } else if (broker_key.empty()) {
+      throw zshare::curve::KeyError("no broker key: pass --broker-key (the broker's public key or .pub file), "
+                                    "or --plaintext for a broker run with --plaintext");
+    } else {
+      opts.security.broker_key = zshare::curve::read_public_key(broker_key);
+      opts.security.own = zshare::curve::generate();  // a subscriber acts as nobody: a fresh key per run
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "zshare-events: " << e.what() << std::endl;
+    return 2;
+  }
 
   zmq::context_t ctx;
   zshare::tools::EventStream stream(ctx, opts);
