@@ -5,7 +5,11 @@
 #   - every status an op lists (but INTERNAL ERROR) is provoked, and every status the broker sends is listed;
 #   - every event is seen on the SUB socket with its fields, and `seq` rises by one per event;
 #   - a retried request id (Lazy Pirate: same bytes on a new REQ socket) gets the first reply, once;
-#   - SEARCH pages (limit/cursor/next) give every match once; keywords fold ASCII case; cid search works.
+#   - SEARCH pages (limit/cursor/next) give every match once; keywords fold ASCII case; cid search works;
+#   - protocol.md "Security": every socket speaks CurveZMQ to the broker's public key; a user belongs to the key
+#     that registered it (every `key` field is checked against the owner's key), another key gets DENIED on the
+#     six owner-only ops, before the session state; a retried id is answered from the cache per sender key;
+#   - a short run against a broker started with --plaintext: it warns, and users carry an empty key, bound to nobody.
 # Invariant: the first failed check stops the run with a message and a non-zero exit; a run that passes ends
 # with "N passed, 0 failed". Every wait has a deadline; nothing sleeps and hopes.
 import argparse
@@ -27,6 +31,8 @@ from zshare_testlib import CheckFailed, Checks, Broker  # noqa: E402  (processes
 
 REPLY_TIMEOUT_MS = 5000
 EVENT_TIMEOUT_S = 5.0
+# RFC 32 (Z85), the encoding the catalogue's type "key" names: 40 characters of this alphabet are 32 bytes.
+Z85_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 
 
 CHECKS = Checks()
@@ -48,7 +54,9 @@ def _byte_bounds(text):
 
 
 class Catalogue:
-    def __init__(self, path):
+    def __init__(self, path, plaintext=False):
+        # "key": 40 Z85 characters over CurveZMQ; "" for users registered over --plaintext (this run's mode).
+        self.plaintext = plaintext
         with open(path, "r", encoding="utf-8") as f:
             self.doc = json.load(f)
         d = self.doc
@@ -76,6 +84,7 @@ class Catalogue:
             "request_id": lambda v: type(v) is str and self._within("request_id", v),
             "timestamp": lambda v: (type(v) is str and self._within("timestamp", v) and
                                     re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", v) is not None),
+            "key": lambda v: type(v) is str and (v == "" if self.plaintext else self._is_z85_key(v)),
             "nil": lambda v: v is None,
         }
         unknown = [t for t in types if t not in self.checkers]
@@ -91,6 +100,10 @@ class Catalogue:
         b = self.bounds.get(type_name)
         n = len(s.encode("utf-8"))
         return b is None or b[0] <= n <= b[1]
+
+    @staticmethod
+    def _is_z85_key(v):
+        return len(v) == 40 and all(ch in Z85_ALPHABET for ch in v)
 
     def _is_file_name(self, v):
         return (type(v) is str and self._within("file_name", v) and "/" not in v and "\0" not in v and ".." not in v)
@@ -165,14 +178,26 @@ def now_ts():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
-class Conn:
-    """The protocol client: builds requests from the catalogue, checks every reply against it."""
+def curve_dial(sock, server_key, keys):
+    """protocol.md "Security": a CurveZMQ client trusting exactly the broker's public key, as keypair `keys`
+    (Z85 bytes). Without a server key (a --plaintext broker) the socket stays plain."""
+    if server_key:
+        sock.curve_serverkey = server_key.encode()
+        sock.curve_publickey, sock.curve_secretkey = keys
 
-    def __init__(self, ctx, endpoint, cat, tally):
+
+class Conn:
+    """The protocol client: builds requests from the catalogue, checks every reply against it. Over CurveZMQ it
+    dials the broker's `server_key` as `keys` (a fresh keypair unless given): the key that owns what it registers."""
+
+    def __init__(self, ctx, endpoint, cat, tally, server_key=None, keys=None):
         self.ctx = ctx
         self.endpoint = endpoint
         self.cat = cat
         self.tally = tally
+        self.server_key = server_key
+        self.keys = (keys or zmq.curve_keypair()) if server_key else None
+        self.public_key = self.keys[0].decode() if self.keys else ""  # how the broker names this client
         self.prefix = uuid.uuid4().hex
         self.counter = itertools.count(1)
         self.sock = None
@@ -183,6 +208,7 @@ class Conn:
             self.sock.close(linger=0)
         self.sock = self.ctx.socket(zmq.REQ)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_dial(self.sock, self.server_key, self.keys)
         self.sock.connect(self.endpoint)
 
     def close(self):
@@ -280,12 +306,13 @@ class Tally:
 class Events:
     """The events SUB socket: topic frame + msgpack map; checks fields and that seq rises by one."""
 
-    def __init__(self, ctx, endpoint, cat, tally):
+    def __init__(self, ctx, endpoint, cat, tally, server_key=None):
         self.cat = cat
         self.tally = tally
         self.sock = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        curve_dial(self.sock, server_key, zmq.curve_keypair())  # the PUB is a Curve server too
         self.sock.connect(endpoint)
         self.last_seq = None
         self.count = 0
@@ -392,6 +419,7 @@ class Model:
         self.users = set()
         self.connected = {}  # user -> endpoint
         self.files = {}      # (user, name) -> fields
+        self.owner = {}      # user -> the public key that registered it ("" over --plaintext)
 
     def file_result(self, user, name):
         f = dict(self.files[(user, name)])
@@ -399,11 +427,33 @@ class Model:
         f["user"] = user
         f["online"] = user in self.connected
         f["endpoint"] = self.connected.get(user, "")
+        f["key"] = self.owner[user]
         return f
 
 
 def section(name):
     print("-- %s" % name, flush=True)
+
+
+def join_events(c, ev, model, where):
+    """Beats the slow joiner: REGISTERs probe-1, probe-2... over `c` until an event arrives on `ev`, then takes
+    the probes' events still in flight, in order. From then on every event counts."""
+    deadline = time.monotonic() + 10
+    probes = []
+    first = None
+    while first is None:
+        CHECKS.ok(time.monotonic() < deadline, "no event arrived on %s within 10s of REGISTERs" % where)
+        probe = "probe-%d" % (len(probes) + 1)
+        c.call("REGISTER", "OK", user=probe)
+        model.users.add(probe)
+        model.owner[probe] = c.public_key
+        probes.append(probe)
+        first = ev.recv(0.2)
+    ev.accept(*first)
+    seen = first[1]["user"]
+    CHECKS.eq(first[1]["key"], c.public_key, "user.registered carries the registering key")
+    for p in probes[probes.index(seen) + 1:]:
+        ev.expect("user.registered", user=p, key=c.public_key)
 
 
 def run(args):
@@ -414,35 +464,40 @@ def run(args):
     model = Model()
     conns = []
     try:
-        c = Conn(ctx, broker.control, cat, tally)
+        c = Conn(ctx, broker.control, cat, tally, server_key=broker.public_key)
         conns.append(c)
-        ev = Events(ctx, broker.events, cat, tally)
+        CHECKS.ok(Catalogue._is_z85_key(c.public_key), "test bug: the client's public key %r is not Z85" % c.public_key)
+        ev = Events(ctx, broker.events, cat, tally, server_key=broker.public_key)
 
-        def new_conn():
-            k = Conn(ctx, broker.control, cat, tally)
+        def new_conn(keys=None):
+            """Another REQ socket; as the same client (c's keypair) unless given other keys."""
+            k = Conn(ctx, broker.control, cat, tally, server_key=broker.public_key, keys=keys or c.keys)
             conns.append(k)
             return k
 
         def ep(port):
             return "tcp://127.0.0.1:%d" % port
 
-        def register(user):
-            c.call("REGISTER", "OK", user=user)
+        def register(user, conn=None):
+            conn = conn or c
+            r = conn.call("REGISTER", "OK", user=user)
+            CHECKS.eq(r["key"], conn.public_key, "REGISTER %s reply key is the sender's public key" % user)
             model.users.add(user)
-            ev.expect("user.registered", user=user)
+            model.owner[user] = conn.public_key
+            ev.expect("user.registered", user=user, key=conn.public_key)
 
-        def connect(user, endpoint):
-            c.call("CONNECT", "OK", user=user, endpoint=endpoint)
+        def connect(user, endpoint, conn=None):
+            (conn or c).call("CONNECT", "OK", user=user, endpoint=endpoint)
             model.connected[user] = endpoint
-            ev.expect("peer.connected", user=user, endpoint=endpoint)
+            ev.expect("peer.connected", user=user, endpoint=endpoint, key=model.owner[user])
 
         def disconnect(user):
             c.call("DISCONNECT", "OK", user=user)
             del model.connected[user]
             ev.expect("peer.disconnected", user=user)
 
-        def publish(user, f):
-            c.call("PUBLISH", "OK", user=user, **f)
+        def publish(user, f, conn=None):
+            (conn or c).call("PUBLISH", "OK", user=user, **f)
             model.files[(user, f["name"])] = dict(f)
             ev.expect("file.published", user=user, name=f["name"], description=f.get("description", ""),
                       size=f["size"], cid=f["cid"])
@@ -455,21 +510,7 @@ def run(args):
 
         # ---- events: beat the slow joiner, then every event counts -------------------------------------
         section("events subscription")
-        deadline = time.monotonic() + 10
-        probes = []
-        first = None
-        while first is None:
-            CHECKS.ok(time.monotonic() < deadline, "no event arrived on %s within 10s of REGISTERs" % broker.events)
-            probe = "probe-%d" % (len(probes) + 1)
-            c.call("REGISTER", "OK", user=probe)
-            model.users.add(probe)
-            probes.append(probe)
-            first = ev.recv(0.2)
-        ev.accept(*first)
-        # Events of the probes registered after the one we saw are still in flight: take them in order.
-        seen = first[1]["user"]
-        for p in probes[probes.index(seen) + 1:]:
-            ev.expect("user.registered", user=p)
+        join_events(c, ev, model, broker.events)
 
         # ---- STATS --------------------------------------------------------------------------------------
         section("STATS")
@@ -482,6 +523,7 @@ def run(args):
         # The catalogue allows a DEALER with an empty delimiter frame.
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
+        curve_dial(dealer, broker.public_key, c.keys)
         dealer.connect(broker.control)
         dmsg = c.build("STATS", {})
         dealer.send_multipart([b"", msgpack.packb(dmsg, use_bin_type=True)])
@@ -502,18 +544,27 @@ def run(args):
         # Unknown fields are ignored, so later versions can add fields.
         c.call("REGISTER", "OK", user="dave", conforming=False, future_field={"x": [1, 2]})
         model.users.add("dave")
-        ev.expect("user.registered", user="dave")
-        # Retry: the same id on a NEW REQ socket gets the same reply, and a single event.
+        model.owner["dave"] = c.public_key
+        ev.expect("user.registered", user="dave", key=c.public_key)
+        # Retry: the same id on a NEW REQ socket (same keypair: the same client) gets the same reply, one event.
         section("REGISTER retried")
         rid = c.next_id()
         first_reply = c.call("REGISTER", "OK", req_id=rid, user="carol")
         model.users.add("carol")
-        ev.expect("user.registered", user="carol")
+        model.owner["carol"] = c.public_key
+        ev.expect("user.registered", user="carol", key=c.public_key)
         retry = new_conn()
         again = retry.call("REGISTER", "OK", req_id=rid, user="carol")
         CHECKS.eq(again, first_reply, "a retried REGISTER id gets the stored reply")
         marker()
         retries = 1
+        # The cache is per sender key: another key reusing the id is answered afresh, never with c's reply.
+        section("REGISTER: the same id from another key")
+        stranger = new_conn(keys=zmq.curve_keypair())
+        CHECKS.ok(stranger.public_key != c.public_key, "test bug: the stranger has a keypair of its own")
+        r = stranger.call("REGISTER", "USERNAME IN USE", req_id=rid, user="carol")
+        CHECKS.ok("key" not in r, "another key's reused id is not answered with the stored OK: %r" % r)
+        marker()
 
         # ---- CONNECT ------------------------------------------------------------------------------------
         section("CONNECT")
@@ -589,12 +640,66 @@ def run(args):
         marker()
         c.call("DELETE", "CONTENT NOT PUBLISHED", user="alice", name=f_del["name"])  # a new id: really gone
 
+        # ---- DENIED: a user belongs to the key that registered it (protocol.md "Security") ---------------
+        section("DENIED")
+        owner_only = ("UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE", "HEARTBEAT")  # protocol.md
+        for op in owner_only:
+            CHECKS.ok("DENIED" in cat.ops[op]["statuses"], "the catalogue lists DENIED for owner-only op %s" % op)
+        for op, spec in cat.ops.items():
+            CHECKS.ok(op in owner_only or "DENIED" not in spec["statuses"],
+                      "only the owner-only ops list DENIED; %s does too" % op)
+        x = new_conn(keys=zmq.curve_keypair())  # another client, its own keypair
+        CHECKS.ok(x.public_key not in (c.public_key, stranger.public_key), "test bug: x has a keypair of its own")
+        CHECKS.ok("alice" in model.connected and "dave" in model.users and "dave" not in model.connected,
+                  "test bug: DENIED needs alice connected and dave registered but offline")
+        f_x = make_file("not-yours.bin", description="never published")
+        # Checked before the session state: alice is connected, so CONNECT would be USER ALREADY CONNECTED;
+        # dave is offline, so the others would be USER NOT CONNECTED.
+        x.call("CONNECT", "DENIED", user="alice", endpoint=ep(7103))
+        x.call("CONNECT", "DENIED", user="dave", endpoint=ep(7104))
+        x.call("HEARTBEAT", "DENIED", user="alice")
+        x.call("HEARTBEAT", "DENIED", user="dave")
+        x.call("PUBLISH", "DENIED", user="alice", **f_x)
+        x.call("PUBLISH", "DENIED", user="dave", **f_x)
+        x.call("DELETE", "DENIED", user="alice", name=f1["name"])
+        x.call("DELETE", "DENIED", user="dave", name=f1["name"])
+        x.call("DISCONNECT", "DENIED", user="alice")
+        x.call("DISCONNECT", "DENIED", user="dave")
+        x.call("UNREGISTER", "DENIED", user="alice")
+        x.call("UNREGISTER", "DENIED", user="dave")
+        x.call("UNREGISTER", "USER DOES NOT EXIST", user="nobody")  # nobody owns a name nobody registered
+        marker()  # no refusal published an event
+        # Nothing changed: alice is still connected, at her endpoint, with her files, and still answers to c.
+        r = x.call("LIST_USERS", "OK")  # reads are open to every key
+        CHECKS.eq([(u["user"], u["endpoint"], u["key"]) for u in r["users"] if u["user"] in ("alice", "dave")],
+                  [("alice", model.connected["alice"], c.public_key)], "after the refusals alice is connected as before")
+        r = x.call("LOOKUP", "OK", user="alice", name=f1["name"])
+        CHECKS.eq(r["file"]["key"], c.public_key, "LOOKUP names the owner's key to any key")
+        r = x.call("LIST_CONTENT", "OK", user="alice")
+        CHECKS.eq(sorted(f["name"] for f in r["files"]), sorted(n for (u, n) in model.files if u == "alice"),
+                  "after the refusals alice's files are exactly as before")
+        c.call("HEARTBEAT", "OK", user="alice")  # the owner is still served
+        c.call("HEARTBEAT", "USER NOT CONNECTED", user="dave")
+        # The other key owns what it registers; the first key is refused on it in turn.
+        register("eve", conn=x)
+        c.call("CONNECT", "DENIED", user="eve", endpoint=ep(7501))
+        connect("eve", ep(7502), conn=x)
+        c.call("HEARTBEAT", "DENIED", user="eve")
+        x.call("HEARTBEAT", "OK", user="eve")
+        f_eve = make_file("eve-notes.txt", description="owned by the second key")
+        c.call("PUBLISH", "DENIED", user="eve", **f_eve)
+        publish("eve", f_eve, conn=x)
+        c.call("DELETE", "DENIED", user="eve", name=f_eve["name"])
+        c.call("DISCONNECT", "DENIED", user="eve")
+        c.call("UNREGISTER", "DENIED", user="eve")
+        marker()
+
         # ---- LIST_USERS ---------------------------------------------------------------------------------
         section("LIST_USERS")
         r = c.call("LIST_USERS", "OK")
-        want = [{"user": u, "endpoint": model.connected[u]} for u in sorted(model.connected)]
-        got = [{"user": x["user"], "endpoint": x["endpoint"]} for x in r["users"]]
-        CHECKS.eq(got, want, "LIST_USERS lists the connected users sorted by name")
+        want = [{"user": u, "endpoint": model.connected[u], "key": model.owner[u]} for u in sorted(model.connected)]
+        got = [{"user": u["user"], "endpoint": u["endpoint"], "key": u["key"]} for u in r["users"]]
+        CHECKS.eq(got, want, "LIST_USERS lists the connected users sorted by name, each with its owner's key")
         c.call("LIST_USERS", "BAD REQUEST", header={"v": 2}, conforming=False)
 
         # ---- LIST_CONTENT -------------------------------------------------------------------------------
@@ -714,6 +819,7 @@ def run(args):
         CHECKS.eq(r["files_removed"], n_alice, "UNREGISTER alice files_removed")
         ev.expect("user.unregistered", user="alice", files_removed=n_alice)
         model.users.discard("alice")
+        model.owner.pop("alice")
         model.connected.pop("alice", None)
         for k in [k for k in model.files if k[0] == "alice"]:
             del model.files[k]
@@ -726,17 +832,17 @@ def run(args):
         CHECKS.eq(r["files_removed"], 0, "UNREGISTER of a user with no files")
         ev.expect("user.unregistered", user="probe-1", files_removed=0)
         model.users.discard("probe-1")
-        c.call("REGISTER", "OK", user="alice")  # the name is free again
-        model.users.add("alice")
-        ev.expect("user.registered", user="alice")
+        model.owner.pop("probe-1")
+        register("alice", conn=x)  # the name is free again, for any key: x owns this alice
         check_list_content("alice")  # the old files went with the old registration
+        c.call("CONNECT", "DENIED", user="alice", endpoint=ep(7105))  # the old owner has no claim on the name
         marker()
 
         # ---- HEARTBEAT (Paranoid Pirate) ------------------------------------------------------------------
         section("HEARTBEAT")
-        online = sorted(model.connected)
-        offline = sorted(model.users - set(model.connected))
-        CHECKS.ok(online and offline, "test bug: HEARTBEAT needs a connected and a disconnected user")
+        online = sorted(u for u in model.connected if model.owner[u] == c.public_key)
+        offline = sorted(u for u in model.users - set(model.connected) if model.owner[u] == c.public_key)
+        CHECKS.ok(online and offline, "test bug: HEARTBEAT needs a connected and a disconnected user of c's key")
         c.call("HEARTBEAT", "OK", user=online[0])
         c.call("HEARTBEAT", "USER NOT CONNECTED", user=offline[0])
         c.call("HEARTBEAT", "USER DOES NOT EXIST", user="nobody-here")
@@ -767,6 +873,7 @@ def run(args):
         for u in snap_users:
             CHECKS.eq(u["online"], u["user"] in model.connected, "SNAPSHOT %s online" % u["user"])
             CHECKS.eq(u["endpoint"], model.connected.get(u["user"], ""), "SNAPSHOT %s endpoint" % u["user"])
+            CHECKS.eq(u["key"], model.owner[u["user"]], "SNAPSHOT %s key is its owner's" % u["user"])
         keys = [(x["user"], x["name"]) for x in snap_files]
         CHECKS.eq(len(keys), len(set(keys)), "SNAPSHOT lists no file twice")
         CHECKS.eq(set(keys), set(model.files), "SNAPSHOT files are the index")
@@ -812,6 +919,63 @@ def run(args):
         broker.cleanup()
 
 
+def run_plaintext(args):
+    """A broker started with --plaintext says so on stderr; its users carry an empty key and belong to nobody:
+    any connection may act on them. A short run: the full catalogue is proven over CurveZMQ above."""
+    section("--plaintext broker")
+    cat = Catalogue(args.catalogue, plaintext=True)
+    ctx = zmq.Context.instance()
+    broker = Broker(args.broker_bin, plaintext=True).start()
+    tally = Tally()
+    model = Model()
+    conns = []
+    try:
+        CHECKS.eq(broker.public_key, None, "test bug: a plaintext broker has no key")
+        warnings = [line for line in broker.stderr().splitlines() if "WARNING" in line]
+        CHECKS.ok(len(warnings) == 1 and "--plaintext" in warnings[0] and "CurveZMQ is off" in warnings[0],
+                  "a --plaintext broker warns once on stderr that CurveZMQ is off: %r" % broker.stderr())
+        a = Conn(ctx, broker.control, cat, tally)
+        b = Conn(ctx, broker.control, cat, tally)  # another connection: no key tells it from a
+        conns += [a, b]
+        ev = Events(ctx, broker.events, cat, tally)
+        join_events(a, ev, model, broker.events)
+        r = a.call("REGISTER", "OK", user="lab")
+        CHECKS.eq(r["key"], "", "over --plaintext the REGISTER reply key is empty")
+        ev.expect("user.registered", user="lab", key="")
+        b.call("CONNECT", "OK", user="lab", endpoint="tcp://127.0.0.1:7601")  # bound to nobody: b may
+        ev.expect("peer.connected", user="lab", endpoint="tcp://127.0.0.1:7601", key="")
+        b.call("HEARTBEAT", "OK", user="lab")
+        f = make_file("lab-notes.txt", description="plaintext lab notes")
+        b.call("PUBLISH", "OK", user="lab", **f)
+        ev.expect("file.published", user="lab", name=f["name"])
+        r = a.call("LIST_USERS", "OK")
+        CHECKS.eq([(u["user"], u["key"]) for u in r["users"]], [("lab", "")], "LIST_USERS key over --plaintext")
+        r = a.call("SEARCH", "OK", q="lab notes")
+        CHECKS.eq([(x["user"], x["name"], x["key"]) for x in r["results"]], [("lab", f["name"], "")],
+                  "SEARCH result key over --plaintext")
+        r = a.call("LOOKUP", "OK", user="lab", name=f["name"])
+        CHECKS.eq(r["file"]["key"], "", "LOOKUP key over --plaintext")
+        r = a.call("SNAPSHOT", "OK")
+        CHECKS.ok(all(u["key"] == "" for u in r["users"]) and all(x["key"] == "" for x in r["files"]),
+                  "SNAPSHOT keys over --plaintext: %r" % r)
+        a.call("DELETE", "OK", user="lab", name=f["name"])
+        ev.expect("file.deleted", user="lab", name=f["name"])
+        a.call("DISCONNECT", "OK", user="lab")
+        ev.expect("peer.disconnected", user="lab")
+        b.call("UNREGISTER", "OK", user="lab")
+        ev.expect("user.unregistered", user="lab", files_removed=0)
+        CHECKS.ok(not any(st == "DENIED" for (_, st) in tally.pairs), "a --plaintext broker never answers DENIED")
+        CHECKS.ok(broker.proc.poll() is None, "the plaintext broker is still running")
+        ev.close()
+    except BaseException:
+        print("plaintext broker stderr (tail):\n%s" % broker.stderr()[-3000:])
+        raise
+    finally:
+        for k in conns:
+            k.close()
+        broker.cleanup()
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description="zshare protocol conformance test, from schemas/ alone")
@@ -820,6 +984,7 @@ def main():
     args = ap.parse_args()
     try:
         run(args)
+        run_plaintext(args)
     except CheckFailed as e:
         print("FAIL: %s" % e, flush=True)
         print("%d passed, 1 failed" % CHECKS.passed)

@@ -4,6 +4,8 @@
 # message over the 1 MiB socket limit, no reply while the broker goes on serving everyone else. After EVERY
 # case a fresh client must get normal answers, nothing may have been recorded (STATS users/connected/files
 # unchanged, the base file still there) and STATS bad_requests must have grown by exactly one per BAD REQUEST.
+# Everything runs over CurveZMQ, as the broker does by default; clients that fail the handshake (no CurveZMQ at
+# all, or trusting another server key) must get no reply at all while the broker goes on serving everyone else.
 # The first failed check stops the run with a message and a non-zero exit; a pass ends "N passed, 0 failed".
 import argparse
 import os
@@ -15,12 +17,13 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, Client  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, Broker, curve_client  # noqa: E402
 
 
 CHECKS = Checks()
 ANY = object()      # the reply id is not checked (the spec does not say whether it can be read)
 DROPPED = object()  # the case expects no reply at all
+NO_HANDSHAKE = object()  # the sender never completes the CurveZMQ handshake: no reply, nothing recorded
 
 HEX_A = "a" * 64
 HEX_B = "b" * 64
@@ -79,12 +82,13 @@ def with_raw_field(m, key, raw_value):
 
 
 class Case:
-    def __init__(self, name, body=None, frames=None, echo=ANY, expect="BAD REQUEST", dealer=False):
+    def __init__(self, name, body=None, frames=None, echo=ANY, expect="BAD REQUEST", dealer=False, security=None):
         self.name = name
         self.frames = frames if frames is not None else [body]
         self.echo = echo
         self.expect = expect
         self.dealer = dealer
+        self.security = security  # NO_HANDSHAKE cases: configures the sender's socket (broker, socket)
 
 
 def cases():
@@ -195,6 +199,13 @@ def cases():
     out.append(Case("extra frames (three frames, DEALER)", frames=[b"", body, b"", body], dealer=True))
     out.append(Case("over the socket limit (2 MiB): dropped, broker keeps serving",
                     pack(req("REGISTER", user="mallory-huge", pad="p" * (2 << 20))), expect=DROPPED))
+    # -- the CurveZMQ handshake (protocol.md "Security") ----------------------------------------------------
+    body = pack(req("REGISTER", user="mallory-nokey"))
+    out.append(Case("no CurveZMQ (a plaintext client): never answered", body, expect=NO_HANDSHAKE,
+                    security=lambda broker, sock: None))
+    body = pack(req("REGISTER", user="mallory-otherkey"))
+    out.append(Case("CurveZMQ trusting another server key: never answered", body, expect=NO_HANDSHAKE,
+                    security=lambda broker, sock: curve_client(sock, zmq.curve_keypair()[0])))
     return out
 
 
@@ -220,7 +231,7 @@ def run(broker_bin):
     ctx = zmq.Context.instance()
     broker = Broker(broker_bin).start()
     try:
-        c = Client(broker.control, timeout_ms=3000)
+        c = broker.client(timeout_ms=3000)
         for op, fields in (("REGISTER", {"user": "alice"}), ("REGISTER", {"user": "bob"}),
                            ("CONNECT", {"user": "alice", "endpoint": "tcp://127.0.0.1:9"}),
                            ("PUBLISH", dict(BASE_FILE, user="alice"))):
@@ -231,7 +242,7 @@ def run(broker_bin):
         bad_seen = 0
 
         def still_serving(case):
-            fresh = Client(broker.control, timeout_ms=3000)
+            fresh = broker.client(timeout_ms=3000)
             try:
                 CHECKS.ok(broker.proc.poll() is None, "after '%s' the broker exited with %s: %s"
                           % (case.name, broker.proc.returncode, broker.stderr()[-2000:]))
@@ -269,9 +280,7 @@ def run(broker_bin):
         for case in cases() + boundary_cases():
             print("-- %s" % case.name, flush=True)
             if case.dealer:
-                d = ctx.socket(zmq.DEALER)
-                d.setsockopt(zmq.LINGER, 0)
-                d.connect(broker.control)
+                d = broker.dealer()
                 d.send_multipart(case.frames)
                 reply = None
                 if d.poll(3000) & zmq.POLLIN:
@@ -282,10 +291,10 @@ def run(broker_bin):
                 d.close(linger=0)
                 check_bad_reply(case, reply)
             elif case.expect is DROPPED:
-                sender = Client(broker.control, timeout_ms=1500)
+                sender = broker.client(timeout_ms=1500)
                 sender.sock.send_multipart(case.frames)
                 # While the big message is refused, another client is served.
-                other = Client(broker.control, timeout_ms=3000)
+                other = broker.client(timeout_ms=3000)
                 r = other.call("STATS")
                 other.close()
                 CHECKS.ok(r.get("status") == "OK", "'%s': another client got %r" % (case.name, r))
@@ -296,6 +305,20 @@ def run(broker_bin):
                 r = sender.call("STATS")
                 CHECKS.ok(r.get("status") == "OK", "'%s': the sender, reopened, got %r" % (case.name, r))
                 sender.close()
+            elif case.expect is NO_HANDSHAKE:
+                sender = ctx.socket(zmq.REQ)
+                sender.setsockopt(zmq.LINGER, 0)
+                case.security(broker, sender)
+                sender.connect(broker.control)
+                sender.send_multipart(case.frames)
+                other = broker.client(timeout_ms=3000)  # meanwhile a proper client is served
+                r = other.call("STATS")
+                other.close()
+                CHECKS.ok(r.get("status") == "OK", "'%s': another client got %r" % (case.name, r))
+                got = sender.poll(1500) & zmq.POLLIN
+                CHECKS.ok(not got, "'%s': a client that fails the handshake must get no reply, got %r"
+                          % (case.name, got and msgpack.unpackb(sender.recv(), raw=False)))
+                sender.close(linger=0)
             else:
                 reply = c.send_raw(case.frames)
                 check_bad_reply(case, reply)

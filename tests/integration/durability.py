@@ -8,6 +8,10 @@
 #   (c) kill -9 during concurrent mutations from several threads: every acknowledged mutation is there,
 #       nothing unacknowledged beyond the requests in flight, and resending those in flight is consistent;
 #   (d) SIGTERM (idle and mid-stream) exits 0 and the database reopens with everything.
+# Everything runs over CurveZMQ with the broker's keypair kept across restarts; a retry is sent by the same
+# client (its keypair), as Lazy Pirate does. Who owns a user (the key that registered it) survives a crash, and
+# the stored replies stay per sender key: another key reusing a request id after the restart is not answered
+# with the stored reply.
 # After every crash the database copy must pass SQLite's integrity_check. Every wait has a deadline.
 # The first failed check stops the run with a message and a non-zero exit; a pass ends "N passed, 0 failed".
 import argparse
@@ -25,7 +29,7 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, Client, wait_for  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, Broker, wait_for  # noqa: E402
 
 
 CHECKS = Checks()
@@ -58,6 +62,11 @@ class Model:
     def __init__(self):
         self.users = set()
         self.files = {}  # (user, name) -> fields
+        self.owner = {}  # user -> the public key that registered it
+
+    def add_user(self, user, client):
+        self.users.add(user)
+        self.owner[user] = client.public_key
 
     def publish(self, user, f):
         self.files[(user, f["name"])] = dict(f)
@@ -66,11 +75,8 @@ class Model:
 class EventWatch:
     """A SUB socket; sync() beats the slow joiner by registering users until one event arrives."""
 
-    def __init__(self, endpoint):
-        self.sock = zmq.Context.instance().socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.connect(endpoint)
+    def __init__(self, broker):
+        self.sock = broker.subscriber()
         self.last_seq = None
 
     def recv(self, timeout_s):
@@ -96,7 +102,7 @@ class EventWatch:
             CHECKS.ok(time.monotonic() < deadline, "no event within 10s on the events socket")
             name = "%s-%d" % (prefix, len(names) + 1)
             ok(client, "REGISTER", user=name)
-            model.users.add(name)
+            model.add_user(name, client)
             names.append(name)
             got = self.recv(0.2)
         first = got
@@ -168,6 +174,7 @@ def check_state(client, model, what):
     for x in results:
         CHECKS.ok(x["online"] is False and x["endpoint"] == "",
                   "%s: after a restart SEARCH shows %s/%s offline with no endpoint: %r" % (what, x["user"], x["name"], x))
+        CHECKS.eq(x["key"], model.owner[x["user"]], "%s: SEARCH names the key that registered %s" % (what, x["user"]))
     return s
 
 
@@ -179,21 +186,24 @@ def scenario_ok_survives_kill9(binary):
     section("(a) OKs survive kill -9")
     broker = Broker(binary).start()
     try:
-        c = Client(broker.control)
+        c = broker.client()
+        o = broker.client()  # another client with its own keypair: it owns bob
         model = Model()
-        ev = EventWatch(broker.events)
+        ev = EventWatch(broker)
         ev.sync(c, model, "sync")
+        owner = {"alice": c, "bob": o, "carol": c, "dave": c}
         for u in ("alice", "bob", "carol", "dave"):
-            ok(c, "REGISTER", user=u)
-            model.users.add(u)
+            r = ok(owner[u], "REGISTER", user=u)
+            CHECKS.eq(r["key"], owner[u].public_key, "REGISTER %s binds the sender's key" % u)
+            model.add_user(u, owner[u])
             ev.expect("user.registered", u)
         for i, u in enumerate(("alice", "bob", "carol", "dave")):
-            ok(c, "CONNECT", user=u, endpoint="tcp://127.0.0.1:%d" % (7000 + i))
+            ok(owner[u], "CONNECT", user=u, endpoint="tcp://127.0.0.1:%d" % (7000 + i))
             ev.expect("peer.connected", u)
         for u, n in (("alice", 3), ("bob", 2), ("carol", 1), ("dave", 2)):
             for k in range(n):
                 f = file_fields("%s-file-%d.dat" % (u, k), "durable test file %d of %s" % (k, u), "%s%d" % (u, k))
-                ok(c, "PUBLISH", user=u, **f)
+                ok(owner[u], "PUBLISH", user=u, **f)
                 model.publish(u, f)
                 ev.expect("file.published", u)
         ok(c, "DELETE", user="alice", name="alice-file-1.dat")
@@ -216,11 +226,13 @@ def scenario_ok_survives_kill9(binary):
         CHECKS.eq(s["seq"], last_seq, "STATS seq before the kill is the last event's seq")
         ev.close()
         c.close()
+        o.close()
 
         broker.kill9()
         integrity_check(broker)
         broker.start()
-        c = Client(broker.control)
+        c = broker.client(keys=c.keys)  # the same clients come back with their keypairs
+        o = broker.client(keys=o.keys)
         s = check_state(c, model, "after kill -9")
         CHECKS.eq(s["seq"], last_seq, "after kill -9 STATS seq is the last seq seen before the kill")
         CHECKS.eq(c.call("LIST_CONTENT", user="dave").get("status"), "USER DOES NOT EXIST",
@@ -228,17 +240,24 @@ def scenario_ok_survives_kill9(binary):
         CHECKS.eq(c.call("LOOKUP", user="alice", name="alice-file-1.dat").get("status"), "FILE NOT EXIST",
                   "after kill -9 the deleted file stays gone")
         # Events continue strictly above the last seq seen before the kill, one by one.
-        ev = EventWatch(broker.events)
+        ev = EventWatch(broker)
         _, first, pos = ev.sync(c, model, "after")
         CHECKS.eq(first[1]["seq"], last_seq + pos, "the first event after the restart continues the sequence "
                   "(last seq before the kill %d, then %d REGISTERs)" % (last_seq, pos))
         CHECKS.ok(first[1]["seq"] > last_seq, "seq after the restart is above the last seq before the kill")
-        # Sessions are offline: CONNECT works again without USER ALREADY CONNECTED.
+        # Sessions are offline: CONNECT works again without USER ALREADY CONNECTED, for the owner's key only.
         ok(c, "CONNECT", user="alice", endpoint="tcp://127.0.0.1:7100")
         ev.expect("peer.connected", "alice")
+        CHECKS.eq(c.call("CONNECT", user="bob", endpoint="tcp://127.0.0.1:7101").get("status"), "DENIED",
+                  "after kill -9 bob still belongs to the key that registered him")
+        CHECKS.eq(o.call("CONNECT", user="alice", endpoint="tcp://127.0.0.1:7102").get("status"), "DENIED",
+                  "after kill -9 alice still belongs to the key that registered her")
+        ok(o, "CONNECT", user="bob", endpoint="tcp://127.0.0.1:7101")
+        ev.expect("peer.connected", "bob")
         CHECKS.eq(ok(c, "STATS")["seq"], ev.last_seq, "STATS seq after the restart follows the events")
         ev.close()
         c.close()
+        o.close()
     finally:
         broker.cleanup()
 
@@ -257,7 +276,7 @@ def scenario_retry_after_restart(binary):
     section("(b) a retried id after kill -9 + restart")
     broker = Broker(binary).start()
     try:
-        c = Client(broker.control)
+        c = broker.client()
         ok(c, "REGISTER", user="alice")
         ok(c, "CONNECT", user="alice", endpoint="tcp://127.0.0.1:7000")
         keep = file_fields("keep.dat", "durable kept", "keep")
@@ -277,12 +296,26 @@ def scenario_retry_after_restart(binary):
         integrity_check(broker)
         broker.start()
         model = Model()
-        model.users = {"alice", "bob"}
+        model.add_user("alice", c)
+        model.add_user("bob", c)
         model.publish("alice", file_fields("retried.dat", "durable retried", "r"))
-        c = Client(broker.control)
+        keys = c.keys
+        c = broker.client()  # reads only: any key
         after = check_state(c, model, "after kill -9 (b)")
+        # The stored replies are per sender key: another key sending the very same bytes (same ids) after the
+        # restart is answered afresh (bob is taken; alice is not its user), never with the stored OK.
+        for name, body, fresh in (("REGISTER", reg, "USERNAME IN USE"), ("PUBLISH", pub, "DENIED"),
+                                  ("DELETE", dele, "DENIED")):
+            stranger = broker.client()
+            r = stranger.send_raw([body])
+            stranger.close()
+            CHECKS.eq(r and r.get("status"), fresh, "the %s's id resent by another key is answered afresh: %r"
+                      % (name, r))
+        s = check_state(c, model, "after another key reused the ids")
+        CHECKS.eq(s["seq"], before["seq"], "another key's reused ids changed nothing (seq unchanged)")
+        CHECKS.eq(s["retries_answered"], after["retries_answered"], "another key's reused ids are no retries")
         for name, body in (("PUBLISH", pub), ("REGISTER", reg), ("DELETE", dele)):
-            retry = Client(broker.control)  # a NEW socket, as Lazy Pirate does
+            retry = broker.client(keys=keys)  # a NEW socket of the same client, as Lazy Pirate does
             r = retry.send_raw([body])
             retry.close()
             CHECKS.eq(r, replies[name], "a %s retried after the restart gets the stored reply" % name)
@@ -290,6 +323,8 @@ def scenario_retry_after_restart(binary):
         CHECKS.eq(s["seq"], before["seq"], "the retries published no event (seq unchanged)")
         CHECKS.eq(s["retries_answered"] - after["retries_answered"], 3, "STATS retries_answered counts 3 retries")
         # The stored OK is not a fresh execution: a new PUBLISH now is refused, alice being offline.
+        c.close()
+        c = broker.client(keys=keys)
         r = c.call("PUBLISH", user="alice", **file_fields("fresh.dat", "durable fresh", "f"))
         CHECKS.eq(r.get("status"), "USER NOT CONNECTED", "a fresh PUBLISH after the restart (session gone)")
         c.close()
@@ -304,9 +339,10 @@ def scenario_retry_after_restart(binary):
 class Writer(threading.Thread):
     """One client: REGISTER, CONNECT, PUBLISH for user w<i>-<k>, k = 1, 2, ... until stopped or unanswered."""
 
-    def __init__(self, endpoint, index, stop):
+    def __init__(self, broker, index, stop):
         super().__init__(daemon=True)
-        self.endpoint = endpoint
+        self.broker = broker
+        self.keys = zmq.curve_keypair()  # this client's keypair: its users are its own, its resends too
         self.index = index
         self.stop = stop
         self.acked = []        # (op, user, fields) acknowledged with OK
@@ -314,7 +350,7 @@ class Writer(threading.Thread):
         self.error = None
 
     def run(self):
-        client = Client(self.endpoint, timeout_ms=2000)
+        client = self.broker.client(timeout_ms=2000, keys=self.keys)
         try:
             k = 0
             while not self.stop.is_set():
@@ -343,11 +379,11 @@ class Writer(threading.Thread):
 def run_stream_and_stop(broker, stop_how, n_threads=4, min_acked_registers=40):
     """Starts the writers, stops the broker with stop_how() mid-stream; returns (writers, its result, STATS
     before the stream)."""
-    probe = Client(broker.control)
+    probe = broker.client()
     base = ok(probe, "STATS")
     probe.close()
     stop = threading.Event()
-    writers = [Writer(broker.control, i, stop) for i in range(n_threads)]
+    writers = [Writer(broker, i, stop) for i in range(n_threads)]
     for w in writers:
         w.start()
 
@@ -367,11 +403,12 @@ def run_stream_and_stop(broker, stop_how, n_threads=4, min_acked_registers=40):
 
 
 def check_stream_survived(broker, writers, base, what):
-    c = Client(broker.control)
+    c = broker.client()
     try:
         acked_users = {a[1] for w in writers for a in w.acked if a[0] == "REGISTER"}
         acked_files = {a[1] for w in writers for a in w.acked if a[0] == "PUBLISH"}
         in_flight = [w.in_flight for w in writers if w.in_flight is not None]
+        in_flight_keys = [w.keys for w in writers if w.in_flight is not None]
         n_acked = sum(len(w.acked) for w in writers)
         print("   %d mutations acknowledged (%d REGISTER, %d PUBLISH), %d in flight at the stop"
               % (n_acked, len(acked_users), len(acked_files), len(in_flight)), flush=True)
@@ -395,9 +432,9 @@ def check_stream_survived(broker, writers, base, what):
                 CHECKS.eq(names, ["%s.dat" % user], "%s: acknowledged PUBLISH of %s.dat is present" % (what, user))
         # Lazy Pirate after the crash: resend each request in flight with its id; the answer must agree
         # with the state (stored OK when it was committed, a fresh answer when it was not).
-        for op, user, fields, body in in_flight:
+        for (op, user, fields, body), keys in zip(in_flight, in_flight_keys):
             before = ok(c, "STATS")
-            retry = Client(broker.control)
+            retry = broker.client(keys=keys)  # the writer's own keypair: Lazy Pirate resends as the same client
             r = retry.send_raw([body])
             retry.close()
             CHECKS.ok(r is not None, "%s: no answer to the resent in-flight %s" % (what, op))
@@ -436,11 +473,11 @@ def scenario_sigterm(binary):
     section("(d) SIGTERM exits 0 and the database reopens with everything")
     broker = Broker(binary).start()
     try:
-        c = Client(broker.control)
+        c = broker.client()
         model = Model()
         for u in ("alice", "bob"):
             ok(c, "REGISTER", user=u)
-            model.users.add(u)
+            model.add_user(u, c)
             ok(c, "CONNECT", user=u, endpoint="tcp://127.0.0.1:7000")
         for k in range(5):
             f = file_fields("sig-%d.dat" % k, "durable sigterm %d" % k, "sig%d" % k)
@@ -456,10 +493,10 @@ def scenario_sigterm(binary):
         CHECKS.eq(rc, 0, "zshare-broker's exit code after SIGTERM")
         integrity_check(broker)
         broker.start()
-        c = Client(broker.control)
+        c = broker.client(keys=c.keys)
         s = check_state(c, model, "after SIGTERM")
         CHECKS.eq(s["seq"], seq, "after SIGTERM STATS seq is the last seq before it")
-        retry = Client(broker.control)
+        retry = broker.client(keys=c.keys)
         CHECKS.eq(retry.send_raw([pub]), first, "a PUBLISH retried after SIGTERM + restart gets the stored reply")
         retry.close()
         c.close()
@@ -470,7 +507,7 @@ def scenario_sigterm(binary):
         integrity_check(broker)
         broker.start()
         check_stream_survived(broker, writers, base, "after SIGTERM mid-stream")
-        c = Client(broker.control)
+        c = broker.client()
         for user in sorted(model.users):  # the earlier state is still there too
             names = sorted(f["name"] for f in ok(c, "LIST_CONTENT", user=user)["files"])
             CHECKS.eq(names, sorted(n for (u, n) in model.files if u == user), "after two restarts %s's files" % user)

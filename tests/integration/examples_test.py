@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 # examples_test.py: keeps examples/ honest: the Python search client finds what a real broker holds, and
-# every daemon accepts its example config file (checked with --help after the file is read).
+# every daemon accepts its example config file (checked with --help after the file is read). The broker runs
+# over CurveZMQ, as it does by default: the search client is given the broker's public key file.
 import argparse
 import os
 import subprocess
 import sys
 import tempfile
 
-from zshare_testlib import Broker, Client
+from zshare_testlib import Broker
 
 PASSED = []
 
@@ -27,18 +28,24 @@ def main():
     with tempfile.TemporaryDirectory(prefix="zshare-examples-") as root:
         broker = Broker(args.broker_bin, workdir=root).start()
         try:
-            c = Client(broker.control)
+            c = broker.client()
             for op, fields in [("REGISTER", {"user": "alice"}),
                                ("CONNECT", {"user": "alice", "endpoint": "tcp://127.0.0.1:7000"}),
                                ("PUBLISH", {"user": "alice", "name": "river-live.flac", "description": "Live at the river",
                                             "size": 42, "cid": "ab" * 32, "chunk_size": 1 << 20, "root": "cd" * 32})]:
                 check(c.call(op, **fields)["status"] == "OK", "%s for the example" % op)
             out = subprocess.run([sys.executable, os.path.join(args.examples, "search_client.py"), "--broker",
-                                  broker.control, "RIVER"], capture_output=True, text=True, timeout=30)
+                                  broker.control, "--broker-key", broker.public_key_file, "RIVER"],
+                                 capture_output=True, text=True, timeout=30)
             check(out.returncode == 0, "search_client.py exits 0: %s" % out.stderr)
             check("alice" in out.stdout and "river-live.flac" in out.stdout and "tcp://127.0.0.1:7000" in out.stdout,
                   "search_client.py prints the match: %r" % out.stdout)
             check("1 file(s)" in out.stderr, "search_client.py counts one file: %r" % out.stderr)
+            out = subprocess.run([sys.executable, os.path.join(args.examples, "search_client.py"), "--broker",
+                                  broker.control, "RIVER"], capture_output=True, text=True, timeout=30)
+            check(out.returncode == 2 and "--broker-key" in out.stderr,
+                  "search_client.py without a broker key exits 2 and says to give one: %d %r"
+                  % (out.returncode, out.stderr))
             c.close()
         finally:
             broker.cleanup()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # liveness_test.py: the Paranoid Pirate heartbeat end to end with real processes: a silent seeder is marked
 # offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync).
+# Over CurveZMQ, as by default: each seeder has its own keypair, and recovers as the key that owns its user.
 import argparse
 import os
 import sys
@@ -8,9 +9,8 @@ import tempfile
 import time
 
 import msgpack
-import zmq
 
-from zshare_testlib import Broker, Client, ServeProcess, wait_for
+from zshare_testlib import Broker, ServeProcess, wait_for
 
 PASSED = []
 
@@ -23,9 +23,14 @@ def check(cond, what):
 
 def search_online(client, word):
     """{user: online} for the files matching `word`."""
+    return {user: online for user, (online, _) in search_state(client, word).items()}
+
+
+def search_state(client, word):
+    """{user: (online, key)} for the files matching `word`."""
     r = client.call("SEARCH", q=word)
     check(r["status"] == "OK", "SEARCH answers OK: %r" % r)
-    return {x["user"]: x["online"] for x in r["results"]}
+    return {x["user"]: (x["online"], x["key"]) for x in r["results"]}
 
 
 def make_share(root, user, name, data):
@@ -41,15 +46,12 @@ def test_silent_seeder_goes_offline(args, root):
     with reason 'heartbeat timeout' and its files show offline; a seeder that is alive stays online."""
     os.makedirs(os.path.join(root, "b1"))
     broker = Broker(args.broker_bin, workdir=os.path.join(root, "b1")).start()
-    ctx = zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"peer.disconnected")
-    sub.connect(broker.events)
+    sub = broker.subscriber(b"peer.disconnected")
     seeders = []
     try:
-        client = Client(broker.control)
+        client = broker.client()
         for user in ("quiet", "lively"):
-            s = ServeProcess(args.peer_bin, broker.control, user,
+            s = ServeProcess(args.peer_bin, broker, user,
                              make_share(root, user, "liveness-%s.bin" % user, os.urandom(5000)),
                              os.path.join(root, user + ".hashes.db"), extra_args=["--heartbeat", "0.2"])
             s.start()
@@ -86,22 +88,26 @@ def test_seeders_recover_after_broker_restart(args, root):
     broker = Broker(args.broker_bin, workdir=os.path.join(root, "b2")).start()
     seeders = []
     try:
+        keys = {}
         for user in ("alpha", "beta", "gamma"):
-            s = ServeProcess(args.peer_bin, broker.control, user,
+            key_dir = os.path.join(root, user + "-keys")  # a keypair of its own: the key that owns its user
+            s = ServeProcess(args.peer_bin, broker, user,
                              make_share(root, user, "recover-%s.dat" % user, os.urandom(3000)),
-                             os.path.join(root, user + ".hashes.db"), extra_args=["--heartbeat", "0.5"])
+                             os.path.join(root, user + ".hashes.db"), extra_args=["--heartbeat", "0.5"], key_dir=key_dir)
             s.start()
             seeders.append(s)
-        client = Client(broker.control)
-        before = search_online(client, "recover")
-        check(before == {"alpha": True, "beta": True, "gamma": True}, "all online before: %r" % before)
+            keys[user] = broker.peer_public_key(key_dir)
+        check(len(set(keys.values())) == 3, "each seeder made a keypair of its own: %r" % keys)
+        client = broker.client()
+        before = search_state(client, "recover")
+        check(before == {u: (True, keys[u]) for u in keys}, "all online before, each with its own key: %r" % before)
         client.close()
 
         broker.kill9()
         broker.start()
         back_at = time.monotonic()
-        client = Client(broker.control)
-        wait_for(lambda: search_online(client, "recover") == before, 5, "the search to return what it did before")
+        client = broker.client()
+        wait_for(lambda: search_state(client, "recover") == before, 5, "the search to return what it did before")
         check(time.monotonic() - back_at <= 5, "recovered within 5 s of the broker's return")
         check(all(s.running() for s in seeders), "every seeder kept running through the outage")
         client.close()

@@ -15,6 +15,8 @@
 #       and delivery continues (also when the torn line is the broker's next record without its newline);
 #   (f) rpcinfo: when rpcbind runs (started here as root if it is not running and the binary exists),
 #       `rpcinfo -p` lists program 536894035 version 1 tcp at the logger's port; otherwise says why it skipped.
+# The broker runs over CurveZMQ (its default); every operation is sent by one client keypair, so a resend is
+# the same client's (the broker's reply cache is per sender key), and a REGISTER line's args name that key.
 # Every wait has a deadline; the first failed check stops the run with a message and a non-zero exit.
 import argparse
 import datetime
@@ -30,8 +32,10 @@ import time
 import traceback
 import uuid
 
+import zmq
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, Client, RpcLog, free_port, wait_for  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, Broker, RpcLog, free_port, wait_for  # noqa: E402
 
 RPCLOG_PROGRAM = 536894035  # 0x20005A53, schemas/rpclog.x
 DELIVERY_DEADLINE_S = 60.0
@@ -39,6 +43,8 @@ WRITER_DEADLINE_S = 90.0
 
 
 CHECKS = Checks()
+CLIENT_KEYS = zmq.curve_keypair()  # the one client of this test: it owns every user it registers
+REGISTER_ARGS = "key=" + CLIENT_KEYS[0].decode()  # a REGISTER's log line names the key that now owns the user
 
 
 def section(name):
@@ -99,7 +105,7 @@ def user_script(user, port):
     def delete(x):
         return Op("DELETE", {"user": user, "name": x["name"]}, x["name"])
 
-    return [Op("REGISTER", {"user": user}, ""),
+    return [Op("REGISTER", {"user": user}, REGISTER_ARGS),
             Op("CONNECT", {"user": user, "endpoint": endpoint}, endpoint),
             publish(f[0]), publish(f[1]), publish(f[2]),
             delete(f[0]),
@@ -126,7 +132,7 @@ def sessionless_plan(prefix, n):
     for i in range(n // 3):
         user = "%s-u%d" % (prefix, i)
         endpoint = "tcp://127.0.0.1:%d" % (9000 + i)
-        ops += [Op("REGISTER", {"user": user}, ""),
+        ops += [Op("REGISTER", {"user": user}, REGISTER_ARGS),
                 Op("CONNECT", {"user": user, "endpoint": endpoint}, endpoint),
                 Op("UNREGISTER", {"user": user}, "files_removed=0")]
     return ops
@@ -146,7 +152,7 @@ def perform(client, op, deadline):
 
 
 def perform_all(broker, ops):
-    c = Client(broker.control)
+    c = broker.client(keys=CLIENT_KEYS)
     try:
         deadline = time.monotonic() + WRITER_DEADLINE_S
         for op in ops:
@@ -168,7 +174,7 @@ class Writer(threading.Thread):
 
     def run(self):
         try:
-            c = Client(self.broker.control, timeout_ms=self.timeout_ms)
+            c = self.broker.client(timeout_ms=self.timeout_ms, keys=CLIENT_KEYS)
             try:
                 deadline = time.monotonic() + WRITER_DEADLINE_S
                 for op in self.ops:

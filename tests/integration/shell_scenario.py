@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 # shell_scenario.py: the seeds' console session, piped into real `zshare-peer shell` processes (alice and bob)
 # against a real zshare-broker; every answer line is asserted exactly. Also --json, one-shot exit codes, no broker.
+# Everything runs over CurveZMQ (the default): alice and bob each have a keypair of their own, so bob acting on
+# alice's user is DENIED; the one-shot runs share one keypair and name the broker key by option, environment and
+# config file. A short session against a --plaintext broker covers the plaintext path (warnings, a GET_FILE).
 # Waits are conditions with deadlines (a line arrives, a port opens or closes, a process exits), never sleeps.
 import argparse
 import hashlib
@@ -17,7 +20,7 @@ import tempfile
 import threading
 import time
 
-from zshare_testlib import Broker, Client, free_port, wait_for
+from zshare_testlib import Broker, free_port, wait_for
 
 LINE_DEADLINE_S = 15     # one command's answer; the peer's own broker timeout is 3 s
 EXIT_DEADLINE_S = 15
@@ -42,9 +45,10 @@ def port_accepts(port):
 class ShellProcess:
     """One `zshare-peer shell` driven through pipes: send a line, wait for the answer lines."""
 
-    def __init__(self, peer_bin, broker_endpoint, label, global_args=(), shell_args=()):
+    def __init__(self, peer_bin, broker, label, global_args=(), shell_args=(), key_dir=None):
+        """`broker`: a zshare_testlib.Broker (its peer_args(key_dir) name it and its key)."""
         self.label = label
-        self.argv = [peer_bin, "--broker", broker_endpoint] + list(global_args) + ["shell"] + list(shell_args)
+        self.argv = [peer_bin] + broker.peer_args(key_dir) + list(global_args) + ["shell"] + list(shell_args)
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, encoding="utf-8", errors="replace", bufsize=1)
         self.lines = queue.Queue()
@@ -191,8 +195,11 @@ def test_two_user_session(peer_bin, broker, files):
     out_path = os.path.join(files.root, "downloaded.mp3")
 
     alice_port = free_port()
-    alice = ShellProcess(peer_bin, broker.control, "alice", shell_args=["--listen", "tcp://127.0.0.1:%d" % alice_port])
-    bob = ShellProcess(peer_bin, broker.control, "bob", shell_args=["--advertise", "localhost"])
+    alice_keys = os.path.join(files.root, "alice-keys")  # two people, two keypairs: each owns what it registers
+    bob_keys = os.path.join(files.root, "bob-keys")
+    alice = ShellProcess(peer_bin, broker, "alice", shell_args=["--listen", "tcp://127.0.0.1:%d" % alice_port],
+                         key_dir=alice_keys)
+    bob = ShellProcess(peer_bin, broker, "bob", shell_args=["--advertise", "localhost"], key_dir=bob_keys)
     shells = [alice, bob]
     try:
         assert not port_accepts(alice_port), "the transfer endpoint must not be bound before CONNECT"
@@ -210,9 +217,10 @@ def test_two_user_session(peer_bin, broker, files):
         wait_for(lambda: not port_accepts(alice_port), 5, "a failed CONNECT to unbind the transfer endpoint")
         alice.ask("CONNECT alice", ["CONNECT OK"])
         wait_for(lambda: port_accepts(alice_port), 5, "alice's transfer ROUTER to listen after CONNECT")
-        bob.ask("CONNECT alice", ["CONNECT FAIL, USER ALREADY CONNECTED"])
+        bob.ask("CONNECT alice", ["CONNECT FAIL, DENIED"])  # another key: refused before the session state
         alice.ask("connect alice", ["CONNECT FAIL, USER ALREADY CONNECTED"])
         assert port_accepts(alice_port), "a refused second CONNECT must not unbind the session's endpoint"
+        bob.ask("UNREGISTER alice", ["UNREGISTER FAIL, DENIED"])
         bob.ask("CONNECT bob", ["CONNECT OK"])
 
         alice.ask("PUBLISH %s A great song" % song, ["PUBLISH OK"])
@@ -225,6 +233,14 @@ def test_two_user_session(peer_bin, broker, files):
                                                 r"bob tcp://localhost:(\d+)"])
         bob_port = int(users[2].group(1))
         wait_for(lambda: port_accepts(bob_port), 5, "bob's advertised port to be his bound transfer ROUTER")
+        probe = broker.client()
+        try:
+            listed = {u["user"]: u["key"] for u in probe.call("LIST_USERS")["users"]}
+        finally:
+            probe.close()
+        want = {"alice": broker.peer_public_key(alice_keys), "bob": broker.peer_public_key(bob_keys)}
+        assert listed == want and want["alice"] != want["bob"], \
+            "each user is listed with the key of the shell that registered it: %r, expected %r" % (listed, want)
 
         alice.ask("LIST_CONTENT alice", [
             "LIST_CONTENT OK",
@@ -246,7 +262,7 @@ def test_two_user_session(peer_bin, broker, files):
         bob.ask("SEARCH", ["SEARCH FAIL, BAD REQUEST"])
 
         # A shell whose SEARCH pages hold one result must follow `next` to print them all.
-        pager = ShellProcess(peer_bin, broker.control, "pager", shell_args=["--page-size", "1"])
+        pager = ShellProcess(peer_bin, broker, "pager", shell_args=["--page-size", "1"])
         shells.append(pager)
         pager.ask_unordered("SEARCH great", "SEARCH OK", [song_line, notes_line, tune_line])
         pager.finish([], ["QUIT OK"])
@@ -292,7 +308,7 @@ def test_two_user_session(peer_bin, broker, files):
         wait_for(lambda: not port_accepts(bob_port), 5, "QUIT to unbind bob's transfer endpoint")
         alice.finish([], ["QUIT OK"])                        # end of input acts as QUIT
 
-        probe = Client(broker.control)
+        probe = broker.client()
         try:
             reply = probe.call("LIST_USERS")
             assert reply["status"] == "OK" and reply["users"] == [], "after QUIT nobody is online: %r" % reply
@@ -305,7 +321,7 @@ def test_two_user_session(peer_bin, broker, files):
 
 def test_piped_console(peer_bin, broker):
     """The issue's example: printf 'REGISTER ...\\nQUIT\\n' | zshare-peer shell; no prompt when piped."""
-    result = run_peer(peer_bin, ["--broker", broker.control, "shell"], input_text="REGISTER dave\nQUIT\n")
+    result = run_peer(peer_bin, broker.peer_args() + ["shell"], input_text="REGISTER dave\nQUIT\n")
     check_run("piped shell", result, 0, stdout="REGISTER OK\nQUIT OK\n")
 
 
@@ -313,7 +329,7 @@ def test_prompt_on_a_tty(peer_bin, broker):
     """With a terminal on stdin the console prompts `c> `."""
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([peer_bin, "--broker", broker.control, "shell"], stdin=slave,
+        proc = subprocess.Popen([peer_bin] + broker.peer_args() + ["shell"], stdin=slave,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.write(master, b"LIST_USERS\nQUIT\n")
         out, err = proc.communicate(timeout=EXIT_DEADLINE_S)
@@ -331,7 +347,7 @@ def test_json_output(peer_bin, broker, files):
     script = "\n".join([
         "REGISTER erin", "CONNECT erin", "PUBLISH %s quarterly report" % report, "PUBLISH %s draft" % draft,
         "LIST_USERS", "LIST_CONTENT erin", "SEARCH quarterly", "REGISTER erin", "DELETE nothing.txt", "QUIT"]) + "\n"
-    code, out, err, _ = run_peer(peer_bin, ["--broker", broker.control, "--json", "shell"], input_text=script)
+    code, out, err, _ = run_peer(peer_bin, broker.peer_args() + ["--json", "shell"], input_text=script)
     if code != 0:
         raise AssertionError("json shell exited %d: %s" % (code, err))
     try:
@@ -353,6 +369,10 @@ def test_json_output(peer_bin, broker, files):
     assert [r["name"] for r in by_command["SEARCH"]["results"]] == ["q3-report.pdf"], by_command["SEARCH"]
     assert by_command["SEARCH"]["next"] is None, "SEARCH followed every page: %r" % by_command["SEARCH"]
     assert [u["user"] for u in by_command["LIST_USERS"]["users"]] == ["erin"], by_command["LIST_USERS"]
+    erin_key = broker.peer_public_key()
+    assert objects[0].get("key") == erin_key, "--json shows the key that now owns erin: %r" % objects[0]
+    assert by_command["LIST_USERS"]["users"][0]["key"] == erin_key, by_command["LIST_USERS"]
+    assert by_command["SEARCH"]["results"][0]["key"] == erin_key, by_command["SEARCH"]
     refused = objects[7]
     assert isinstance(refused.get("error"), str) and refused["error"], "a refusal carries the broker's sentence: %r" % refused
     assert re.fullmatch(r"[0-9a-f]{32}:\d+", str(objects[0].get("id"))), "request id format: %r" % objects[0]
@@ -362,7 +382,7 @@ def test_json_output(peer_bin, broker, files):
 def test_one_shot_exit_codes(peer_bin, broker, report):
     """Scripts: exit 0 on OK, 1 on a FAIL status, 2 on usage errors."""
     report_cid, report_size = report
-    b = ["--broker", broker.control]
+    b = broker.peer_args()
     check_run("register", run_peer(peer_bin, b + ["register", "frank"]), 0, stdout="REGISTER OK\n")
     check_run("register again", run_peer(peer_bin, b + ["register", "frank"]), 1,
               stdout="REGISTER FAIL, USERNAME IN USE\n")
@@ -387,12 +407,15 @@ def test_one_shot_exit_codes(peer_bin, broker, report):
     check_run("unknown option", run_peer(peer_bin, b + ["list-users", "--frobnicate"]), 2)
     check_run("help", run_peer(peer_bin, ["search", "--help"]), 0)
 
-    # The broker from the environment, options from a config file, --json after the subcommand.
-    env = dict(os.environ, ZSHARE_BROKER=broker.control)
+    # The broker (and its key, and the key folder) from the environment, options from a config file, --json after
+    # the subcommand. The broker key given as the key itself this time, not its file.
+    env = dict(os.environ, ZSHARE_BROKER=broker.control, ZSHARE_BROKER_KEY=broker.public_key,
+               ZSHARE_KEY_DIR=broker.peer_key_dir())
     check_run("ZSHARE_BROKER", run_peer(peer_bin, ["list-users"], env=env), 0, stdout="LIST_USERS OK\n")
     config = os.path.join(broker.workdir, "peer.toml")
-    with open(config, "w") as f:
-        f.write('broker = "%s"\ntimeout = 2\n' % broker.control)
+    with open(config, "w") as f:  # the same key folder as the runs above: frank belongs to that key
+        f.write('broker = "%s"\nbroker-key = "%s"\nkey-dir = "%s"\ntimeout = 2\n'
+                % (broker.control, broker.public_key_file, broker.peer_key_dir()))
     check_run("--config", run_peer(peer_bin, ["--config", config, "unregister", "frank"]), 0, stdout="UNREGISTER OK\n")
     code, out, err, _ = run_peer(peer_bin, b + ["unregister", "frank", "--json"])
     reply = json.loads(out)
@@ -400,22 +423,70 @@ def test_one_shot_exit_codes(peer_bin, broker, report):
         raise AssertionError("unregister --json: exit %d, %r" % (code, out))
 
 
-def test_unreachable_broker(peer_bin):
+def test_unreachable_broker(peer_bin, broker):
     """Nobody listens: a clear message after --timeout, exit 2, never a hang; the shell keeps going."""
     endpoint = "tcp://127.0.0.1:%d" % free_port()
-    result = run_peer(peer_bin, ["--broker", endpoint, "--timeout", "1", "list-users"])
+    keys = ["--broker-key", broker.public_key_file, "--key-dir", broker.peer_key_dir()]  # any key: nobody answers
+    result = run_peer(peer_bin, ["--broker", endpoint] + keys + ["--timeout", "1", "list-users"])
     check_run("unreachable one-shot", result, 2, stdout="LIST_USERS FAIL, BROKER UNREACHABLE\n",
               stderr_has="the broker at %s did not answer" % endpoint)
     if not 0.9 <= result[3] < 6:
         raise AssertionError("the unreachable broker took %.1fs to report with --timeout 1" % result[3])
 
-    result = run_peer(peer_bin, ["--broker", endpoint, "--timeout", "0.5", "shell"],
+    result = run_peer(peer_bin, ["--broker", endpoint] + keys + ["--timeout", "0.5", "shell"],
                       input_text="REGISTER x\nLIST_USERS\nQUIT\n")
     check_run("unreachable shell", result, 0,
               stdout="REGISTER FAIL, BROKER UNREACHABLE\nLIST_USERS FAIL, BROKER UNREACHABLE\nQUIT OK\n",
               stderr_has="did not answer")
     if result[3] > 8:
         raise AssertionError("two unanswered requests of 0.5s took %.1fs" % result[3])
+
+
+def test_plaintext_session(broker_bin, peer_bin, files):
+    """A lab network: broker and peers all run --plaintext and each says so once on stderr; the console works as
+    over CurveZMQ, a file goes from one shell's seeder to another's download, and users carry no key."""
+    plain_dir = os.path.join(files.root, "plaintext")
+    os.makedirs(plain_dir)
+    broker = Broker(broker_bin, workdir=os.path.join(plain_dir, "broker"), plaintext=True)
+    shells = []
+    try:
+        broker.start()
+        warnings = [line for line in broker.stderr().splitlines() if "WARNING" in line]
+        if len(warnings) != 1 or "--plaintext" not in warnings[0]:
+            raise AssertionError("a --plaintext broker warns once on stderr: %r" % broker.stderr())
+        path, _, cid = Files(plain_dir).make("lab-data.bin", bytes(range(256)) * 2000)
+        out_path = os.path.join(plain_dir, "fetched.bin")
+        lab = ShellProcess(peer_bin, broker, "lab")
+        user = ShellProcess(peer_bin, broker, "lab-user")
+        shells += [lab, user]
+        for s in shells:
+            s.expect_stderr("WARNING: --plaintext")
+        lab.ask("REGISTER lab", ["REGISTER OK"])
+        user.ask("CONNECT lab", ["CONNECT OK"])  # bound to no key: any plaintext peer may act as lab
+        user.ask("DISCONNECT lab", ["DISCONNECT OK"])
+        lab.ask("CONNECT lab", ["CONNECT OK"])
+        lab.ask("PUBLISH %s lab data" % path, ["PUBLISH OK"])
+        user.ask("REGISTER visitor", ["REGISTER OK"])
+        user.ask("CONNECT visitor", ["CONNECT OK"])
+        user.ask("GET_FILE lab lab-data.bin %s" % out_path, ["GET_FILE OK"])
+        assert sha256_file(out_path) == cid, "GET_FILE over --plaintext must write exactly the published bytes"
+        probe = broker.client()
+        try:
+            reply = probe.call("SEARCH", q="lab")
+        finally:
+            probe.close()
+        assert [(r["user"], r["online"], r["key"]) for r in reply["results"]] == [("lab", True, "")], \
+            "over --plaintext users carry an empty key: %r" % reply
+        lab.finish(["DISCONNECT lab", "UNREGISTER lab"], ["DISCONNECT OK", "UNREGISTER OK", "QUIT OK"])
+        user.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"])
+        for s in shells:
+            warned = [line for line in s.stderr_text().splitlines() if "WARNING" in line]
+            if len(warned) != 1:
+                s.fail("a --plaintext peer warns exactly once: %r" % warned)
+    finally:
+        for s in shells:
+            s.kill()
+        broker.cleanup()
 
 
 def main():
@@ -437,7 +508,8 @@ def main():
             ("prompt on a tty", lambda: test_prompt_on_a_tty(args.peer_bin, broker)),
             ("--json output", lambda: test_json_output(args.peer_bin, broker, files)),
             ("one-shot exit codes", lambda: test_one_shot_exit_codes(args.peer_bin, broker, json_report)),
-            ("unreachable broker", lambda: test_unreachable_broker(args.peer_bin)),
+            ("unreachable broker", lambda: test_unreachable_broker(args.peer_bin, broker)),
+            ("--plaintext session", lambda: test_plaintext_session(args.broker_bin, args.peer_bin, files)),
         ]
         for name, test in tests:
             try:

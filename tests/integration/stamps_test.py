@@ -14,6 +14,8 @@
 #       finds the service still down (one warning for the whole outage), and come back from the service after
 #       the client's retry backoff (5 s); waited for by issuing harmless mutations until a stamp without '*'
 #       arrives, bounded at 20 s.
+# The broker runs over CurveZMQ (its default) and every peer of a world shares one keypair (peer_args()), so a
+# REGISTER's log line carries `key=<that public key>`, the key that now owns the user.
 # Every wait is a condition with a deadline; the first failed check stops the run (exit 1).
 import argparse
 import hashlib
@@ -40,6 +42,7 @@ RETRY_AFTER_S = 5.0       # common/time_client.hpp: TimeClient::Options::retry_a
 RECOVERY_BOUND_S = 20.0   # after the restart, a service stamp must come back within this
 OUTAGE_OP_BOUND_S = 3.0   # with the service down an operation must not wait on it (refused: answered at once)
 WARNING = "warning: time service"
+OWNER_KEY = "<the peers' public key>"  # a REGISTER's expected args: key=<the key the peers made on first run>
 
 
 CHECKS = Checks()
@@ -111,7 +114,6 @@ class World:
         self.logger = RpcLog(args.rpclog_bin, workdir=os.path.join(self.work, "rpclog"))
         os.makedirs(self.logger.workdir)
         self.broker = Broker(args.broker_bin, workdir=os.path.join(self.work, "broker"), rpclog=self.logger.address)
-        os.makedirs(self.broker.workdir)
         self.files = os.path.join(self.work, "files")
         os.makedirs(self.files)
         self.expected = []
@@ -128,6 +130,8 @@ class World:
         return path, len(data), hashlib.sha256(data).hexdigest()
 
     def expect(self, user, op, args, before_ms, after_ms, local, label):
+        if args == OWNER_KEY:  # known once a peer has run (and made its key): expectations come after the command
+            args = "key=" + self.broker.peer_public_key()
         self.expected.append(Expected(user, op, args, before_ms, after_ms, local, label))
 
     def log_lines(self):
@@ -181,7 +185,7 @@ class World:
 def one_shot(world, argv, timesvc_arg=None, timesvc_env=None, local=False, expect=None, label=""):
     """Runs `zshare-peer [--timesvc URL] ARGV`; checks exit 0 and the OK line; records the expected log line.
     Returns its stderr text."""
-    cmd = [world.args.peer_bin, "--broker", world.broker.control]
+    cmd = [world.args.peer_bin] + world.broker.peer_args()
     if timesvc_arg is not None:
         cmd += ["--timesvc", timesvc_arg]
     cmd += argv
@@ -203,7 +207,7 @@ class PipedShell:
     def __init__(self, world, label, global_args=(), shell_args=(), env=None):
         self.world = world
         self.label = label
-        argv = [world.args.peer_bin, "--broker", world.broker.control] + list(global_args) + ["shell"] + list(shell_args)
+        argv = [world.args.peer_bin] + world.broker.peer_args() + list(global_args) + ["shell"] + list(shell_args)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, encoding="utf-8", errors="replace", bufsize=1, env=env or peer_env())
         self.lines = queue.Queue()
@@ -280,7 +284,7 @@ class PipedShell:
 def batch_shell(world, user, listen, commands, expected, timesvc_arg, local):
     """`printf 'CMD\\n...' | zshare-peer --timesvc URL shell`: all input at once, stdin closed. Checks every answer
     is OK and records the expected log lines, each within the whole session's window. Returns stderr."""
-    cmd = [world.args.peer_bin, "--broker", world.broker.control, "--timesvc", timesvc_arg, "shell", "--listen", listen]
+    cmd = [world.args.peer_bin] + world.broker.peer_args() + ["--timesvc", timesvc_arg, "shell", "--listen", listen]
     text = "".join(c + "\n" for c in commands)
     before = wall_ms_floor()
     done = subprocess.run(cmd, input=text, capture_output=True, text=True, env=peer_env(), timeout=EXIT_DEADLINE_S * 2)
@@ -298,7 +302,7 @@ def session_ops(world, shell, user, listen, local):
     a_path, a_size, a_cid = world.make_file("%s-notes.txt" % user, b"notes of " + user.encode() + b"\n")
     b_path, b_size, b_cid = world.make_file("%s-song.ogg" % user, bytes(range(256)) * 1500 + user.encode())
     a_name, b_name = os.path.basename(a_path), os.path.basename(b_path)
-    shell.do("REGISTER %s" % user, (user, "REGISTER", ""), local)
+    shell.do("REGISTER %s" % user, (user, "REGISTER", OWNER_KEY), local)
     shell.do("CONNECT %s" % user, (user, "CONNECT", listen), local)
     shell.do("PUBLISH %s notes for the stamps test" % a_path, (user, "PUBLISH", "%s %d %s" % (a_name, a_size, a_cid)), local)
     shell.do("PUBLISH %s a song" % b_path, (user, "PUBLISH", "%s %d %s" % (b_name, b_size, b_cid)), local)
@@ -320,9 +324,9 @@ def scenario_service_up(args):
         world.start()
         svc.start()
         # One-shot commands: the URL from $ZSHARE_TIMESVC, then from --timesvc.
-        err = one_shot(world, ["register", "alice"], timesvc_env=svc.url, expect=("alice", "REGISTER", ""))
+        err = one_shot(world, ["register", "alice"], timesvc_env=svc.url, expect=("alice", "REGISTER", OWNER_KEY))
         CHECKS.eq(warnings_in(err), [], "one-shot register ($ZSHARE_TIMESVC) warns about nothing")
-        err = one_shot(world, ["register", "bob"], timesvc_arg=svc.url, expect=("bob", "REGISTER", ""))
+        err = one_shot(world, ["register", "bob"], timesvc_arg=svc.url, expect=("bob", "REGISTER", OWNER_KEY))
         CHECKS.eq(warnings_in(err), [], "one-shot register (--timesvc) warns about nothing")
 
         listen = "tcp://127.0.0.1:%d" % free_port()
@@ -338,7 +342,7 @@ def scenario_service_up(args):
         err = batch_shell(world, "dave", listen2,
                           ["REGISTER dave", "CONNECT dave", "PUBLISH %s from a pipe" % path, "DELETE dave.bin",
                            "DISCONNECT dave"],
-                          [("dave", "REGISTER", ""), ("dave", "CONNECT", listen2),
+                          [("dave", "REGISTER", OWNER_KEY), ("dave", "CONNECT", listen2),
                            ("dave", "PUBLISH", "dave.bin %d %s" % (size, cid)), ("dave", "DELETE", "dave.bin"),
                            ("dave", "DISCONNECT", "")],
                           svc.url, local=False)
@@ -376,10 +380,10 @@ def scenario_service_down(args):
         CHECKS.ok(not port_accepts(dead_port), "nothing listens on port %d" % dead_port)
         dead = "http://127.0.0.1:%d" % dead_port
 
-        err = one_shot(world, ["register", "erin"], timesvc_arg=dead, local=True, expect=("erin", "REGISTER", ""))
+        err = one_shot(world, ["register", "erin"], timesvc_arg=dead, local=True, expect=("erin", "REGISTER", OWNER_KEY))
         CHECKS.eq(len(warnings_in(err)), 1, "one-shot register (--timesvc) warns once: %r" % err)
         CHECKS.ok(dead in warnings_in(err)[0], "the warning names the service's URL: %r" % err)
-        err = one_shot(world, ["register", "frank"], timesvc_env=dead, local=True, expect=("frank", "REGISTER", ""))
+        err = one_shot(world, ["register", "frank"], timesvc_env=dead, local=True, expect=("frank", "REGISTER", OWNER_KEY))
         CHECKS.eq(len(warnings_in(err)), 1, "one-shot register ($ZSHARE_TIMESVC) warns once: %r" % err)
 
         # One shell, several operations: one warning.
@@ -396,7 +400,7 @@ def scenario_service_down(args):
         path, size, cid = world.make_file("heidi.bin", b"heidi's bytes" * 100)
         commands = ["REGISTER heidi", "CONNECT heidi", "PUBLISH %s from a pipe" % path, "DELETE heidi.bin",
                     "DISCONNECT heidi"]
-        cmd = [args.peer_bin, "--broker", world.broker.control, "shell", "--listen", listen2]
+        cmd = [args.peer_bin] + world.broker.peer_args() + ["shell", "--listen", listen2]
         before = wall_ms_floor()
         done = subprocess.run(cmd, input="".join(c + "\n" for c in commands), capture_output=True, text=True,
                               env=peer_env(dead), timeout=EXIT_DEADLINE_S * 2)
@@ -404,7 +408,7 @@ def scenario_service_down(args):
         CHECKS.eq(done.returncode, 0, "piped shell's exit code (stderr %r)" % done.stderr)
         CHECKS.eq(done.stdout.splitlines(), ["%s OK" % c.split()[0] for c in commands] + ["QUIT OK"],
                   "piped shell's answers (end of input acts as QUIT)")
-        for op, a in (("REGISTER", ""), ("CONNECT", listen2), ("PUBLISH", "heidi.bin %d %s" % (size, cid)),
+        for op, a in (("REGISTER", OWNER_KEY), ("CONNECT", listen2), ("PUBLISH", "heidi.bin %d %s" % (size, cid)),
                       ("DELETE", "heidi.bin"), ("DISCONNECT", "")):
             world.expect("heidi", op, a, before, after, True, "[piped shell heidi] %s" % op)
         CHECKS.eq(len(warnings_in(done.stderr)), 1, "a piped shell doing 5 operations warns once: %r" % done.stderr)
@@ -443,7 +447,7 @@ def scenario_service_restarted(args):
         shell = PipedShell(world, "ivan", global_args=["--timesvc", svc.url], shell_args=["--listen", listen])
         path, size, cid = world.make_file("ivan.dat", b"ivan's harmless file\n")
         publish_args = "ivan.dat %d %s" % (size, cid)
-        shell.do("REGISTER ivan", ("ivan", "REGISTER", ""), False)
+        shell.do("REGISTER ivan", ("ivan", "REGISTER", OWNER_KEY), False)
         shell.do("CONNECT ivan", ("ivan", "CONNECT", listen), False)
         flip = [True]
 

@@ -3,6 +3,9 @@
 # `zshare-peer get` downloaders against a real zshare-broker, plus raw schemas/transfer.md requests from a
 # python3-zmq DEALER. Mid-transfer kills are made deterministic with --rate-limit on the seeders and by waiting
 # (with a deadline) until the downloader's .part has grown; no case sleeps and hopes.
+# Everything runs over CurveZMQ (the default): every seeder user has a keypair of its own (kept across its
+# restarts) and the downloaders another, so a download from several sources proves each is dialled with the key
+# the broker lists for it; raw requests dial a seeder with its listed key, and another key gets nothing.
 import argparse
 import hashlib
 import json
@@ -15,7 +18,11 @@ import tempfile
 import threading
 import time
 
-from zshare_testlib import (Broker, ServeProcess, TransferClient, allocated_bytes, sha256_path, wait_for)
+import msgpack
+import zmq
+
+from zshare_testlib import (Broker, ServeProcess, TransferClient, allocated_bytes, curve_client, sha256_path,
+                            wait_for)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -38,20 +45,40 @@ class Env:
         os.makedirs(path, exist_ok=True)
         return path
 
+    def key_dir(self, user):
+        """The key folder of `user`'s seeder (made by zshare-peer on its first run, kept across restarts)."""
+        return os.path.join(self.root, "keys", user)
+
+    def peer_args(self, user=None):
+        """zshare-peer's global options: as `user`'s seeder, or as the downloaders' own keypair."""
+        return self.broker.peer_args(self.key_dir(user or "downloader"))
+
+    def listed_key(self, user):
+        """The public key the broker lists for `user`; it must be the one its seeder made."""
+        c = self.broker.client()
+        try:
+            users = {u["user"]: u["key"] for u in c.call("LIST_USERS")["users"]}
+        finally:
+            c.close()
+        check(users.get(user) == self.broker.peer_public_key(self.key_dir(user)),
+              "LIST_USERS lists %s with its seeder's key: %r" % (user, users))
+        return users[user]
+
     def serve(self, user, share, *extra, cache=None):
         # The cases count chunks, so they pin the chunk size rather than depend on the default.
         if "--chunk-size" not in extra:
             extra = ("--chunk-size", 256 * KiB) + tuple(extra)
-        s = ServeProcess(self.peer_bin, self.broker.control, user, share,
+        s = ServeProcess(self.peer_bin, self.broker, user, share,
                          cache or os.path.join(self.folder("caches"), user + ".db"), extra_args=extra,
-                         stderr_path=os.path.join(self.folder("logs"), "serve-%s.stderr" % user))
+                         stderr_path=os.path.join(self.folder("logs"), "serve-%s.stderr" % user),
+                         key_dir=self.key_dir(user))
         self.processes.append(s)
         s.start()
         return s
 
     def peer(self, *args, timeout=GET_DEADLINE_S):
-        """Runs zshare-peer once; returns (exit code, stdout, stderr)."""
-        done = subprocess.run([self.peer_bin, "--broker", self.broker.control] + [str(a) for a in args],
+        """Runs zshare-peer once (as the downloaders' keypair); returns (exit code, stdout, stderr)."""
+        done = subprocess.run([self.peer_bin] + self.peer_args() + [str(a) for a in args],
                               capture_output=True, text=True, timeout=timeout)
         return done.returncode, done.stdout, done.stderr
 
@@ -66,7 +93,7 @@ class Env:
 
     def spawn_get(self, target, dest, *args):
         """Starts `get --json` in the background; the caller waits for it."""
-        p = subprocess.Popen([self.peer_bin, "--broker", self.broker.control, "--json", "get", target, dest] +
+        p = subprocess.Popen([self.peer_bin] + self.peer_args() + ["--json", "get", target, dest] +
                              [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.processes.append(p)
         return p
@@ -163,6 +190,8 @@ def test_three_sources(env):
     users = ["three-a", "three-b", "three-c"]
     for user, share in zip(users, shares):
         env.serve(user, share)
+    keys = [env.listed_key(u) for u in users]
+    check(len(set(keys)) == 3, "each seeder serves with a keypair of its own: %r" % keys)
     dest = os.path.join(env.folder("three", "out"), "album.bin")
     # Window 4 over 24 chunks: the first round already asks each of the three sources for 4 chunks.
     code, summary, err = env.get_json(cid, dest, "--window", "4")
@@ -250,7 +279,7 @@ def test_no_source_left(env):
     cache = os.path.join(env.folder("nosource"), "hashes.db")
     seeder = env.serve("nosource-a", share, "--rate-limit", 2 * MiB, cache=cache)
     dest = os.path.join(env.folder("nosource", "out"), "archive.tar")
-    get = subprocess.Popen([env.peer_bin, "--broker", env.broker.control, "get", "nosource-a:archive.tar", dest,
+    get = subprocess.Popen([env.peer_bin] + env.peer_args() + ["get", "nosource-a:archive.tar", dest,
                             "--source-timeout", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     env.processes.append(get)
     wait_part_grows(dest + ".part", 3 * MiB, get, 30, "no source left")
@@ -339,7 +368,19 @@ def test_refusals(env):
     names = sorted(f["name"] for f in json.loads(out)["files"])
     check(names == ["pub.txt", "swap.txt"], "the index lists only the regular files: %r" % names)
 
-    c = TransferClient(s.endpoint)
+    # The seeder's ROUTER is a CurveZMQ server with its user's key: a client trusting another key, or speaking
+    # no CurveZMQ, never completes the handshake and gets nothing.
+    for label, secure in (("trusting another key", lambda sock: curve_client(sock, zmq.curve_keypair()[0])),
+                          ("without CurveZMQ", lambda sock: None)):
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        secure(sock)
+        sock.connect(s.endpoint)
+        sock.send(msgpack.packb({"v": 1, "op": "MANIFEST", "id": 1, "cid": public_cid}, use_bin_type=True))
+        check(not sock.poll(1000), "a client %s gets no answer from the seeder" % label)
+        sock.close(linger=0)
+
+    c = TransferClient(s.endpoint, server_key=env.listed_key("refuse-a"))
     try:
         # The client itself works: the published file's manifest and a chunk.
         reply, _ = c.request("MANIFEST", cid=public_cid)
@@ -486,7 +527,7 @@ def test_serve_restart_uses_hash_cache(env):
 
     # Text mode: `SERVE OK` once serving, `DISCONNECT OK` after SIGTERM.
     third.terminate()
-    text = subprocess.Popen([env.peer_bin, "--broker", env.broker.control, "serve", "--user", "cache-a", "--share",
+    text = subprocess.Popen([env.peer_bin] + env.peer_args("cache-a") + ["serve", "--user", "cache-a", "--share",
                              share, "--hash-cache", cache], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     env.processes.append(text)
     first_line = readline_within(text, 30)  # serve prints it only once serving
@@ -515,7 +556,7 @@ def test_removed_file_unlisted_after_restart(env):
           "the index must no longer list gone.bin: %s" % out)
     code, out, err = env.peer("--json", "search", "--cid", gone_cid)
     check(code == 0 and json.loads(out)["results"] == [], "SEARCH by the removed file's cid: %s" % out)
-    c = TransferClient(second.endpoint)
+    c = TransferClient(second.endpoint, server_key=env.listed_key("removed-a"))
     try:
         expect_refusal(c, "FILE NOT EXIST", "MANIFEST of the removed file", op="MANIFEST", cid=gone_cid)
         reply, _ = c.request("MANIFEST", cid=keep_cid)

@@ -52,12 +52,24 @@ def wait_for(predicate, deadline_s, what):
         time.sleep(0.02)
 
 
-class Client:
-    """A REQ client speaking the catalogue's framing: one msgpack map per message."""
+def curve_client(sock, server_key, keys=None):
+    """Makes `sock` a CurveZMQ client that trusts exactly `server_key` (Z85 str), with `keys` (public, secret)
+    as Z85 bytes, or a fresh keypair. Returns the keypair used."""
+    keys = keys or zmq.curve_keypair()
+    sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
+    sock.curve_publickey, sock.curve_secretkey = keys
+    return keys
 
-    def __init__(self, endpoint, timeout_ms=3000):
+
+class Client:
+    """A REQ client speaking the catalogue's framing: one msgpack map per message. With `server_key` (the
+    broker's public key) it speaks CurveZMQ as `keys` (a fresh keypair unless given): keys name the user's owner."""
+
+    def __init__(self, endpoint, timeout_ms=3000, server_key=None, keys=None):
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
+        self.server_key = server_key
+        self.keys = (keys or zmq.curve_keypair()) if server_key else None
         self.ctx = zmq.Context.instance()
         self.prefix = uuid.uuid4().hex
         self.counter = itertools.count(1)
@@ -69,7 +81,14 @@ class Client:
             self.sock.close(linger=0)
         self.sock = self.ctx.socket(zmq.REQ)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if self.server_key:
+            curve_client(self.sock, self.server_key, self.keys)
         self.sock.connect(self.endpoint)
+
+    @property
+    def public_key(self):
+        """This client's public key as the broker names it (Z85 str), or "" without CurveZMQ."""
+        return self.keys[0].decode() if self.keys else ""
 
     def next_id(self):
         return "%s:%d" % (self.prefix, next(self.counter))
@@ -92,6 +111,23 @@ class Client:
 
     def close(self):
         self.sock.close(linger=0)
+
+
+Z85_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+
+def is_z85_key(text):
+    """True when `text` is a CurveZMQ key in Z85: a str of exactly 40 characters of the Z85 alphabet."""
+    return type(text) is str and len(text) == 40 and all(c in Z85_ALPHABET for c in text)
+
+
+def read_public_key(path):
+    """The Z85 public key of a zshare key file (public-key = "...")."""
+    with open(path) as f:
+        for line in f:
+            if line.strip().startswith("public-key"):
+                return line.split('"')[1]
+    raise ValueError("no public-key line in %s" % path)
 
 
 class DaemonProcess:
@@ -120,11 +156,13 @@ class DaemonProcess:
 
 
 class Broker(DaemonProcess):
-    """A real zshare-broker process on free loopback ports with its own SQLite file."""
+    """A real zshare-broker process on free loopback ports with its own SQLite file and, unless `plaintext`,
+    its own CurveZMQ keypair (made with `zshare-broker keygen` in the workdir, kept across restarts)."""
 
-    def __init__(self, binary, workdir=None, db=None, extra_args=(), rpclog="none"):
+    def __init__(self, binary, workdir=None, db=None, extra_args=(), rpclog="none", plaintext=False):
         self.binary = binary
         self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-test-")
+        os.makedirs(self.workdir, exist_ok=True)  # the keypair is made here at once
         self.db = db or os.path.join(self.workdir, "broker.db")
         control_port = free_port()
         events_port = free_port()
@@ -135,13 +173,70 @@ class Broker(DaemonProcess):
         self.extra_args = ["--rpclog", rpclog] + list(extra_args)  # "none": no operations log unless asked
         self.proc = None
         self.stderr_path = os.path.join(self.workdir, "broker.stderr")
+        self.plaintext = plaintext
+        self.key_file = os.path.join(self.workdir, "broker.key")
+        self.public_key_file = os.path.join(self.workdir, "broker.pub")
+        self.public_key = None
+        if plaintext:
+            self.extra_args.append("--plaintext")
+        else:
+            if not os.path.exists(self.key_file):
+                subprocess.run([binary, "keygen", "--key", self.key_file], check=True, stdout=subprocess.DEVNULL)
+            self.public_key = read_public_key(self.public_key_file)
+            self.extra_args += ["--key", self.key_file]
+
+    def client(self, timeout_ms=3000, keys=None):
+        """A Client of this broker (over CurveZMQ unless the broker is plaintext), as `keys` or a fresh key."""
+        return Client(self.control, timeout_ms=timeout_ms, server_key=self.public_key, keys=keys)
+
+    def secure(self, sock, keys=None):
+        """Makes a raw pyzmq socket a client of this broker (CurveZMQ as `keys` or a fresh keypair; nothing when
+        the broker is plaintext). Returns the keypair used, or None."""
+        if self.plaintext:
+            return None
+        return curve_client(sock, self.public_key, keys)
+
+    def subscriber(self, *topics, keys=None):
+        """A SUB socket on this broker's events (CurveZMQ unless plaintext), subscribed to `topics` (all if none)."""
+        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        for t in topics or (b"",):
+            sock.setsockopt(zmq.SUBSCRIBE, t if isinstance(t, bytes) else t.encode())
+        self.secure(sock, keys)
+        sock.connect(self.events)
+        return sock
+
+    def dealer(self, keys=None):
+        """A DEALER on this broker's control endpoint (CurveZMQ unless plaintext); the caller frames requests."""
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.secure(sock, keys)
+        sock.connect(self.control)
+        return sock
+
+    def peer_key_dir(self, key_dir=None):
+        """The key folder peer_args(key_dir) gives zshare-peer."""
+        return key_dir or os.path.join(self.workdir, "peer-keys")
+
+    def peer_public_key(self, key_dir=None):
+        """The public key zshare-peer made in its key folder on its first run ("" for a plaintext broker)."""
+        if self.plaintext:
+            return ""
+        return read_public_key(os.path.join(self.peer_key_dir(key_dir), "peer.key"))
+
+    def peer_args(self, key_dir=None):
+        """zshare-peer's global options for this broker. Every peer of a test shares one keypair in the
+        workdir unless given its own `key_dir` (a user belongs to the key that registered it)."""
+        if self.plaintext:
+            return ["--broker", self.control, "--plaintext"]
+        return ["--broker", self.control, "--broker-key", self.public_key_file, "--key-dir", self.peer_key_dir(key_dir)]
 
     def start(self, deadline_s=10):
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [self.binary, "--bind", self.control, "--events", self.events, "--db", self.db] + self.extra_args,
                 stdout=subprocess.DEVNULL, stderr=err)
-        probe = Client(self.control, timeout_ms=200)
+        probe = self.client(timeout_ms=200)
         try:
             def answered():
                 if self.proc.poll() is not None:
@@ -240,9 +335,9 @@ class ServeProcess(DaemonProcess):
     """A real `zshare-peer serve` process: registers, connects, publishes its share and serves it.
     start() waits for the SERVE line (--json is always given) and returns it as a dict."""
 
-    def __init__(self, peer_bin, broker_endpoint, user, share, hash_cache, extra_args=(), stderr_path=None):
-        self.argv = [peer_bin, "--broker", broker_endpoint, "--json", "serve", "--user", user, "--share", share,
-                     "--hash-cache", hash_cache] + [str(a) for a in extra_args]
+    def __init__(self, peer_bin, broker, user, share, hash_cache, extra_args=(), stderr_path=None, key_dir=None):
+        self.argv = [peer_bin] + broker.peer_args(key_dir) + ["--json", "serve", "--user", user, "--share", share,
+                                                              "--hash-cache", hash_cache] + [str(a) for a in extra_args]
         self.user = user
         self.stderr_path = stderr_path or os.path.join(os.path.dirname(os.path.abspath(hash_cache)),
                                                        "serve-%s.stderr" % user)
@@ -325,10 +420,13 @@ class ServeProcess(DaemonProcess):
 class TransferClient:
     """A DEALER speaking schemas/transfer.md to one seeder: one msgpack map per request, no delimiter frame."""
 
-    def __init__(self, endpoint, timeout_ms=5000):
+    def __init__(self, endpoint, timeout_ms=5000, server_key=None):
+        """`server_key`: the seeder's CurveZMQ public key, as the broker lists it (key of its user)."""
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if server_key:
+            curve_client(self.sock, server_key)
         self.sock.connect(endpoint)
         self.timeout_ms = timeout_ms
         self.ids = itertools.count(1)
