@@ -2,9 +2,10 @@
 # search_client.py: a zshare client in Python written from schemas/ alone: searches the broker's index
 # and prints every matching file, following the pages. Needs Debian's python3-zmq and python3-msgpack.
 #
-#   examples/search_client.py --broker tcp://127.0.0.1:5555 river live
+#   examples/search_client.py --broker tcp://127.0.0.1:5555 --broker-key broker.pub river live
 #   examples/search_client.py --cid <64 hex digits>
 import argparse
+import os
 import sys
 import time
 import uuid
@@ -13,12 +14,27 @@ import msgpack
 import zmq
 
 
-def request(ctx, endpoint, msg, timeout_ms, attempts=3):
-    """Lazy Pirate (schemas/protocol.md): on silence, close the REQ socket, open a new one, resend the same id."""
+def broker_public_key(key_or_path):
+    """The broker's CurveZMQ public key: 40 Z85 characters, or a key file's public-key = "..." line."""
+    if len(key_or_path) == 40 and not os.path.exists(key_or_path):  # Z85 may hold '/' and '=': files win
+        return key_or_path
+    with open(key_or_path) as f:
+        for line in f:
+            if line.strip().startswith("public-key"):
+                return line.split('"')[1]
+    raise ValueError("%s holds no public-key line" % key_or_path)
+
+
+def request(ctx, endpoint, server_key, msg, timeout_ms, attempts=3):
+    """Lazy Pirate (schemas/protocol.md): on silence, close the REQ socket, open a new one, resend the same id.
+    Over CurveZMQ (protocol.md, Security) a searcher needs only the broker's key and a keypair of its own."""
     body = msgpack.packb(msg, use_bin_type=True)
     for _ in range(attempts):
         sock = ctx.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
+        if server_key:
+            sock.curve_serverkey = server_key.encode()
+            sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
         sock.connect(endpoint)
         sock.send(body)
         if sock.poll(timeout_ms) & zmq.POLLIN:
@@ -33,11 +49,16 @@ def main():
     parser = argparse.ArgumentParser(description="search a zshare index")
     parser.add_argument("words", nargs="*", help="keywords; a file matches when it has them all")
     parser.add_argument("--broker", default="tcp://127.0.0.1:5555")
+    parser.add_argument("--broker-key", help="the broker's public key or its .pub file (CurveZMQ)")
+    parser.add_argument("--plaintext", action="store_true", help="for a broker run with --plaintext")
     parser.add_argument("--cid", help="exact content id")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds for the whole request")
     args = parser.parse_args()
     if not args.words and not args.cid:
         parser.error("give keywords or --cid")
+    if not args.broker_key and not args.plaintext:
+        parser.error("give --broker-key (the broker's public key or .pub file), or --plaintext")
+    server_key = None if args.plaintext else broker_public_key(args.broker_key)
 
     ctx = zmq.Context.instance()
     prefix, counter, cursor, found = uuid.uuid4().hex, 0, None, 0
@@ -51,7 +72,7 @@ def main():
             msg["cid"] = args.cid
         if cursor is not None:
             msg["cursor"] = cursor
-        reply = request(ctx, args.broker, msg, int(args.timeout * 1000 / 3))
+        reply = request(ctx, args.broker, server_key, msg, int(args.timeout * 1000 / 3))
         if reply["status"] != "OK":
             print("SEARCH FAIL, %s: %s" % (reply["status"], reply.get("error", "")), file=sys.stderr)
             return 1

@@ -40,6 +40,10 @@ EVENTS="tcp://127.0.0.1:$(free_port)"
 TIME_PORT=$(free_port)
 LOG_PORT=$(free_port)
 export ZSHARE_BROKER="$CONTROL" ZSHARE_EVENTS="$EVENTS" ZSHARE_TIMESVC="http://127.0.0.1:$TIME_PORT"
+# Every link is CurveZMQ: everyone learns the broker's public key; each person's keypair is made on first use
+# in their own key folder (ZSHARE_KEY_DIR, as --key-dir), so a user belongs to the key that registered it.
+export ZSHARE_BROKER_KEY="$WORK/broker.pub" ZSHARE_KEY_DIR="$WORK/keys/operator"
+as() { local who=$1; shift; ZSHARE_KEY_DIR="$WORK/keys/$who" "$@"; }
 
 say "Side services: SOAP time service on :$TIME_PORT, ONC-RPC operations logger on :$LOG_PORT"
 # Background programs write through process substitution, so $! is the program itself and killing it
@@ -50,9 +54,10 @@ PIDS+=($!)
 PIDS+=($!)
 touch "$WORK/operations.log"
 
-say "The broker: control $CONTROL, events $EVENTS, index in SQLite"
+say "The broker: its CurveZMQ keypair (zshare-broker keygen), control $CONTROL, events $EVENTS, index in SQLite"
+"$BIN_BROKER" keygen --key "$WORK/broker.key" | indent "keygen"
 "$BIN_BROKER" --bind "$CONTROL" --events "$EVENTS" --db "$WORK/broker.db" --rpclog "127.0.0.1:$LOG_PORT" \
-  > >(indent "broker") 2>&1 &
+  --key "$WORK/broker.key" > >(indent "broker") 2>&1 &
 PIDS+=($!)
 "$BIN_PEER" --timeout 5 list-users >/dev/null  # returns once the broker answers (Lazy Pirate retries meanwhile)
 
@@ -70,10 +75,10 @@ printf 'Notes from the river stage, 2026.\n' >"$WORK/alice/stage-notes.txt"
 head -c $((3 * 1024 * 1024)) /dev/urandom >"$WORK/bob/sunset-timelapse.mp4"
 
 say "alice and bob start seeding their folders (zshare-peer serve)"
-"$BIN_PEER" serve --user alice --share "$WORK/alice" --hash-cache "$WORK/alice.hashes" --rate-limit 20000000 \
+ZSHARE_KEY_DIR="$WORK/keys/alice" "$BIN_PEER" serve --user alice --share "$WORK/alice" --hash-cache "$WORK/alice.hashes" --rate-limit 20000000 \
   >"$WORK/alice.out" 2>&1 &
 PIDS+=($!)
-"$BIN_PEER" serve --user bob --share "$WORK/bob" --hash-cache "$WORK/bob.hashes" --rate-limit 20000000 \
+ZSHARE_KEY_DIR="$WORK/keys/bob" "$BIN_PEER" serve --user bob --share "$WORK/bob" --hash-cache "$WORK/bob.hashes" --rate-limit 20000000 \
   >"$WORK/bob.out" 2>&1 &
 BOB=$!
 PIDS+=($BOB)
@@ -83,12 +88,12 @@ sleep 0.5
 
 say "carol, in the peer shell: register, connect, who is online, what is there"
 printf 'REGISTER carol\nCONNECT carol\nLIST_USERS\nSEARCH river live\nLIST_CONTENT bob\nQUIT\n' \
-  | "$BIN_PEER" shell 2>&1 | indent "carol "
+  | as carol "$BIN_PEER" shell 2>&1 | indent "carol "
 sleep 0.5
 
 CID=$(sha256sum "$WORK/alice/river-sessions-live.flac" | cut -d' ' -f1)
 say "carol downloads the album by content id from every peer that holds it, verified chunk by chunk"
-"$BIN_PEER" --json get "$CID" "$WORK/carol/album.flac" \
+as carol "$BIN_PEER" --json get "$CID" "$WORK/carol/album.flac" \
   | /usr/bin/python3 -c 'import json,sys
 s=json.loads(sys.stdin.read())
 print("%s: %d bytes in %.2f s, %d chunks, %d bad" % (s["status"], s["size"], s["seconds"], s["chunks"], s["bad_chunks"]))
@@ -96,6 +101,10 @@ for src in s["sources"]: print("  from %-6s %3d chunks  %s" % (src["user"], src[
   | indent "carol "
 echo "  check | $(sha256sum "$WORK/carol/album.flac" | cut -d' ' -f1) (downloaded)"
 echo "  check | $CID (content id)"
+
+say "mallory, with a key of her own, tries to take alice's name off the network: DENIED, alice stays"
+{ as mallory "$BIN_PEER" unregister alice 2>&1 || true; } | indent "mallory"
+"$BIN_PEER" list-content alice | head -n 3 | indent "check "
 
 say "bob stops seeding (SIGTERM): he disconnects, his files stay in the index, offline"
 kill -TERM "$BOB"

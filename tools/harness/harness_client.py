@@ -100,11 +100,27 @@ class CallResult:
         return self.sent_down or self.sent_fault_seq != self.acked_fault_seq
 
 
+class Keys:
+    """The network's CurveZMQ keys as the harness sees them: the broker's public key (Z85 str) and the one
+    keypair (Z85 bytes) the harness and every seeder it starts act with, so the harness may drive any of its
+    users (a user belongs to the key that registered it)."""
+
+    def __init__(self, broker_public, own):
+        self.broker_public = broker_public
+        self.own = own
+
+    def dial(self, sock, own=None):
+        """Makes a fresh socket a CurveZMQ client of the broker."""
+        sock.curve_serverkey = self.broker_public.encode()
+        sock.curve_publickey, sock.curve_secretkey = own or self.own
+
+
 class BrokerClient:
     """A REQ socket to the broker; call() resends the same request on a fresh socket after each timeout."""
 
-    def __init__(self, endpoint, stamps, epochs, stop, timeout_s=1.0, deadline_s=60.0, name="client"):
+    def __init__(self, endpoint, stamps, epochs, stop, timeout_s=1.0, deadline_s=60.0, name="client", keys=None):
         self.endpoint = endpoint
+        self.keys = keys
         self.stamps = stamps
         self.epochs = epochs
         self.stop = stop
@@ -123,6 +139,8 @@ class BrokerClient:
         self.sock = self.ctx.socket(zmq.REQ)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, 16 << 20)
+        if self.keys:
+            self.keys.dial(self.sock)
         self.sock.connect(self.endpoint)
 
     def close(self):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -11,7 +12,7 @@ import time
 import msgpack
 import zmq
 
-from harness_client import BrokerClient, BrokerEpochs, Stamps, Unanswered
+from harness_client import BrokerClient, BrokerEpochs, Keys, Stamps, Unanswered
 from harness_procs import Daemon, Registry, free_ports, wait_until
 
 
@@ -48,9 +49,10 @@ class Cluster:
         self.oplog = os.path.join(self.workdir, "operations.log")
         self.timesvc_url = None
         self.seeders = {}
+        self.keys = self._make_keys()
         self.broker = Daemon(self.registry, "broker",
                              [bins.broker, "--bind", self.control, "--events", self.events, "--db", self.db,
-                              "--rpclog", "127.0.0.1:%d" % rpclog], self.logdir)
+                              "--rpclog", "127.0.0.1:%d" % rpclog, "--key", self.broker_key_file], self.logdir)
         self.logger = Daemon(self.registry, "rpclog",
                              [bins.rpclog, "--bind", "127.0.0.1", "--port", str(rpclog), "--log", self.oplog],
                              self.logdir)
@@ -59,8 +61,37 @@ class Cluster:
         self.broker_lock = threading.Lock()   # one broker restart at a time
         self.logger_lock = threading.Lock()
 
+    def _make_keys(self):
+        """CurveZMQ everywhere: the broker's keypair from `zshare-broker keygen`, and the peers' keypair written
+        as peer.key in the shared key folder (the format zshare-peer reads; it would make one itself)."""
+        self.broker_key_file = os.path.join(self.workdir, "broker.key")
+        self.broker_pub_file = os.path.join(self.workdir, "broker.pub")
+        self.key_dir = os.path.join(self.workdir, "keys")
+        if not os.path.exists(self.broker_key_file):
+            subprocess.run([self.bins.broker, "keygen", "--key", self.broker_key_file], check=True,
+                           stdout=subprocess.DEVNULL)
+        with open(self.broker_pub_file) as f:
+            broker_public = re.search(r'public-key = "([^"]+)"', f.read()).group(1)
+        peer_key = os.path.join(self.key_dir, "peer.key")
+        if os.path.exists(peer_key):
+            with open(peer_key) as f:
+                text = f.read()
+            own = tuple(re.search(r'%s = "([^"]+)"' % k, text).group(1).encode() for k in ("public-key", "secret-key"))
+        else:
+            os.makedirs(self.key_dir, mode=0o700, exist_ok=True)
+            own = zmq.curve_keypair()
+            fd = os.open(peer_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write('public-key = "%s"\nsecret-key = "%s"\n' % (own[0].decode(), own[1].decode()))
+        return Keys(broker_public, own)
+
+    def peer_args(self):
+        """zshare-peer's global options: this broker, its key, and the harness's key folder."""
+        return ["--broker", self.control, "--broker-key", self.broker_pub_file, "--key-dir", self.key_dir]
+
     def client(self, name, timeout_s=1.0, deadline_s=60.0):
-        return BrokerClient(self.control, self.stamps, self.epochs, self.stop, timeout_s, deadline_s, name)
+        return BrokerClient(self.control, self.stamps, self.epochs, self.stop, timeout_s, deadline_s, name,
+                            keys=self.keys)
 
     # ---- the daemons ----
     def start_timesvc(self):
@@ -89,6 +120,7 @@ class Cluster:
         self.broker.start()
         probe = zmq.Context.instance().socket(zmq.REQ)
         probe.setsockopt(zmq.LINGER, 0)
+        self.keys.dial(probe)
         probe.connect(self.control)
         try:
             end = time.monotonic() + deadline_s
@@ -107,6 +139,7 @@ class Cluster:
                 probe.close(linger=0)
                 probe = zmq.Context.instance().socket(zmq.REQ)
                 probe.setsockopt(zmq.LINGER, 0)
+                self.keys.dial(probe)
                 probe.connect(self.control)
                 if time.monotonic() > end or self.stop.is_set():
                     raise ProcessFailure("zshare-broker did not answer STATS within %ds" % deadline_s)
@@ -233,7 +266,7 @@ class Seeder:
         cluster, spec = self.cluster, self.spec
         self.port = port
         self.endpoint = "tcp://127.0.0.1:%d" % port
-        argv = [cluster.bins.peer, "--broker", cluster.control, "--json", "--timeout", "2"]
+        argv = [cluster.bins.peer] + cluster.peer_args() + ["--json", "--timeout", "2"]
         if cluster.timesvc_url:
             argv += ["--timesvc", cluster.timesvc_url]
         argv += ["serve", "--user", spec.name, "--share", self.share, "--hash-cache",

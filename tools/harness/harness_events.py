@@ -54,6 +54,7 @@ class Subscriber(threading.Thread):
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        cluster.keys.dial(self.sock, zmq.curve_keypair())  # a subscriber acts as nobody: a key of its own
         self.sock.connect(cluster.events)
         self.lock = threading.Lock()
         self.replica = Replica()

@@ -70,6 +70,8 @@ def log_args(op, fields, reply):
         return "%s %d %s" % (fields["name"], fields["size"], fields["cid"])
     if op == "DELETE":
         return fields["name"]
+    if op == "REGISTER" and reply.get("key"):
+        return "key=" + reply["key"]  # the CurveZMQ key that now owns the user
     return ""
 
 

@@ -220,7 +220,7 @@ class Ops:
             safe = label.replace("/", "_").replace(":", "_").replace("=", "_")
             dest = os.path.join(self.downloads_dir, "%05d-%s" % (n, safe[:80]))
         s = self.settings
-        argv = [self.cluster.bins.peer, "--broker", self.cluster.control, "--json", "--timeout", "2"]
+        argv = [self.cluster.bins.peer] + self.cluster.peer_args() + ["--json", "--timeout", "2"]
         if self.cluster.timesvc_url:
             argv += ["--timesvc", self.cluster.timesvc_url]
         argv += ["get", arg, dest, "--window", str(window or s["window"]), "--source-timeout", str(s["source-timeout"])]

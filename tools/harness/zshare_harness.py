@@ -145,7 +145,8 @@ def run(args, sc, bins):
         subscriber.start()
         if bins.events:
             events_tool = Daemon(cluster.registry, "zshare-events",
-                                 [bins.events, "--events", cluster.events, "--broker", cluster.control, "--json"],
+                                 [bins.events, "--events", cluster.events, "--broker", cluster.control,
+                                  "--broker-key", cluster.broker_pub_file, "--json"],
                                  cluster.logdir).start()
         cluster.start_timesvc()
         cluster.start_logger()
