@@ -4,8 +4,12 @@
 // Invariants: every loop is bounded in count and time; sockets bind/connect to 127.0.0.1 only; request ids are
 // unique (a random 64-bit prefix per process, the client's number and a counter). The machine-readable output is
 // one line per measurement starting with "RESULT", then key=value pairs; run_broker_bench.sh parses it.
+// With --broker-key the clients dial over CurveZMQ (populate: one keypair for the whole run, since REGISTER binds
+// each user to its sender's key; load and stats: a fresh keypair per connection); without it they are plaintext,
+// as the echo always is.
 #include "common/codec.hpp"
 #include "common/content_hash.hpp"
+#include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
@@ -27,6 +31,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -184,6 +189,20 @@ std::string random_prefix() {
 // ---------------------------------------------------------------------------------------------------------------
 // DEALER clients and the wait on many of them at once (ppoll on ZMQ_FD: sub-millisecond timeouts, no spinning).
 
+// How the DEALERs dial: plaintext (no server key), or CurveZMQ with the broker's public key and either one keypair
+// shared by every connection (populate: CONNECT and PUBLISH must come from the key that REGISTERed the user) or a
+// fresh keypair per connection (load and stats: reads are open to any key, and each handshake is then a new client's).
+struct Dial {
+  std::string server_key;                        // Z85; empty: plaintext
+  std::optional<zshare::curve::KeyPair> shared;  // unset: a fresh keypair per connection
+
+  bool curve() const { return !server_key.empty(); }
+  const char* name() const { return curve() ? "curve" : "plaintext"; }
+  void apply(zmq::socket_t& sock) const {
+    if (curve()) zshare::curve::make_client(sock, shared ? *shared : zshare::curve::generate(), server_key);
+  }
+};
+
 struct Pending {
   Clock::time_point intended;  // when the request was due (open loop) or sent (closed loop)
   std::uint64_t tag = 0;       // the caller's: file index, or request kind
@@ -198,8 +217,9 @@ struct Conn {
   Clock::time_point next_send{};
   std::uint64_t events_seen = 0;
 
-  Conn(zmq::context_t& ctx, const std::string& endpoint, std::string id_prefix)
+  Conn(zmq::context_t& ctx, const std::string& endpoint, std::string id_prefix, const Dial& dial)
       : sock(ctx, zmq::socket_type::dealer), prefix(std::move(id_prefix)) {
+    dial.apply(sock);
     sock.set(zmq::sockopt::linger, 0);
     sock.set(zmq::sockopt::maxmsgsize, proto::kClientMaxMessageBytes);
     sock.set(zmq::sockopt::sndhwm, 200000);
@@ -296,14 +316,15 @@ struct PhaseResult {
 
 using MakeRequest = std::function<std::string(std::uint64_t index, const std::string& id, Stamp& stamp)>;
 
-PhaseResult run_pipelined(zmq::context_t& ctx, const std::string& endpoint, const std::string& phase, int clients,
-                          int window, std::uint64_t count, const MakeRequest& make,
+PhaseResult run_pipelined(zmq::context_t& ctx, const std::string& endpoint, const Dial& dial, const std::string& phase,
+                          int clients, int window, std::uint64_t count, const MakeRequest& make,
                           const std::set<std::string>& existing_statuses, double idle_timeout_s,
                           double phase_timeout_s, const std::string& process_prefix) {
   PhaseResult r;
   std::vector<std::unique_ptr<Conn>> conns;
   for (int i = 0; i < clients; ++i)
-    conns.push_back(std::make_unique<Conn>(ctx, endpoint, process_prefix + "." + phase + std::to_string(i) + "."));
+    conns.push_back(
+        std::make_unique<Conn>(ctx, endpoint, process_prefix + "." + phase + std::to_string(i) + ".", dial));
   Stamp stamp;
   const auto limits = client_limits();
   const auto start = Clock::now();
@@ -389,27 +410,28 @@ PhaseResult run_pipelined(zmq::context_t& ctx, const std::string& endpoint, cons
   return r;
 }
 
-int cmd_populate(const std::string& endpoint, std::uint64_t users, std::uint64_t files, int clients, int window,
-                 double idle_timeout_s, double phase_timeout_s) {
+int cmd_populate(const std::string& endpoint, Dial dial, std::uint64_t users, std::uint64_t files, int clients,
+                 int window, double idle_timeout_s, double phase_timeout_s) {
   if (users == 0) throw std::runtime_error("--users must be at least 1");
+  if (dial.curve()) dial.shared = zshare::curve::generate();  // the owner of every user this run registers
   zmq::context_t ctx(1);
   const std::string prefix = random_prefix();
   const auto start = Clock::now();
 
   auto reg = run_pipelined(
-      ctx, endpoint, "register", clients, window, users,
+      ctx, endpoint, dial, "register", clients, window, users,
       [](std::uint64_t i, const std::string& id, Stamp& st) {
         return header("REGISTER", id, st).put("user", user_name(i)).finish();
       },
       {std::string(proto::status::kUsernameInUse)}, idle_timeout_s, phase_timeout_s, prefix);
   auto con = run_pipelined(
-      ctx, endpoint, "connect", clients, window, users,
+      ctx, endpoint, dial, "connect", clients, window, users,
       [](std::uint64_t i, const std::string& id, Stamp& st) {
         return header("CONNECT", id, st).put("user", user_name(i)).put("endpoint", fake_endpoint(i)).finish();
       },
       {std::string(proto::status::kUserAlreadyConnected)}, idle_timeout_s, phase_timeout_s, prefix);
   auto pub = run_pipelined(
-      ctx, endpoint, "publish", clients, window, files,
+      ctx, endpoint, dial, "publish", clients, window, files,
       [users](std::uint64_t i, const std::string& id, Stamp& st) {
         const FileSpec f = file_spec(i, users);
         return header("PUBLISH", id, st)
@@ -428,9 +450,9 @@ int cmd_populate(const std::string& endpoint, std::uint64_t users, std::uint64_t
   const std::uint64_t errors = reg.errors + con.errors + pub.errors;
   const std::uint64_t unanswered = reg.unanswered + con.unanswered + pub.unanswered;
   std::printf("RESULT populate users=%" PRIu64 " files=%" PRIu64 " seconds=%.3f publish_seconds=%.3f"
-              " files_per_s=%.0f errors=%" PRIu64 " unanswered=%" PRIu64 "\n",
+              " files_per_s=%.0f errors=%" PRIu64 " unanswered=%" PRIu64 " security=%s\n",
               users, files, total, pub.seconds, pub.seconds > 0 ? static_cast<double>(files) / pub.seconds : 0.0,
-              errors, unanswered);
+              errors, unanswered, dial.name());
   return errors == 0 && unanswered == 0 ? 0 : 1;
 }
 
@@ -441,6 +463,7 @@ enum Kind : std::uint64_t { kSearch = 0, kList = 1 };
 
 struct LoadConfig {
   std::string endpoint;
+  Dial dial;  // plaintext, or CurveZMQ with a fresh keypair per client
   int clients = 16;
   int threads = 1;
   double seconds = 5;
@@ -516,7 +539,7 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
   std::vector<std::unique_ptr<Conn>> conns;
   for (int i = 0; i < nclients; ++i)
     conns.push_back(std::make_unique<Conn>(ctx, cfg.endpoint,
-                                           process_prefix + "." + std::to_string(first_client + i) + "."));
+                                           process_prefix + "." + std::to_string(first_client + i) + ".", cfg.dial));
   QueryMaker maker(cfg, splitmix64(std::hash<std::string>{}(process_prefix) + static_cast<std::uint64_t>(first_client)));
   const auto limits = client_limits();
   const auto window_start = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.warmup));
@@ -685,20 +708,20 @@ int cmd_load(LoadConfig cfg, const std::string& label) {
               " ok=%" PRIu64 " errors=%" PRIu64 " unanswered=%" PRIu64 " skipped=%" PRIu64 " unmatched=%" PRIu64
               " rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f max_send_lag_us=%.0f"
               " search=%" PRIu64 " search_avg_results=%.2f list=%" PRIu64 " list_avg_files=%.2f"
-              " avg_reply_bytes=%.0f statuses=%s\n",
+              " avg_reply_bytes=%.0f statuses=%s security=%s\n",
               label.c_str(), cfg.rate > 0 ? "open" : "closed", cfg.clients, cfg.threads, cfg.seconds, cfg.rate, st.sent,
               st.ok, st.errors, st.unanswered, st.skipped, st.unmatched, rps, p50, p99, p999, maxl, st.max_send_lag_us,
               st.search_n, st.search_n ? static_cast<double>(st.search_results) / static_cast<double>(st.search_n) : 0.0,
               st.list_n, st.list_n ? static_cast<double>(st.list_files) / static_cast<double>(st.list_n) : 0.0,
               st.sent ? static_cast<double>(st.reply_bytes) / static_cast<double>(st.sent) : 0.0,
-              status_summary(st.statuses).c_str());
+              status_summary(st.statuses).c_str(), cfg.dial.name());
   return st.ok > 0 ? 0 : 1;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // stats: one STATS request, waiting until the broker answers (used to time a restart).
 
-int cmd_stats(const std::string& endpoint, double timeout_s, std::int64_t since_epoch_ns) {
+int cmd_stats(const std::string& endpoint, const Dial& dial, double timeout_s, std::int64_t since_epoch_ns) {
   zmq::context_t ctx(1);
   const std::string prefix = random_prefix() + ".stats.";
   std::vector<std::unique_ptr<Conn>> conns;
@@ -712,7 +735,7 @@ int cmd_stats(const std::string& endpoint, double timeout_s, std::int64_t since_
   zmq::message_t body;
   for (int attempt = 0; attempt < 100000 && Clock::now() < deadline; ++attempt) {
     conns.clear();
-    conns.push_back(std::make_unique<Conn>(ctx, endpoint, prefix));
+    conns.push_back(std::make_unique<Conn>(ctx, endpoint, prefix, dial));
     Conn& c = *conns.front();
     if (request.empty()) request = header("STATS", c.next_id(), stamp).finish();
     c.send(request);
@@ -729,7 +752,7 @@ int cmd_stats(const std::string& endpoint, double timeout_s, std::int64_t since_
                                 std::chrono::system_clock::now().time_since_epoch()).count();
         const std::string status(root.opt_str("status", 64).value_or("NO STATUS"));
         std::ostringstream out;
-        out << "RESULT stats status=" << (status == proto::status::kOk ? "OK" : "ERROR")
+        out << "RESULT stats status=" << (status == proto::status::kOk ? "OK" : "ERROR") << " security=" << dial.name()
             << " elapsed_ms=" << seconds_between(start, Clock::now()) * 1000;
         if (since_epoch_ns > 0) out << " since_ms=" << static_cast<double>(now_ns - since_epoch_ns) / 1e6;
         for (const char* key : {"users", "connected", "files", "seq", "requests", "bad_requests", "retries_answered",
@@ -803,12 +826,17 @@ int main(int argc, char** argv) {
   CLI::App app{"zshare-bench-load: populate a broker, load it (or the ROUTER echo baseline), serve the echo"};
   app.require_subcommand(1);
   std::string endpoint = "tcp://127.0.0.1:5555";
+  std::string broker_key;  // Z85 public key or a key file; empty: plaintext
+  const char* const kBrokerKeyHelp =
+      "the broker's CurveZMQ public key, or its .pub file: dial over Curve (default: plaintext, for a --plaintext "
+      "broker or the echo)";
 
   auto* populate = app.add_subcommand("populate", "REGISTER and CONNECT users, then PUBLISH files");
   std::uint64_t users = 10000, files = 1000000;
   int pop_clients = 4, window = 128;
   double idle_timeout = 60, phase_timeout = 3600;
   populate->add_option("--connect", endpoint, "broker ROUTER endpoint");
+  populate->add_option("--broker-key", broker_key, kBrokerKeyHelp);
   populate->add_option("--users", users, "users to register and connect")->check(CLI::Range(1, 10000000));
   populate->add_option("--files", files, "files to publish in total")->check(CLI::Range(0, 100000000));
   populate->add_option("--clients", pop_clients, "concurrent DEALER clients")->check(CLI::Range(1, 256));
@@ -820,6 +848,7 @@ int main(int argc, char** argv) {
   LoadConfig cfg;
   std::string target = "broker";
   load->add_option("--connect", endpoint, "broker (or echo) ROUTER endpoint");
+  load->add_option("--broker-key", broker_key, kBrokerKeyHelp);
   load->add_option("--clients", cfg.clients, "concurrent DEALER clients")->check(CLI::Range(1, 4096));
   load->add_option("--threads", cfg.threads, "generator threads sharing the clients")->check(CLI::Range(1, 64));
   load->add_option("--seconds", cfg.seconds, "measured window (s)");
@@ -840,6 +869,7 @@ int main(int argc, char** argv) {
   double stats_timeout = 30;
   std::int64_t since_ns = 0;
   stats->add_option("--connect", endpoint, "broker ROUTER endpoint");
+  stats->add_option("--broker-key", broker_key, kBrokerKeyHelp);
   stats->add_option("--timeout", stats_timeout, "give up after (s)")->check(CLI::Range(0.1, 3600.0));
   stats->add_option("--since-ns", since_ns, "also report ms since this CLOCK_REALTIME instant (date +%s%N)");
 
@@ -853,19 +883,24 @@ int main(int argc, char** argv) {
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // 1 us: open-loop send times and ppoll wake-ups stay precise
 
   try {
+    Dial dial;
+    if (!broker_key.empty()) dial.server_key = zshare::curve::read_public_key(broker_key);
     if (*populate) {
       check_loopback(endpoint);
-      return cmd_populate(endpoint, users, files, pop_clients, window, idle_timeout, phase_timeout);
+      return cmd_populate(endpoint, dial, users, files, pop_clients, window, idle_timeout, phase_timeout);
     }
     if (*load) {
       check_loopback(endpoint);
       cfg.endpoint = endpoint;
       cfg.echo = target == "echo";
+      if (cfg.echo && dial.curve())
+        throw std::runtime_error("the echo is plaintext: --target echo takes no --broker-key");
+      cfg.dial = dial;
       return cmd_load(cfg, target);
     }
     if (*stats) {
       check_loopback(endpoint);
-      return cmd_stats(endpoint, stats_timeout, since_ns);
+      return cmd_stats(endpoint, dial, stats_timeout, since_ns);
     }
     if (*echo) {
       check_loopback(bind);

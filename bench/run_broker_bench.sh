@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # run_broker_bench.sh: the broker benchmark end to end (GUIDE.md section 4): populate, peak rate against the broker
-# and a raw ROUTER echo in the same run, latency at half peak, peak RSS per indexed file, restart time. Builds nothing.
+# and a raw ROUTER echo in the same run, latency at half peak, peak RSS per indexed file, restart time, and the
+# CurveZMQ cost (a Curve broker and a --plaintext one on copies of the same database, interleaved). Builds nothing.
+# The brokers run over CurveZMQ (a keypair made in TMP; the load generator dials with --broker-key, a fresh client
+# keypair per connection); the echo baseline is always plaintext.
 #
 # Usage: bench/run_broker_bench.sh [BUILD_DIR]        (or ZSHARE_BUILD=DIR; default ./build)
 # Knobs (environment): USERS=10000 FILES=1000000 CLIENTS=16 RUN_SECONDS=5 WARMUP=1 REPS=3 RESTARTS=3
 #   LIST_FRACTION=0.2 POP_CLIENTS=4 POP_WINDOW=128 BROKER_ARGS="" KEEP_TMP=0 TMPDIR=/tmp
+#   CURVE=1 (0: sections 1-6 run a --plaintext broker) CURVE_COST=1 (0: skip the CurveZMQ cost section)
 # Quick run: FILES=100000 USERS=1000 bench/run_broker_bench.sh build-bench
 set -euo pipefail
 
@@ -21,6 +25,8 @@ POP_CLIENTS=${POP_CLIENTS:-4}
 POP_WINDOW=${POP_WINDOW:-128}
 BROKER_ARGS=${BROKER_ARGS:-}
 KEEP_TMP=${KEEP_TMP:-0}
+CURVE=${CURVE:-1}
+CURVE_COST=${CURVE_COST:-1}
 TIME=/usr/bin/time
 PY=/usr/bin/python3
 
@@ -52,6 +58,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The brokers' CurveZMQ keypair (broker.key, 0600) and its public half (broker.pub), for every Curve broker here.
+"$BROKER" keygen --key "$TMP/broker.key" >/dev/null || { echo "zshare-broker keygen failed" >&2; exit 1; }
+BROKER_PUB=$TMP/broker.pub
+MAIN=curve  # the security of the brokers in sections 1-6: curve or plain
+[[ $CURVE == 1 ]] || MAIN=plain
+# dial SECURITY: sets DIAL to the load generator's options to reach a broker of that security (curve: the broker's
+# public key; plain, echo: none).
+dial() { DIAL=(); if [[ $1 == curve ]]; then DIAL=(--broker-key "$BROKER_PUB"); fi; }
+
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 kv() { grep -o "\b$2=[^ ]*" <<<"$1" | head -1 | cut -d= -f2; }  # kv LINE KEY
 free_ports() {  # free_ports N: N distinct free loopback ports
@@ -61,15 +76,18 @@ for s in ss: s.bind(("127.0.0.1",0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
-# start_broker NAME DB: runs the broker under /usr/bin/time -v; sets BROKER_EP, BROKER_TPID, BROKER_PID, T0_NS.
+# start_broker NAME DB SECURITY: runs the broker (SECURITY curve: --key, plain: --plaintext) under /usr/bin/time -v;
+# sets BROKER_EP, BROKER_TPID, BROKER_PID, BROKER_SEC, T0_NS.
 start_broker() {
-  local name=$1 db=$2 p q
+  local name=$1 db=$2 p q sec_args
+  BROKER_SEC=$3
+  [[ $BROKER_SEC == curve ]] && sec_args="--key $TMP/broker.key" || sec_args=--plaintext
   read -r p q < <(free_ports 2)
   BROKER_EP=tcp://127.0.0.1:$p
   T0_NS=$(date +%s%N)
   # shellcheck disable=SC2086
   "$TIME" -v -o "$TMP/$name.time" "$BROKER" --bind "$BROKER_EP" --events "tcp://127.0.0.1:$q" --db "$db" \
-    $BROKER_ARGS >"$TMP/$name.log" 2>&1 &
+    $sec_args $BROKER_ARGS >"$TMP/$name.log" 2>&1 &
   BROKER_TPID=$!
   STARTED+=("$BROKER_TPID")
   BROKER_PID=
@@ -82,10 +100,11 @@ start_broker() {
   [[ -n $BROKER_PID ]] || { echo "broker $name did not start:" >&2; cat "$TMP/$name.log" >&2; exit 1; }
 }
 
-# wait_ready NAME TIMEOUT: STATS until answered; appends "RESULT stats ... tag=NAME"; echoes the line.
+# wait_ready NAME TIMEOUT: STATS until the last started broker answers; appends "RESULT stats ... tag=NAME"; echoes it.
 wait_ready() {
   local line
-  if ! line=$("$LOAD" stats --connect "$BROKER_EP" --timeout "$2" --since-ns "$T0_NS"); then
+  dial "$BROKER_SEC"
+  if ! line=$("$LOAD" stats --connect "$BROKER_EP" "${DIAL[@]}" --timeout "$2" --since-ns "$T0_NS"); then
     echo "broker $1 did not answer STATS within $2 s; its log:" >&2
     tail -20 "$TMP/$1.log" >&2
     exit 1
@@ -94,16 +113,17 @@ wait_ready() {
   echo "$line"
 }
 
-# stop_broker NAME: SIGTERM to the broker (not to time, which would not forward it), reap, record peak RSS.
+# stop_broker NAME [TPID PID]: SIGTERM to the broker (not to time, which would not forward it), reap, record peak
+# RSS. Without TPID and PID: the last broker started.
 stop_broker() {
-  local name=$1 rc=0 kb
-  kill -TERM "$BROKER_PID" 2>/dev/null || true
-  for _ in $(seq 1 1200); do kill -0 "$BROKER_TPID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$BROKER_TPID" 2>/dev/null; then
+  local name=$1 tpid=${2:-$BROKER_TPID} pid=${3:-$BROKER_PID} rc=0 kb
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 1200); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$tpid" 2>/dev/null; then
     log "broker $name still running 120 s after SIGTERM: SIGKILL"
-    kill -KILL "$BROKER_PID" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  wait "$BROKER_TPID" || rc=$?
+  wait "$tpid" || rc=$?
   kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$TMP/$name.time")
   [[ $rc == 0 ]] || log "broker $name exited with status $rc: $(tail -3 "$TMP/$name.log" | tr '\n' ' ')"
   echo "RESULT rss tag=$name kb=${kb:-0} exit=$rc" >>"$RESULTS"
@@ -117,19 +137,23 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 NCPU=$(nproc)
 
-# load_run TAG TARGET ENDPOINT RATE PID [SECONDS]: one load-generator run; appends its RESULT line with the
-# server's (PID's) CPU time per request, which noise from other processes on the machine barely moves.
+# load_run TAG TARGET ENDPOINT RATE PID [SECONDS]: one load-generator run against TARGET (curve: a Curve broker,
+# plain: a --plaintext broker, echo: the echo); appends its RESULT line with the server's (PID's) CPU time per
+# request, which noise from other processes on the machine barely moves.
 # Open-loop runs also leave a per-request latency log in TMP (KEEP_TMP=1 keeps it) to find stalls.
 RUN_NO=0
 load_run() {
   local tag=$1 target=$2 ep=$3 rate=$4 pid=$5 secs=${6:-$RUN_SECONDS} out line cpu extra=() t0 t1 b0 b1 w0 w1 sent
-  local gen_ticks other
+  local gen_ticks other kind=broker
   RUN_NO=$((RUN_NO + 1))
+  [[ $target == echo ]] && kind="echo"
+  dial "$target"
+  extra=("${DIAL[@]}")
   t0=$(cpu_ticks "$pid")
   b0=$(busy_ticks)
   w0=$(date +%s%N)
-  [[ $rate == 0 ]] || extra=(--latency-log "$TMP/latency-$RUN_NO-$tag.txt")
-  out=$("$TIME" -f "GEN cpu_pct=%P user=%U sys=%S" "$LOAD" load --connect "$ep" --target "$target" --clients "$CLIENTS" \
+  [[ $rate == 0 ]] || extra+=(--latency-log "$TMP/latency-$RUN_NO-$tag.txt")
+  out=$("$TIME" -f "GEN cpu_pct=%P user=%U sys=%S" "$LOAD" load --connect "$ep" --target "$kind" --clients "$CLIENTS" \
     --seconds "$secs" --warmup "$WARMUP" --rate "$rate" --users "$USERS" --list-fraction "$LIST_FRACTION" \
     "${extra[@]}" 2>&1) || true
   t1=$(cpu_ticks "$pid")
@@ -150,19 +174,21 @@ load_run() {
   log "$tag: $(kv "$line" rps) req/s ok=$(kv "$line" ok) errors=$(kv "$line" errors) p50=$(kv "$line" p50_us)us p99=$(kv "$line" p99_us)us generator=${cpu#cpu_pct=}% server=$(kv "$line" server_cpu_us_per_req)us/req others=$(kv "$line" other_cpu_pct)%"
 }
 
-log "files=$FILES users=$USERS clients=$CLIENTS run=${RUN_SECONDS}s x$REPS, tmp $TMP"
+log "files=$FILES users=$USERS clients=$CLIENTS run=${RUN_SECONDS}s x$REPS, brokers $MAIN, tmp $TMP"
+echo "RESULT setup security=$MAIN" >>"$RESULTS"
 
 # 1. An empty broker, measured the way the full one is: start, STATS, a short load, SIGTERM, peak RSS.
-start_broker empty "$TMP/empty.db"
+start_broker empty "$TMP/empty.db" "$MAIN"
 wait_ready empty 60 >/dev/null
-load_run empty-load broker "$BROKER_EP" 0 "$BROKER_PID" 2
+load_run empty-load "$MAIN" "$BROKER_EP" 0 "$BROKER_PID" 2
 stop_broker empty
 
-# 2. The full broker: populate, check the count.
-start_broker full "$TMP/bench.db"
+# 2. The full broker: populate, check the count. (Over Curve every user belongs to the populate run's one key.)
+start_broker full "$TMP/bench.db" "$MAIN"
 wait_ready full 60 >/dev/null
 log "populating $USERS users, $FILES files"
-"$LOAD" populate --connect "$BROKER_EP" --users "$USERS" --files "$FILES" --clients "$POP_CLIENTS" \
+dial "$MAIN"
+"$LOAD" populate --connect "$BROKER_EP" "${DIAL[@]}" --users "$USERS" --files "$FILES" --clients "$POP_CLIENTS" \
   --window "$POP_WINDOW" | tee -a "$RESULTS" >&2 || { echo "populate failed" >&2; tail -5 "$TMP/full.log" >&2; exit 1; }
 line=$(wait_ready after-populate 60)
 [[ $(kv "$line" files) == "$FILES" ]] || log "WARNING: STATS after populate says files=$(kv "$line" files), expected $FILES"
@@ -175,7 +201,7 @@ ECHO_PID=$!
 STARTED+=("$ECHO_PID")
 sleep 0.3
 for i in $(seq 1 "$REPS"); do
-  load_run peak-broker broker "$BROKER_EP" 0 "$BROKER_PID"
+  load_run peak-broker "$MAIN" "$BROKER_EP" 0 "$BROKER_PID"
   load_run peak-echo echo "$ECHO_EP" 0 "$ECHO_PID"
 done
 
@@ -187,7 +213,7 @@ echo "RESULT half rate=$HALF" >>"$RESULTS"
 log "half of the broker's peak: $HALF req/s"
 if (( HALF > 0 )); then
   for i in $(seq 1 "$REPS"); do
-    load_run half-broker broker "$BROKER_EP" "$HALF" "$BROKER_PID"
+    load_run half-broker "$MAIN" "$BROKER_EP" "$HALF" "$BROKER_PID"
     load_run half-echo echo "$ECHO_EP" "$HALF" "$ECHO_PID"
   done
 fi
@@ -201,15 +227,52 @@ echo "RESULT db bytes=$DB_BYTES" >>"$RESULTS"
 
 # 6. Restart on the same database: time from launch until STATS is answered; its RSS after a short load.
 for i in $(seq 1 "$RESTARTS"); do
-  start_broker "restart$i" "$TMP/bench.db"
+  start_broker "restart$i" "$TMP/bench.db" "$MAIN"
   line=$(wait_ready "restart$i" 600)
   log "restart $i answered STATS after $(kv "$line" since_ms) ms with files=$(kv "$line" files)"
   [[ $(kv "$line" files) == "$FILES" ]] || log "WARNING: files=$(kv "$line" files) after restart, expected $FILES"
-  if (( i == 1 )); then load_run restart-load broker "$BROKER_EP" 0 "$BROKER_PID" 2; fi
+  if (( i == 1 )); then load_run restart-load "$MAIN" "$BROKER_EP" 0 "$BROKER_PID" 2; fi
   stop_broker "restart$i"
 done
 
-# 7. The table.
+# 7. CurveZMQ cost: a Curve broker and a --plaintext broker, each on its own copy of the populated database (so
+# both start from the same state and neither sees the other's writes), both up at once, and the echo again (the
+# like-for-like baseline of the plaintext broker); peak closed-loop rate and server CPU per request, the order
+# rotating every rep so drift on the host hits all three alike.
+if [[ $CURVE_COST == 1 ]]; then
+  for f in "$TMP"/bench.db*; do
+    cp "$f" "${f/bench.db/cost-curve.db}"
+    cp "$f" "${f/bench.db/cost-plain.db}"
+  done
+  start_broker cost-curve "$TMP/cost-curve.db" curve
+  wait_ready cost-curve 600 >/dev/null
+  CC_EP=$BROKER_EP CC_PID=$BROKER_PID CC_TPID=$BROKER_TPID
+  start_broker cost-plain "$TMP/cost-plain.db" plain
+  wait_ready cost-plain 600 >/dev/null
+  CP_EP=$BROKER_EP CP_PID=$BROKER_PID CP_TPID=$BROKER_TPID
+  "$LOAD" echo --bind "$ECHO_EP" --max-seconds 7200 >"$TMP/cost-echo.log" 2>&1 &
+  ECHO_PID=$!
+  STARTED+=("$ECHO_PID")
+  sleep 0.3
+  log "CurveZMQ cost: Curve broker $CC_EP, plaintext broker $CP_EP (copies of the same database), echo $ECHO_EP"
+  cost_run() {
+    case $1 in
+      curve) load_run cost-curve curve "$CC_EP" 0 "$CC_PID" ;;
+      plain) load_run cost-plain plain "$CP_EP" 0 "$CP_PID" ;;
+      echo) load_run cost-echo echo "$ECHO_EP" 0 "$ECHO_PID" ;;
+    esac
+  }
+  ORDER=(curve plain echo)
+  for i in $(seq 1 "$REPS"); do
+    for k in 0 1 2; do cost_run "${ORDER[(i - 1 + k) % 3]}"; done
+  done
+  kill -TERM "$ECHO_PID" 2>/dev/null || true
+  wait "$ECHO_PID" 2>/dev/null || true
+  stop_broker cost-curve "$CC_TPID" "$CC_PID"
+  stop_broker cost-plain "$CP_TPID" "$CP_PID"
+fi
+
+# 8. The table.
 "$PY" - "$RESULTS" "$FILES" "$USERS" "$CLIENTS" "$RUN_SECONDS" "$REPS" "$LIST_FRACTION" <<'EOF'
 import sys, statistics
 path, files, users, clients, secs, reps, listf = sys.argv[1:]
@@ -244,6 +307,9 @@ out = []
 def row(metric, value, note="", target=""):
     out.append((metric, value, note, target))
 
+setup = sel("setup")
+sec = setup[0]["security"] if setup else "curve"
+bname = "Curve broker" if sec == "curve" else "plaintext broker"
 pop = sel("populate")
 if pop:
     p = pop[0]
@@ -254,17 +320,18 @@ rb, re_ = vals(pb, "rps"), vals(pe, "rps")
 def lagnote(rs):
     lag = med(vals(rs, "max_send_lag_us")) / 1000
     return f", generator late by {lag:.1f} ms at worst" + (" (STARVED: not valid)" if lag > 10 else "")
-row("peak broker (closed loop)", f"{med(rb):.0f} req/s", f"spread {spread(rb)}, p50/p99 {med(vals(pb,'p50_us'))/1000:.2f}/{med(vals(pb,'p99_us'))/1000:.2f} ms")
-row("peak echo (closed loop)", f"{med(re_):.0f} req/s", f"spread {spread(re_)}, p50/p99 {med(vals(pe,'p50_us'))/1000:.2f}/{med(vals(pe,'p99_us'))/1000:.2f} ms")
+row(f"peak {bname} (closed loop)", f"{med(rb):.0f} req/s", f"spread {spread(rb)}, p50/p99 {med(vals(pb,'p50_us'))/1000:.2f}/{med(vals(pb,'p99_us'))/1000:.2f} ms")
+row("peak echo (closed loop, plaintext)", f"{med(re_):.0f} req/s", f"spread {spread(re_)}, p50/p99 {med(vals(pe,'p50_us'))/1000:.2f}/{med(vals(pe,'p99_us'))/1000:.2f} ms; the echo has no CurveZMQ")
 ratio = med(rb) / med(re_) if re_ and med(re_) else float("nan")
 pair = [b / e for b, e in zip(rb, re_) if e]
-row("ratio broker/echo", f"{ratio:.2f}", f"per-rep {min(pair):.2f}..{max(pair):.2f}" if pair else "",
+row(f"ratio {bname}/echo", f"{ratio:.2f}",
+    (f"per-rep {min(pair):.2f}..{max(pair):.2f}" if pair else "") + ("; Curve vs a plaintext echo" if sec == "curve" else ""),
     ("PASS" if ratio >= 0.7 else "FAIL") + " >= 0.7")
 hb, he = sel("load", "half-broker"), sel("load", "half-echo")
 half = sel("half")
 if hb:
     p99 = vals(hb, "p99_us")
-    row(f"broker at half peak ({half[0]['rate']} req/s)", f"p50 {med(vals(hb,'p50_us'))/1000:.2f} ms, p99 {med(p99)/1000:.2f} ms",
+    row(f"{bname} at half peak ({half[0]['rate']} req/s)", f"p50 {med(vals(hb,'p50_us'))/1000:.2f} ms, p99 {med(p99)/1000:.2f} ms",
         f"p99 spread {min(p99)/1000:.2f}..{max(p99)/1000:.2f} ms, got {med(vals(hb,'rps')):.0f} req/s, unanswered {sum(vals(hb,'unanswered')):.0f}" + lagnote(hb),
         ("PASS" if med(p99) <= 2000 else "FAIL") + " p99 <= 2 ms")
 if he:
@@ -290,12 +357,40 @@ if rs:
 db = sel("db")
 if db:
     row("database on disk", f"{float(db[0]['bytes'])/2**20:.0f} MiB", f"{float(db[0]['bytes'])/files:.0f} B per file")
-loads = pb + pe + hb + he
+loads = pb + pe + hb + he + sel("load", "cost-curve") + sel("load", "cost-plain") + sel("load", "cost-echo")
 if pb:
     row("mix / replies", f"SEARCH avg {med(vals(pb,'search_avg_results')):.1f} results", f"LIST_CONTENT avg {med(vals(pb,'list_avg_files')):.1f} files, list fraction {listf}")
     row("generator CPU (broker / echo runs)", f"{med(vals(pb,'cpu_pct')):.0f}% / {med(vals(pe,'cpu_pct')):.0f}%", "of one core, closed loop")
     cb, ce = med(vals(pb, "server_cpu_us_per_req")), med(vals(pe, "server_cpu_us_per_req"))
     row("server CPU per request broker / echo", f"{cb:.0f} / {ce:.0f} us", f"echo/broker = {ce / cb:.2f} (noise-resistant ratio)" if cb else "")
+cc, cp = sel("load", "cost-curve"), sel("load", "cost-plain")
+if cc and cp:
+    rc, rp = vals(cc, "rps"), vals(cp, "rps")
+    row("CurveZMQ cost: peak Curve broker", f"{med(rc):.0f} req/s",
+        f"spread {spread(rc)}, p50/p99 {med(vals(cc,'p50_us'))/1000:.2f}/{med(vals(cc,'p99_us'))/1000:.2f} ms")
+    row("  peak plaintext broker", f"{med(rp):.0f} req/s",
+        f"spread {spread(rp)}, p50/p99 {med(vals(cp,'p50_us'))/1000:.2f}/{med(vals(cp,'p99_us'))/1000:.2f} ms; same db (copies), order rotated each rep")
+    cpair = [c / p for c, p in zip(rc, rp) if p]
+    row("  ratio Curve/plaintext req/s", f"{med(rc) / med(rp):.2f}" if med(rp) else "-",
+        f"per-rep {min(cpair):.2f}..{max(cpair):.2f}" if cpair else "")
+    uc, up = vals(cc, "server_cpu_us_per_req"), vals(cp, "server_cpu_us_per_req")
+    upair = [c / p for c, p in zip(uc, up) if p]
+    row("  server CPU per request Curve / plaintext", f"{med(uc):.0f} / {med(up):.0f} us",
+        (f"ratio {med(uc) / med(up):.2f}, per-rep {min(upair):.2f}..{max(upair):.2f}" if med(up) and upair else "")
+        + " (noise-resistant)")
+    row("  generator CPU Curve / plaintext runs", f"{med(vals(cc,'cpu_pct')):.0f}% / {med(vals(cp,'cpu_pct')):.0f}%",
+        "of one core; the generator encrypts too")
+    kc, kp = sel("rss", "cost-curve"), sel("rss", "cost-plain")
+    if kc and kp:
+        row("  peak RSS Curve / plaintext broker", f"{float(kc[0]['kb'])/1024:.0f} / {float(kp[0]['kb'])/1024:.0f} MiB", "restarted on the copies, then loaded")
+    ce_ = sel("load", "cost-echo")
+    rce = vals(ce_, "rps")
+    if rce and med(rce):
+        epair = [p / e for p, e in zip(rp, rce) if e]
+        row("  peak echo (plaintext), same reps", f"{med(rce):.0f} req/s", f"spread {spread(rce)}")
+        row("ratio plaintext broker/echo", f"{med(rp) / med(rce):.2f}",
+            f"like for like; per-rep {min(epair):.2f}..{max(epair):.2f}" if epair else "like for like",
+            ("PASS" if med(rp) / med(rce) >= 0.7 else "FAIL") + " >= 0.7")
 oc = vals(loads, "other_cpu_pct")
 if oc:
     row("other processes' CPU during runs", f"{med(oc):.0f}% of the machine", f"max {max(oc):.0f}% (noise from the shared host)")
@@ -303,7 +398,8 @@ errs = sum(vals(loads, "errors")) + sum(vals(loads, "unanswered"))
 row("errors + unanswered in load runs", f"{errs:.0f}")
 
 w0 = max(len(r[0]) for r in out); w1 = max(len(r[1]) for r in out); w2 = max(len(r[2]) for r in out)
-print(f"\nzshare broker benchmark: {files:,} files, {int(users):,} users, {clients} clients, {secs} s x {reps}, median and min..max")
+print(f"\nzshare broker benchmark: {files:,} files, {int(users):,} users, {clients} clients, {secs} s x {reps}, median and min..max;"
+      f" brokers over {'CurveZMQ' if sec == 'curve' else 'plaintext'}, echo plaintext")
 print(f"{'metric':<{w0}}  {'value':<{w1}}  {'spread / note':<{w2}}  target")
 print("-" * (w0 + w1 + w2 + 20))
 for m, v, n, t in out:

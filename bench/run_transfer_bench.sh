@@ -2,8 +2,11 @@
 # run_transfer_bench.sh: the peer-to-peer transfer benchmark (GUIDE.md section 4, "How we measure"). Not a test.
 # One 1 GiB file on loopback, in one run: iperf3; nginx (sendfile) -> curl; zshare one seeder -> one `get`,
 # to tmpfs (/dev/shm) and to disk; zshare four seeders -> one `get`; then window x chunk-size variants on tmpfs.
+# zshare runs over CurveZMQ (broker keypair made in WORK, one key folder per peer); the one-seeder tmpfs runs
+# alternate with the same download from a --plaintext broker and seeder, which gives the CurveZMQ cost.
 # Every measurement is repeated REPS times; the table gives the median MB/s (10^6 bytes/s), the min-max spread,
-# and the ratios zshare / nginx+curl (same destination) and zshare / iperf3. Loopback only; cleans up via trap.
+# and the ratios zshare / nginx+curl (same destination), zshare / iperf3, and zshare Curve / plaintext.
+# Loopback only; cleans up via trap.
 #
 # Usage: bench/run_transfer_bench.sh            (ZSHARE_BUILD=DIR, default build-release, a Release build)
 # Knobs (environment): SIZE_MIB=1024 REPS=3 WINDOWS="8 16 32" CHUNKS="262144 1048576 4194304" VARIANTS=1
@@ -80,7 +83,7 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 
 declare -A SERVE_PID=()
-BROKER_PID="" NGINX_PID="" IPERF_PID=""
+BROKER_PID="" PLAIN_BROKER_PID="" NGINX_PID="" IPERF_PID=""
 
 stop_pid() {  # stop_pid PID: SIGTERM, up to 15 s, then SIGKILL; only a process we started
   local pid=$1 i
@@ -93,7 +96,7 @@ stop_pid() {  # stop_pid PID: SIGTERM, up to 15 s, then SIGKILL; only a process 
 cleanup() {
   local u
   for u in "${!SERVE_PID[@]}"; do stop_pid "${SERVE_PID[$u]}"; done
-  stop_pid "$NGINX_PID"; stop_pid "$IPERF_PID"; stop_pid "$BROKER_PID"
+  stop_pid "$NGINX_PID"; stop_pid "$IPERF_PID"; stop_pid "$BROKER_PID"; stop_pid "$PLAIN_BROKER_PID"
   rm -rf "$SHM" "$DISK"
   if [[ $KEEP_TMP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -184,20 +187,35 @@ done
 stop_pid "$NGINX_PID"; NGINX_PID=""
 
 # ---- zshare ------------------------------------------------------------------------------------------------
-read -r CONTROL_PORT EVENTS_PORT < <("$PY" -c 'import socket
+two_ports() { "$PY" -c 'import socket
 a=socket.socket(); a.bind(("127.0.0.1",0)); b=socket.socket(); b.bind(("127.0.0.1",0))
-print(a.getsockname()[1], b.getsockname()[1])')
+print(a.getsockname()[1], b.getsockname()[1])'; }
+"$BROKER_BIN" keygen --key "$WORK/broker.key" >/dev/null || die "zshare-broker keygen failed"
+read -r CONTROL_PORT EVENTS_PORT < <(two_ports)
 BROKER=tcp://127.0.0.1:$CONTROL_PORT
 "$BROKER_BIN" --bind "$BROKER" --events "tcp://127.0.0.1:$EVENTS_PORT" --db "$WORK/broker.db" --rpclog none \
-  >/dev/null 2>"$WORK/broker.stderr" &
+  --key "$WORK/broker.key" >/dev/null 2>"$WORK/broker.stderr" &
 BROKER_PID=$!
-wait_until 10 "the broker to answer" "$PEER_BIN" --broker "$BROKER" --timeout 0.5 list-users
+PLAIN_BROKER=""  # the --plaintext broker, while it runs
 
-start_seeder() {  # start_seeder USER CHUNK_SIZE: a share (hard link to the file) served by `zshare-peer serve`
-  local user=$1 chunk=$2
+# link_args LINK USER: sets LINK_ARGS, zshare-peer's options to use the Curve broker (LINK curve: its .pub, and
+# USER's own keypair in WORK/keys/USER) or the plaintext broker (LINK plain: both ends --plaintext).
+link_args() {
+  if [[ $1 == curve ]]; then
+    LINK_ARGS=(--broker "$BROKER" --broker-key "$WORK/broker.pub" --key-dir "$WORK/keys/$2")
+  else
+    LINK_ARGS=(--broker "$PLAIN_BROKER" --plaintext)
+  fi
+}
+peer() { link_args "$1" "$2"; shift 2; "$PEER_BIN" "${LINK_ARGS[@]}" "$@"; }  # peer LINK USER ARGS...: in the foreground
+wait_until 10 "the broker to answer" peer curve client --timeout 0.5 list-users
+
+start_seeder() {  # start_seeder USER CHUNK_SIZE [LINK]: a share (hard link to the file) served by `zshare-peer serve`
+  local user=$1 chunk=$2 link=${3:-curve}
   mkdir -p "$SHM/share-$user"
   ln -f "$FILE" "$SHM/share-$user/big.bin"
-  "$PEER_BIN" --broker "$BROKER" --json serve --user "$user" --share "$SHM/share-$user" \
+  link_args "$link" "$user"
+  "$PEER_BIN" "${LINK_ARGS[@]}" --json serve --user "$user" --share "$SHM/share-$user" \
     --hash-cache "$WORK/hashes-$user.db" --chunk-size "$chunk" >"$WORK/serve-$user.out" 2>"$WORK/serve-$user.err" &
   SERVE_PID[$user]=$!
   wait_until 120 "serve $user to hash and publish" grep -q '"command":"SERVE"' "$WORK/serve-$user.out"
@@ -205,13 +223,15 @@ start_seeder() {  # start_seeder USER CHUNK_SIZE: a share (hard link to the file
 }
 stop_seeder() { stop_pid "${SERVE_PID[$1]}"; unset "SERVE_PID[$1]"; }
 
-zshare_get() {  # zshare_get LABEL DEST_DIR [get options...]: one timed download by content id
-  local label=$1 dir=$2; shift 2
+zshare_get() {  # zshare_get LABEL LINK DEST_DIR [get options...]: one timed download by content id (LINK: curve, plain)
+  local label=$1 link=$2 dir=$3; shift 3
   local dest=$dir/zshare.bin
   rm -f "$dest" "$dest.part"; flush_disk  # never a resume
   local t0 t1 code=0
+  link_args "$link" client
   t0=$(now)
-  timeout "$STEP_TIMEOUT" "$PEER_BIN" --broker "$BROKER" --json get "$CID" "$dest" "$@" >"$WORK/get.json" 2>"$WORK/get.err" || code=$?
+  timeout "$STEP_TIMEOUT" "$PEER_BIN" "${LINK_ARGS[@]}" --json get "$CID" "$dest" "$@" >"$WORK/get.json" 2>"$WORK/get.err" ||
+    code=$?
   t1=$(now)
   [[ $code == 0 ]] || die "get $label exited $code: $(cat "$WORK/get.json" "$WORK/get.err")"
   [[ $(stat -c %s "$dest") == "$BYTES" ]] || die "get $label wrote the wrong size"
@@ -222,22 +242,44 @@ zshare_get() {  # zshare_get LABEL DEST_DIR [get options...]: one timed download
 DEFAULT_CHUNK=262144
 log "zshare: hashing and publishing (seeder 1)"
 start_seeder seed1 "$DEFAULT_CHUNK"
-CID=$("$PEER_BIN" --broker "$BROKER" --json list-content seed1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["files"][0]["cid"])')
+CID=$(peer curve client --json list-content seed1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["files"][0]["cid"])')
 
-# Correctness once, outside the timings: the downloaded bytes are the file's.
-zshare_get check "$SHM"
-cmp -s "$FILE" "$SHM/zshare.bin" || die "the downloaded file differs from the source"
-sed -i '/^check /d' "$RESULTS"
+# The same download without CurveZMQ: a --plaintext broker of its own and one --plaintext seeder, same file and
+# chunk size (so the same content id), up only for the one-seeder tmpfs runs.
+read -r PLAIN_CONTROL_PORT PLAIN_EVENTS_PORT < <(two_ports)
+PLAIN_BROKER=tcp://127.0.0.1:$PLAIN_CONTROL_PORT
+"$BROKER_BIN" --bind "$PLAIN_BROKER" --events "tcp://127.0.0.1:$PLAIN_EVENTS_PORT" --db "$WORK/broker-plain.db" \
+  --rpclog none --plaintext >/dev/null 2>"$WORK/broker-plain.stderr" &
+PLAIN_BROKER_PID=$!
+wait_until 10 "the plaintext broker to answer" peer plain client --timeout 0.5 list-users
+log "zshare plaintext: hashing and publishing (seeder plain1)"
+start_seeder plain1 "$DEFAULT_CHUNK" plain
 
-for where in tmpfs disk; do
-  [[ $where == tmpfs ]] && dir=$SHM || dir=$DISK
-  for ((r = 1; r <= REPS; r++)); do zshare_get "zshare1-$where" "$dir"; done
-  rm -f "$dir/zshare.bin"
+# Correctness once per link, outside the timings: the downloaded bytes are the file's.
+for link in curve plain; do
+  zshare_get "check-$link" "$link" "$SHM"
+  cmp -s "$FILE" "$SHM/zshare.bin" || die "the file downloaded over $link differs from the source"
 done
+sed -i '/^check-/d' "$RESULTS"
+
+# tmpfs: Curve and plaintext alternate, each going first in every other run, so host drift hits both alike.
+for ((r = 1; r <= REPS; r++)); do
+  if (( r % 2 == 1 )); then
+    zshare_get zshare1-tmpfs curve "$SHM"; zshare_get plain1-tmpfs plain "$SHM"
+  else
+    zshare_get plain1-tmpfs plain "$SHM"; zshare_get zshare1-tmpfs curve "$SHM"
+  fi
+done
+rm -f "$SHM/zshare.bin"
+stop_seeder plain1
+stop_pid "$PLAIN_BROKER_PID"; PLAIN_BROKER_PID=""
+
+for ((r = 1; r <= REPS; r++)); do zshare_get zshare1-disk curve "$DISK"; done
+rm -f "$DISK/zshare.bin"
 
 if (( SEEDERS > 1 )); then
   for ((k = 2; k <= SEEDERS; k++)); do start_seeder "seed$k" "$DEFAULT_CHUNK"; done
-  for ((r = 1; r <= REPS; r++)); do zshare_get "zshare$SEEDERS-tmpfs" "$SHM"; done
+  for ((r = 1; r <= REPS; r++)); do zshare_get "zshare$SEEDERS-tmpfs" curve "$SHM"; done
   for ((k = 2; k <= SEEDERS; k++)); do stop_seeder "seed$k"; done
 fi
 
@@ -253,7 +295,7 @@ if [[ $VARIANTS == 1 ]]; then
       start_seeder "$user" "$chunk"
     fi
     for w in $WINDOWS; do
-      for ((r = 1; r <= REPS; r++)); do zshare_get "var-c$chunk-w$w" "$SHM" --window "$w"; done
+      for ((r = 1; r <= REPS; r++)); do zshare_get "var-c$chunk-w$w" curve "$SHM" --window "$w"; done
     done
     [[ $user == seed1 ]] || stop_seeder "$user"
   done
@@ -290,17 +332,24 @@ def ratio(a, b):
 print()
 print("zshare transfer bench: %s MiB file, loopback, %s runs each; MB/s = 10^6 B/s, median [min-max] ±half-spread"
       % (size_mib, reps))
+print("zshare over CurveZMQ unless the row says plaintext")
 print("%-34s %-24s %-24s" % ("measurement", "tmpfs (%s)" % shm, "disk (%s)" % disk))
 print("%-34s %-24s %-24s" % ("iperf3 loopback (no file)", cell("iperf3"), ""))
 print("%-34s %-24s %-24s" % ("nginx sendfile -> curl", cell("curl-tmpfs"), cell("curl-disk")))
 print("%-34s %-24s %-24s" % ("nginx sendfile -> curl + fsync", cell("curlsync-tmpfs"), cell("curlsync-disk")))
 print("%-34s %-24s %-24s" % ("zshare 1 seeder -> get", cell("zshare1-tmpfs"), cell("zshare1-disk")))
+print("%-34s %-24s %-24s" % ("zshare plaintext 1 seeder -> get", cell("plain1-tmpfs"), ""))
 if int(seeders) > 1:
     print("%-34s %-24s %-24s" % ("zshare %s seeders -> get" % seeders, cell("zshare%s-tmpfs" % seeders), ""))
 print("%-34s %-24s %-24s" % ("ratio zshare / nginx+curl", ratio("zshare1-tmpfs", "curl-tmpfs"), ratio("zshare1-disk", "curl-disk")))
 print("%-34s %-24s %-24s" % ("ratio zshare / nginx+curl+fsync", ratio("zshare1-tmpfs", "curlsync-tmpfs"),
                              ratio("zshare1-disk", "curlsync-disk")))
 print("%-34s %-24s %-24s" % ("ratio zshare / iperf3", ratio("zshare1-tmpfs", "iperf3"), ratio("zshare1-disk", "iperf3")))
+print("%-34s %-24s %-24s" % ("ratio zshare-curve / zshare-plain", ratio("zshare1-tmpfs", "plain1-tmpfs"), ""))
+if runs.get("zshare1-tmpfs") and runs.get("plain1-tmpfs"):
+    pairs = [c / p for c, p in zip(runs["zshare1-tmpfs"], runs["plain1-tmpfs"])]
+    print("%-34s %-24s" % ("  per-run pairs (alternating)", "%.2f-%.2f" % (min(pairs), max(pairs))))
+    print("%-34s %-24s" % ("ratio zshare-plain / nginx+curl", ratio("plain1-tmpfs", "curl-tmpfs")))
 if int(seeders) > 1:
     print("%-34s %-24s" % ("ratio %s seeders / 1 seeder" % seeders, ratio("zshare%s-tmpfs" % seeders, "zshare1-tmpfs")))
 
