@@ -29,6 +29,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   app.add_option("--log", log_path, "the operations log file")->capture_default_str();
+  int record_timeout_ms = 10000;
+  app.add_option("--record-timeout-ms", record_timeout_ms,
+                 "close a connection whose request stays incomplete this long (a stalled or hostile client)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
 
   auto* tail = app.add_subcommand("tail", "print the newest records of a running logger (QUERY)");
   std::string server = "127.0.0.1:5557";
@@ -52,7 +57,8 @@ int main(int argc, char** argv) {
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     zshare::rpclog::LogFile log(log_path, std::cerr);
-    zshare::rpclog::RpcLogServer rpc(log, bind, static_cast<std::uint16_t>(port), std::cerr);
+    zshare::rpclog::RpcLogServer rpc(log, bind, static_cast<std::uint16_t>(port), std::cerr,
+                                     std::chrono::milliseconds(record_timeout_ms));
     rpc.run(g_stop);
     std::cerr << "zshare-rpclog: stopped cleanly" << std::endl;
   } catch (const std::exception& e) {

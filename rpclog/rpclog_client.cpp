@@ -1,13 +1,19 @@
-// rpclog_client.cpp: clnttcp_create straight to HOST:PORT with CLSET_TIMEOUT bounding every call;
-// any RPC failure destroys the handle so the next call reconnects.
+// rpclog_client.cpp: our own non-blocking connect to HOST:PORT bounded by the timeout, then clnt_vc_create on
+// the connected socket (it connects only sockets that are not connected yet); CLSET_TIMEOUT bounds every reply
+// and SO_SNDTIMEO every send. Any RPC failure destroys the handle so the next call reconnects.
 #include "rpclog/rpclog_client.hpp"
 
 #include "rpclog/rpclog_xdr.hpp"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace zshare::rpclog {
 
@@ -42,6 +48,60 @@ void RpcLogClient::drop() {
   client_ = nullptr;
 }
 
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds d) {
+  timeval tv{};
+  tv.tv_sec = static_cast<long>(d.count() / 1000);
+  tv.tv_usec = static_cast<long>((d.count() % 1000) * 1000);
+  return tv;
+}
+
+// A TCP socket connected to `addr` within `timeout`, or -1 with `why` set. clnttcp_create's own connect is
+// blocking: a logger host that drops SYNs would hold it for the kernel's whole SYN retry time (minutes), and
+// libtirpc holds its process-wide clnt_fd_lock meanwhile.
+int connect_within(const sockaddr_in& addr, std::chrono::milliseconds timeout, std::string& why) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    why = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  if (rc != 0 && errno == EINPROGRESS) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLOUT, 0};
+      const int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) {
+        why = "connect timed out after " + std::to_string(timeout.count()) + " ms";
+        ::close(fd);
+        return -1;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (n < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+      break;
+    }
+  }
+  if (rc != 0) {
+    why = std::string("connect: ") + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  // libtirpc's client I/O is blocking: back to blocking mode, with every send bounded (a logger that stops
+  // reading must not hold a write forever; replies are bounded by CLSET_TIMEOUT).
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  const timeval tv = to_timeval(timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+}  // namespace
+
 void RpcLogClient::connect() {
   if (client_) return;
   addrinfo hints{};
@@ -55,12 +115,19 @@ void RpcLogClient::connect() {
   std::memcpy(&addr, found->ai_addr, sizeof addr);
   ::freeaddrinfo(found);
   addr.sin_port = htons(port_);
-  int sock = RPC_ANYSOCK;
-  client_ = clnttcp_create(&addr, RPCLOG_PROG, RPCLOG_V1, &sock, 0, 0);
-  if (!client_) throw LoggerUnavailable("cannot reach logger at " + address_ + clnt_spcreateerror(""));
-  timeval tv{};
-  tv.tv_sec = static_cast<long>(timeout_.count() / 1000);
-  tv.tv_usec = static_cast<long>((timeout_.count() % 1000) * 1000);
+  std::string why;
+  const int fd = connect_within(addr, timeout_, why);
+  if (fd < 0) throw LoggerUnavailable("cannot reach logger at " + address_ + ": " + why);
+  netbuf server{};
+  server.maxlen = server.len = sizeof addr;
+  server.buf = &addr;
+  client_ = clnt_vc_create(fd, &server, RPCLOG_PROG, RPCLOG_V1, 0, 0);
+  if (!client_) {
+    ::close(fd);
+    throw LoggerUnavailable("cannot reach logger at " + address_ + clnt_spcreateerror(""));
+  }
+  clnt_control(client_, CLSET_FD_CLOSE, nullptr);  // clnt_destroy closes the socket
+  timeval tv = to_timeval(timeout_);
   clnt_control(client_, CLSET_TIMEOUT, reinterpret_cast<char*>(&tv));
 }
 

@@ -20,7 +20,8 @@ struct LoggerUnavailable : std::runtime_error {
 
 class RpcLogClient {
  public:
-  // `address` is HOST:PORT.
+  // `address` is HOST:PORT. `timeout` bounds the connect, every send and every reply: a logger host that
+  // is down, drops packets or stops reading costs a call at most about `timeout`, never a hang.
   RpcLogClient(const std::string& address, std::chrono::milliseconds timeout);
   ~RpcLogClient();
   RpcLogClient(const RpcLogClient&) = delete;

@@ -1,5 +1,8 @@
 // rpclog_server.cpp: libtirpc's svc API driven by our own poll loop (not svc_run), so SIGTERM and tests
 // can stop it. Replies are allocated with malloc/strdup because rpcgen's freeresult releases them with free.
+// In blocking mode libtirpc reads a whole record before returning (each read may wait 35 s), so one client
+// sending half a record stalled every other client; in its non-blocking mode (a maximum record size set on
+// the listening transport) a partial record is kept per connection and the loop moves on.
 #include "rpclog/rpclog_server.hpp"
 
 #include "rpclog/rpclog_xdr.hpp"
@@ -24,10 +27,15 @@ namespace {
 
 RpcLogServer* g_server = nullptr;  // rpcgen's stubs are free functions: this is how they find the server
 
+// The largest record a connection may send: a LOG of RPCLOG_MAX_BATCH records at their field limits is about
+// 2.3 MiB. Setting it is also what switches libtirpc's connections to non-blocking reads.
+constexpr int kMaxRecordBytes = 4 << 20;
+
 }  // namespace
 
-RpcLogServer::RpcLogServer(LogFile& log, const std::string& host, std::uint16_t port, std::ostream& report)
-    : log_(log) {
+RpcLogServer::RpcLogServer(LogFile& log, const std::string& host, std::uint16_t port, std::ostream& report,
+                           std::chrono::milliseconds record_timeout)
+    : log_(log), report_(report), record_timeout_(record_timeout) {
   if (g_server) throw std::runtime_error("one RpcLogServer per process");
   socket_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (socket_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
@@ -54,8 +62,13 @@ RpcLogServer::RpcLogServer(LogFile& log, const std::string& host, std::uint16_t 
     ::close(socket_);
     throw std::runtime_error("svctcp_create failed");
   }
+  int max_record = kMaxRecordBytes;  // inherited by every connection this transport accepts
+  if (!SVC_CONTROL(transport_, SVCSET_CONNMAXREC, &max_record)) {
+    svc_destroy(transport_);
+    throw std::runtime_error("libtirpc refused non-blocking connections (SVCSET_CONNMAXREC)");
+  }
   // Protocol 0: register the dispatcher without asking rpcbind; then try rpcbind on our own.
-  if (!svc_register(transport_, RPCLOG_PROG, RPCLOG_V1, rpclog_prog_1, 0)) {
+  if (!svc_register(transport_, RPCLOG_PROG, RPCLOG_V1, &RpcLogServer::dispatch, 0)) {
     svc_destroy(transport_);
     throw std::runtime_error("svc_register failed");
   }
@@ -74,15 +87,54 @@ RpcLogServer::~RpcLogServer() {
   if (transport_) svc_destroy(transport_);  // closes socket_
 }
 
+void RpcLogServer::dispatch(svc_req* request, SVCXPRT* transport) {
+  if (g_server) g_server->partial_.erase(transport->xp_fd);
+  rpclog_prog_1(request, transport);
+}
+
+bool RpcLogServer::registered(int fd) const {
+  for (int i = 0; i < svc_max_pollfd; ++i) {
+    if (svc_pollfd[i].fd == fd) return true;
+  }
+  return false;
+}
+
+void RpcLogServer::close_stalled(Clock::time_point now) {
+  for (auto& [fd, since] : partial_) {
+    if (since == Clock::time_point::max() || now - since < record_timeout_) continue;
+    // libtirpc sees EOF on its next read and destroys the transport (we have no handle on it to do so).
+    ::shutdown(fd, SHUT_RDWR);
+    since = Clock::time_point::max();
+    report_ << "zshare-rpclog: closed a connection whose record stayed incomplete for "
+            << record_timeout_.count() << " ms" << std::endl;
+  }
+}
+
 void RpcLogServer::run(const std::atomic<bool>& stop) {
+  std::vector<pollfd> fds;
   while (!stop.load()) {
-    std::vector<pollfd> fds(svc_pollfd, svc_pollfd + svc_max_pollfd);
+    fds.assign(svc_pollfd, svc_pollfd + svc_max_pollfd);
     int ready = ::poll(fds.data(), fds.size(), 200);
     if (ready < 0) {
       if (errno == EINTR) continue;
       throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     }
-    if (ready > 0) svc_getreq_poll(fds.data(), ready);
+    const auto now = Clock::now();
+    for (pollfd& p : fds) {
+      if (p.fd < 0 || p.revents == 0) continue;
+      if (p.revents & POLLNVAL) {  // not ours to close; libtirpc unregisters it (never expected)
+        svc_getreq_poll(&p, 1);
+        continue;
+      }
+      const bool connection = p.fd != socket_;
+      if (connection) partial_.emplace(p.fd, now);  // input: a record has begun (or goes on: keeps its start)
+      // libtirpc's non-blocking read tells EOF from "nothing yet" by errno alone (xdr_rec.c): a stale EAGAIN
+      // would make a closed connection look idle forever.
+      errno = 0;
+      svc_getreq_common(p.fd);
+      if (connection && !registered(p.fd)) partial_.erase(p.fd);  // libtirpc closed it (EOF, error, too big)
+    }
+    close_stalled(now);
   }
 }
 

@@ -50,6 +50,11 @@ void set_nodelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+// The workers' soap->fclosesocket: when gSOAP ends a connection it shuts it down but leaves the descriptor
+// open; the worker closes it under the lock as it clears its inflight entry. (gSOAP used to close it outside
+// the lock, so stop() could shut down that descriptor number after another connection or thread reused it.)
+int leave_open(struct soap*, SOAP_SOCKET) { return SOAP_OK; }
+
 }  // namespace
 
 struct TimeServer::Impl {
@@ -135,6 +140,7 @@ void TimeServer::start() {
   try {
     for (int i = 0; i < o.threads; ++i) {
       std::shared_ptr<TimeService> svc(m.master.copy());
+      svc->soap->fclosesocket = &leave_open;
       m.workers.emplace_back([&m, i, svc] { m.worker_loop(static_cast<std::size_t>(i), *svc); });
     }
     m.dispatcher = std::thread([&m] { m.dispatch_loop(); });
@@ -325,7 +331,7 @@ void TimeServer::Impl::worker_loop(std::size_t index, TimeService& svc) {
       }
     } while (again);
 
-    // The engine may have closed the socket itself (soap->socket is then invalid).
+    // The engine may have ended the connection itself (soap->socket is then invalid; see leave_open).
     const bool still_open = soap_valid_socket(soap->socket);
     soap->socket = SOAP_INVALID_SOCKET;
     std::lock_guard<std::mutex> lock(mu);
@@ -333,10 +339,8 @@ void TimeServer::Impl::worker_loop(std::size_t index, TimeService& svc) {
     if (keep && still_open && !stopping) {
       returned.push_back(c);
       wake();
-    } else if (still_open) {
-      close_conn(c.fd);
     } else {
-      open_conns.fetch_sub(1, std::memory_order_relaxed);
+      close_conn(c.fd);
     }
   }
 }

@@ -14,16 +14,24 @@
 #   (e) a torn last line added by hand while the logger is stopped is cut at start-up and reported on stderr,
 #       and delivery continues (also when the torn line is the broker's next record without its newline);
 #   (f) rpcinfo: when rpcbind runs (started here as root if it is not running and the binary exists),
-#       `rpcinfo -p` lists program 536894035 version 1 tcp at the logger's port; otherwise says why it skipped.
+#       `rpcinfo -p` lists program 536894035 version 1 tcp at the logger's port; otherwise says why it skipped;
+#   (g) a client that sends half a record and goes silent: another client's LOG is still acknowledged at once
+#       (the logger used to wait 35 s for the rest), and the silent one is closed after --record-timeout-ms;
+#   (h) a logger host that drops SYNs (a listener whose accept queue is full): `tail` fails within its
+#       timeout, the broker reports the outage and still stops promptly on SIGTERM (connects have a deadline).
 # The broker runs over CurveZMQ (its default); every operation is sent by one client keypair, so a resend is
 # the same client's (the broker's reply cache is per sender key), and a REGISTER line's args name that key.
 # Every wait has a deadline; the first failed check stops the run with a message and a non-zero exit.
 import argparse
 import datetime
+import errno
 import hashlib
 import os
+import select
 import shutil
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -684,12 +692,199 @@ def scenario_rpcinfo(args):
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# (g) half a record, then silence
+# ---------------------------------------------------------------------------------------------------------
+
+def xdr_string(text):
+    data = text.encode()
+    return struct.pack(">I", len(data)) + data + b"\0" * (-len(data) % 4)
+
+
+def log_call(xid, records):
+    """One ONC-RPC record (RFC 5531 record mark included) calling RPCLOG_LOG with `records`, each a tuple
+    (broker_id, seq, timestamp, ts_local, user, operation, args), encoded from schemas/rpclog.x by hand."""
+    body = struct.pack(">IIIIII", xid, 0, 2, RPCLOG_PROGRAM, 1, 1)  # CALL, RPC version 2, program, v1, LOG
+    body += struct.pack(">IIII", 0, 0, 0, 0)  # AUTH_NONE credentials and verifier
+    body += struct.pack(">I", len(records))
+    for broker, seq, ts, local, user, op, args in records:
+        body += xdr_string(broker) + struct.pack(">Q", seq)
+        body += xdr_string(ts) + struct.pack(">I", 1 if local else 0)
+        body += xdr_string(user) + xdr_string(op) + xdr_string(args)
+    return struct.pack(">I", 0x80000000 | len(body)) + body
+
+
+def read_log_reply(sock):
+    """(xid, status, acked_through) of one LOG reply read from sock (its timeout is the deadline)."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise CheckFailed("the logger closed the connection instead of answering LOG")
+            data += chunk
+        return data
+    mark, = struct.unpack(">I", exactly(4))
+    CHECKS.ok(mark & 0x80000000, "the LOG reply is one fragment")
+    body = exactly(mark & 0x7FFFFFFF)
+    xid, kind, reply_stat = struct.unpack(">III", body[:12])
+    CHECKS.eq((kind, reply_stat), (1, 0), "a LOG reply, accepted")
+    verf_len, = struct.unpack(">I", body[16:20])
+    at = 20 + verf_len + (-verf_len % 4)
+    accept_stat, status, acked = struct.unpack(">IiQ", body[at:at + 16])
+    CHECKS.eq(accept_stat, 0, "the LOG call succeeded (accept_stat)")
+    return xid, status, acked
+
+
+def server_has_read(logger_port, client_port):
+    """True when the logger's side of the connection from client_port has no unread bytes (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if int(local.split(":")[1], 16) == logger_port and int(remote.split(":")[1], 16) == client_port:
+                return int(queues.split(":")[1], 16) == 0
+    return False
+
+
+def scenario_half_record(args):
+    section("(g) half a record and then silence stalls nobody; that connection is closed after its timeout")
+    work = tempfile.mkdtemp(prefix="zshare-rpclog-half-")
+    logger = RpcLog(args.rpclog_bin, workdir=work, extra_args=["--record-timeout-ms", "1000"])
+    stalled = normal = None
+    try:
+        logger.start()
+        rec = ("0123456789abcdef", 1, "2024-06-01T00:00:00.000Z", False, "half-u1", "REGISTER", "")
+        whole = log_call(0x51, [rec, rec[:1] + (2,) + rec[2:]])
+        stalled = socket.create_connection(("127.0.0.1", logger.port), timeout=10)
+        stalled.sendall(whole[:len(whole) // 2])
+        until(lambda: server_has_read(logger.port, stalled.getsockname()[1]), 10,
+              "the logger to read the half record")
+
+        normal = socket.create_connection(("127.0.0.1", logger.port), timeout=10)
+        other = ("0123456789abcdef", 7, "2024-06-01T00:00:01.000Z", True, "half-u2", "REGISTER", "")
+        started = time.monotonic()
+        normal.sendall(log_call(0x77, [other]))
+        try:
+            xid, status, acked = read_log_reply(normal)  # the socket's 10 s timeout is the deadline
+        except socket.timeout:
+            raise CheckFailed("no LOG reply within 10 s while another connection holds half a record")
+        print("   LOG acknowledged in %.3f s while another connection held half a record"
+              % (time.monotonic() - started), flush=True)
+        CHECKS.eq((xid, status, acked), (0x77, 0, 7), "the LOG reply (xid, status, acked_through)")
+        CHECKS.eq([parse_line(x).fields() for x in logger.complete_lines()],
+                  [("2024-06-01T00:00:01.000Z", True, "half-u2", "REGISTER", "")], "the log holds that record")
+
+        # The silent connection is closed by the logger after --record-timeout-ms (1 s; libtirpc alone: 35 s).
+        stalled.settimeout(15)
+        started = time.monotonic()
+        try:
+            closed = stalled.recv(1) == b""
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            closed = False
+        CHECKS.ok(closed, "the logger closes a connection whose record stays incomplete (waited 15 s)")
+        print("   the silent connection was closed after %.1f s more" % (time.monotonic() - started), flush=True)
+        until(lambda: "record stayed incomplete" in logger.stderr_since_start(), 10,
+              "the logger to report the connection it closed")
+
+        # And it goes on serving the connection that behaved.
+        normal.sendall(log_call(0x78, [other[:1] + (8,) + other[2:]]))
+        CHECKS.eq(read_log_reply(normal), (0x78, 0, 8), "a second LOG on the same connection")
+        CHECKS.eq(logger.terminate(), 0, "zshare-rpclog's exit code after SIGTERM")
+    finally:
+        for sock in (stalled, normal):
+            if sock is not None:
+                sock.close()
+        if os.path.exists(logger.stderr_path) and logger.proc is not None and logger.proc.returncode not in (0, None):
+            print("-- logger stderr:\n%s" % logger.stderr()[-3000:], flush=True)
+        logger.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# (h) a logger host that drops SYNs
+# ---------------------------------------------------------------------------------------------------------
+
+class Blackhole:
+    """A loopback port where connect() neither succeeds nor fails: a listener with backlog 0 that never
+    accepts, its accept queue filled, so Linux drops further SYNs (as a host that went away does)."""
+
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.fillers = []
+
+    def fill(self):
+        """Connects until one connect hangs; True when the port is a black hole now."""
+        for _ in range(16):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            self.fillers.append(s)
+            rc = s.connect_ex(("127.0.0.1", self.port))
+            if rc == 0:
+                continue  # connected at once: the accept queue had room
+            if rc != errno.EINPROGRESS:
+                return False
+            _, writable, _ = select.select([], [s], [], 1.0)
+            if not writable:
+                return True  # still connecting after a second: the SYN was dropped
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+                return False  # refused: not what a silent host does
+        return False
+
+    def close(self):
+        for s in self.fillers:
+            s.close()
+        self.listener.close()
+
+
+def scenario_logger_blackholed(args):
+    section("(h) a logger host that drops SYNs: every connect has a deadline")
+    hole = Blackhole()
+    work = tempfile.mkdtemp(prefix="zshare-rpclog-hole-")
+    broker = Broker(args.broker_bin, workdir=work, rpclog="127.0.0.1:%d" % hole.port)
+    try:
+        if not hole.fill():
+            print("   SKIPPED (passes): this kernel accepted or refused every connect to a full listener, so no"
+                  " port here drops SYNs", flush=True)
+            return
+        started = time.monotonic()
+        try:
+            r = subprocess.run([args.rpclog_bin, "tail", "--server", "127.0.0.1:%d" % hole.port, "-n", "1"],
+                               capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed("tail against a host that drops SYNs still runs after 30 s (its timeout is 3 s)")
+        took = time.monotonic() - started
+        CHECKS.ok(r.returncode == 2 and "timed out" in r.stderr,
+                  "tail against a host that drops SYNs fails saying the connect timed out: rc %r, stderr %r"
+                  % (r.returncode, r.stderr))
+        CHECKS.ok(took < 15, "tail gives up within its 3 s timeout (took %.1f s)" % took)
+
+        broker.start()
+        perform_all(broker, mixed_plan("h", 10))
+        until(lambda: "waits in the outbox" in broker.stderr() and "timed out" in broker.stderr(), 20,
+              "the broker to report that connecting to the logger timed out")
+        CHECKS.eq(outbox_count(broker), 10, "the records wait in the outbox")
+        started = time.monotonic()
+        CHECKS.eq(broker.terminate(deadline_s=20), 0, "the broker's exit code after SIGTERM")
+        print("   the broker stopped %.1f s after SIGTERM with its shipper connecting to a black hole"
+              % (time.monotonic() - started), flush=True)
+    finally:
+        broker.cleanup()
+        hole.close()
+
+
 SCENARIOS = {
     "logger_down": scenario_logger_down,
     "broker_killed": scenario_broker_killed,
     "logger_killed": scenario_logger_killed,
     "torn_line": scenario_torn_line,
     "rpcinfo": scenario_rpcinfo,
+    "half_record": scenario_half_record,
+    "logger_blackholed": scenario_logger_blackholed,
 }
 
 

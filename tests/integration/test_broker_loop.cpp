@@ -38,9 +38,14 @@ struct RunningBroker {
     stop = false;
     thread = std::thread([this] { broker->run(stop); });
   }
-  void halt() {
+  // Stops the loop and joins its thread: from here on the broker's state may be read from this thread.
+  void stop_loop() {
+    if (!thread.joinable()) return;
     stop = true;
     thread.join();
+  }
+  void halt() {
+    stop_loop();
     broker.reset();
   }
   ~RunningBroker() {
@@ -144,6 +149,7 @@ TEST_CASE("after a stop the database reopens with every acknowledged user", "[br
       REQUIRE(Message::decode(reply.back().data(), reply.back().size()).root().str("status", 64) == "OK");
     }
   }
+  rb.stop_loop();  // (reading seq while the loop runs would race with it)
   const auto seq_before = rb.broker->seq();
   rb.halt();
   rb.start();

@@ -258,8 +258,9 @@ class Broker(DaemonProcess):
 class RpcLog(DaemonProcess):
     """A real zshare-rpclog process on a fixed loopback port (kept across restarts) with its own log file."""
 
-    def __init__(self, binary, workdir=None, port=None, log=None):
+    def __init__(self, binary, workdir=None, port=None, log=None, extra_args=()):
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-rpclog-")
         self.port = port or free_port()
         self.address = "127.0.0.1:%d" % self.port  # what the broker's --rpclog takes
@@ -273,7 +274,7 @@ class RpcLog(DaemonProcess):
         self._stderr_at = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--log", self.log],
+                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--log", self.log] + self.extra_args,
                 stdout=subprocess.DEVNULL, stderr=err)
         serving = "on 127.0.0.1:%d" % self.port
 

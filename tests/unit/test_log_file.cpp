@@ -1,6 +1,6 @@
 // test_log_file.cpp: the operations log against real files and a real in-process ONC-RPC server:
 // the line format both ways, append-once by (broker id, seq) across batches and reopens, the torn-tail
-// repair at open, QUERY's filters, and LOG/QUERY over TCP through RpcLogClient.
+// repair at open, QUERY's filters, LOG/QUERY over TCP through RpcLogClient, and its connect deadline.
 #include "rpclog/log_file.hpp"
 #include "rpclog/log_record.hpp"
 #include "rpclog/rpclog_client.hpp"
@@ -10,11 +10,13 @@
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
@@ -132,6 +134,42 @@ std::uint16_t unused_port() {
   ::close(s);
   return ntohs(a.sin_port);
 }
+
+// A loopback port where connect() neither succeeds nor fails, as with a host that went away: a listener with
+// backlog 0 that never accepts, its accept queue filled, so Linux drops every further SYN.
+struct Blackhole {
+  Blackhole() {
+    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener, 0) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    // Connect until one connect is still pending after a second: its SYN was dropped.
+    for (int i = 0; i < 16 && !holes; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      REQUIRE(fd >= 0);
+      fillers.push_back(fd);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) continue;
+      if (errno != EINPROGRESS) break;
+      pollfd p{fd, POLLOUT, 0};
+      holes = ::poll(&p, 1, 1000) == 0;
+    }
+  }
+  ~Blackhole() {
+    for (int fd : fillers) ::close(fd);
+    ::close(listener);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+  int listener = -1;
+  std::uint16_t port = 0;
+  bool holes = false;  // false: this kernel never left a connect pending, so there is nothing to test
+  std::vector<int> fillers;
+};
 
 // An RpcLogServer on a free port, served by a thread until destruction.
 struct ServedLog {
@@ -518,6 +556,29 @@ TEST_CASE("rpclog client: an unreachable logger is an exception, not a hang", "[
   CHECK_THROWS_AS(RpcLogClient("no-port-here", std::chrono::seconds(1)), std::invalid_argument);
   CHECK_THROWS_AS(RpcLogClient("127.0.0.1:0", std::chrono::seconds(1)), std::invalid_argument);
   CHECK_THROWS_AS(RpcLogClient("127.0.0.1:70000", std::chrono::seconds(1)), std::invalid_argument);
+}
+
+TEST_CASE("rpclog client: a logger host that drops SYNs costs the timeout, not the kernel's minutes of retries",
+          "[rpclog][rpc]") {
+  Blackhole hole;
+  if (!hole.holes) {
+    WARN("no loopback port drops SYNs here (every connect completed or failed): nothing to test");
+    return;
+  }
+  RpcLogClient client(hole.address(), std::chrono::milliseconds(500));
+  for (int attempt = 0; attempt < 2; ++attempt) {  // and again: a failed connect leaves nothing behind
+    const auto start = std::chrono::steady_clock::now();
+    std::string what;
+    try {
+      client.log({record("b", 1)});
+    } catch (const LoggerUnavailable& e) {
+      what = e.what();
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(what.find("connect timed out") != std::string::npos);
+    CHECK(took >= std::chrono::milliseconds(450));
+    CHECK(took < std::chrono::seconds(5));  // blocking connect: about 2 minutes (tcp_syn_retries)
+  }
 }
 
 TEST_CASE("rpclog server: a restarted server on the same file keeps deduplicating", "[rpclog][rpc]") {
