@@ -74,6 +74,7 @@ void LogShipper::run() {
   rpclog::RpcLogClient client(address_, std::chrono::seconds(2));
   std::chrono::milliseconds backoff(100);
   bool outage_reported = false;
+  std::string last_error;  // each different failure is reported once, so a new cause is never hidden
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -104,11 +105,13 @@ void LogShipper::run() {
       shipped_ += batch.size();
       if (outage_reported) report_ << "zshare-broker: logger " << address_ << " is back; shipping" << std::endl;
       outage_reported = false;
+      last_error.clear();
       backoff = std::chrono::milliseconds(100);
     } catch (const std::exception& e) {
-      if (!outage_reported) {
+      if (!outage_reported || last_error != e.what()) {
         report_ << "zshare-broker: operations log waits in the outbox: " << e.what() << std::endl;
         outage_reported = true;
+        last_error = e.what();
       }
       if (!wait_for(backoff)) break;
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));

@@ -121,7 +121,8 @@ void RpcLogClient::connect() {
   netbuf server{};
   server.maxlen = server.len = sizeof addr;
   server.buf = &addr;
-  client_ = clnt_vc_create(fd, &server, RPCLOG_PROG, RPCLOG_V1, 0, 0);
+  // A send buffer as large as the logger's record limit: every call leaves as one fragment (see kMaxRecordBytes).
+  client_ = clnt_vc_create(fd, &server, RPCLOG_PROG, RPCLOG_V1, kMaxRecordBytes, 0);
   if (!client_) {
     ::close(fd);
     throw LoggerUnavailable("cannot reach logger at " + address_ + clnt_spcreateerror(""));

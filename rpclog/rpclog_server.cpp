@@ -27,10 +27,6 @@ namespace {
 
 RpcLogServer* g_server = nullptr;  // rpcgen's stubs are free functions: this is how they find the server
 
-// The largest record a connection may send: a LOG of RPCLOG_MAX_BATCH records at their field limits is about
-// 2.3 MiB. Setting it is also what switches libtirpc's connections to non-blocking reads.
-constexpr int kMaxRecordBytes = 4 << 20;
-
 }  // namespace
 
 RpcLogServer::RpcLogServer(LogFile& log, const std::string& host, std::uint16_t port, std::ostream& report,
@@ -62,7 +58,8 @@ RpcLogServer::RpcLogServer(LogFile& log, const std::string& host, std::uint16_t 
     ::close(socket_);
     throw std::runtime_error("svctcp_create failed");
   }
-  int max_record = kMaxRecordBytes;  // inherited by every connection this transport accepts
+  // Inherited by every connection this transport accepts; setting it switches them to non-blocking reads.
+  int max_record = kMaxRecordBytes;
   if (!SVC_CONTROL(transport_, SVCSET_CONNMAXREC, &max_record)) {
     svc_destroy(transport_);
     throw std::runtime_error("libtirpc refused non-blocking connections (SVCSET_CONNMAXREC)");

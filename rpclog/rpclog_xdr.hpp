@@ -8,6 +8,11 @@
 
 namespace zshare::rpclog {
 
+// The largest record a connection may send: a LOG of RPCLOG_MAX_BATCH records at their field limits is about
+// 2.3 MiB. The logger reads connections non-blocking, and libtirpc's non-blocking reader mis-assembles records
+// sent in several fragments (GARBAGE_ARGS), so our client sends every record as one fragment of at most this.
+inline constexpr int kMaxRecordBytes = 4 << 20;
+
 LogRecord from_xdr(const log_record& in);
 void to_xdr(const LogRecord& in, log_record& out);
 void to_xdr_malloc(const LogRecord& in, log_record& out);
