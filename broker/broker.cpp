@@ -24,7 +24,9 @@ Broker::Broker(BrokerOptions options)
       store_(options_.db),
       replies_(options_.reply_cache),
       dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_),
-                  DispatcherOptions{options_.rpclog != "none", options_.heartbeat_misses, {}}) {
+                  DispatcherOptions{options_.rpclog != "none", options_.heartbeat_misses, {},
+                                    options_.max_files_per_user}),
+      throttle_(options_.rate_limit) {
   store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
     replies_.put(std::move(id), std::move(reply));
   });
@@ -89,8 +91,20 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
       break;
     }
   }
-  for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) p.envelope.push_back(std::move(frames[i]));
   const std::size_t bodies = frames.size() > body_at ? frames.size() - body_at : 0;
+  if (throttle_.limiter().enabled()) {
+    // Before anything else, malformed messages included: frames[0] is the ROUTER's routing id.
+    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+    const auto body = bodies == 1 ? frames[body_at].to_string_view() : std::string_view();
+    if (auto refused = throttle_.refuse(frames[0].to_string_view(), body, now_us)) {
+      ++stats_.requests;
+      ++stats_.rate_limited;
+      p.reply = std::move(*refused);
+    }
+  }
+  for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) p.envelope.push_back(std::move(frames[i]));
+  if (!p.reply.empty()) return p;
   if (bodies != 1) {
     p.reply = dispatcher_.bad_request("expected exactly one body frame after the envelope, got " +
                                       std::to_string(bodies));

@@ -7,6 +7,7 @@
 #include "broker/file_index.hpp"
 #include "broker/log_shipper.hpp"
 #include "broker/reply_cache.hpp"
+#include "broker/request_throttle.hpp"
 #include "broker/store.hpp"
 
 #include <zmq.hpp>
@@ -27,6 +28,8 @@ struct BrokerOptions {
   std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
   std::string rpclog = "127.0.0.1:5557";  // the operations logger, HOST:PORT; "none": no operations log
   std::uint32_t heartbeat_misses = 3;     // sessions silent this many promised intervals are disconnected
+  RateLimit rate_limit;                   // requests per client identity (token bucket); rate 0: unlimited
+  std::uint64_t max_files_per_user = 100000;
 };
 
 class Broker {
@@ -58,6 +61,7 @@ class Broker {
   ReplyCache replies_;
   BrokerStats stats_;
   Dispatcher dispatcher_;
+  RequestThrottle throttle_;
   std::unique_ptr<LogShipper> shipper_;
   std::size_t replies_since_prune_ = 0;
   std::uint64_t outbox_deleted_through_ = 0;

@@ -263,6 +263,11 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
     return failure_reply(r.id, st::kContentAlreadyPublished,
                          "user '" + std::string(name) + "' already publishes '" + f.name + "'");
   }
+  if (index_.user(f.user).files.size() >= options_.max_files_per_user) {
+    return failure_reply(r.id, st::kLimitExceeded,
+                         "user '" + std::string(name) + "' already publishes " +
+                             std::to_string(index_.user(f.user).files.size()) + " files, this broker's limit per user");
+  }
   store_.insert_file(name, f, r.ts);
   log(r, "PUBLISH", name, f.name + " " + std::to_string(f.size) + " " + to_hex(f.cid));
   auto ev = event(r, name);
@@ -424,6 +429,7 @@ std::string Dispatcher::on_stats(const Request& r, std::vector<Event>&) {
   w.put("bad_requests", stats_.bad_requests);
   w.put("retries_answered", stats_.retries_answered);
   w.put("dropped", stats_.dropped);
+  w.put("rate_limited", stats_.rate_limited);
   return w.finish();
 }
 

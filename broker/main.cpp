@@ -41,6 +41,20 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
+  app.add_option("--rate-limit", opts.rate_limit.rate,
+                 "requests a second per client (token bucket per connection); 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--rate-burst", opts.rate_limit.burst, "requests a client may send at once before --rate-limit applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e9));
+  app.add_option("--rate-clients", opts.rate_limit.max_identities,
+                 "clients whose buckets are remembered at most (the least recently seen are forgotten)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+  app.add_option("--max-files-per-user", opts.max_files_per_user, "files one user may publish at most")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   CLI11_PARSE(app, argc, argv);
 
   install_signal_handlers();

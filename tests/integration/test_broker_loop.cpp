@@ -18,7 +18,7 @@ using namespace zshare::broker;
 namespace {
 
 struct RunningBroker {
-  RunningBroker() {
+  explicit RunningBroker(RateLimit limit = RateLimit{}) : rate_limit(limit) {
     char dir[] = "/tmp/zshare-loop-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
@@ -26,6 +26,7 @@ struct RunningBroker {
   }
   void start() {
     BrokerOptions opts;
+    opts.rate_limit = rate_limit;
     opts.bind = "tcp://127.0.0.1:*";
     opts.events = "tcp://127.0.0.1:*";
     opts.db = folder + "/broker.db";
@@ -43,6 +44,7 @@ struct RunningBroker {
     if (broker) halt();
     std::system(("rm -rf '" + folder + "'").c_str());
   }
+  RateLimit rate_limit;
   std::string folder;
   std::unique_ptr<Broker> broker;
   std::atomic<bool> stop{false};
@@ -64,6 +66,13 @@ std::string request(const std::string& op, const std::string& user) {
   w.put("v", std::uint64_t{1}).put("op", op).put("id", op + "-" + user).put("ts", "2026-11-22T00:00:00.000Z");
   w.put("user", user);
   return w.finish();
+}
+
+// Sends `body` on a REQ socket and returns the decoded reply (which must come within 2 s).
+Message call(zmq::socket_t& req, const std::string& body) {
+  req.send(zmq::buffer(body), zmq::send_flags::none);
+  auto reply = recv_within(req, 2000);
+  return Message::decode(reply.back().data(), reply.back().size());
 }
 
 }  // namespace
@@ -136,4 +145,57 @@ TEST_CASE("after a stop the database reopens with every acknowledged user", "[br
   rb.start();
   CHECK(rb.broker->index().user_count() == 20);
   CHECK(rb.broker->seq() == seq_before);
+}
+
+TEST_CASE("a client over its rate limit gets RATE LIMITED, nothing is applied, and the same id later succeeds",
+          "[broker][ratelimit]") {
+  RateLimit limit;
+  limit.rate = 2;  // a token every 500 ms
+  limit.burst = 3;
+  RunningBroker rb(limit);
+  zmq::context_t ctx;
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect(rb.broker->control_endpoint());
+
+  // The burst is admitted; the first refusal comes after it (a stalled machine may refill a token meanwhile).
+  int admitted = 0;
+  std::string refused_body;
+  std::uint64_t retry_after_ms = 0;
+  for (int i = 0; i < 10 && refused_body.empty(); ++i) {
+    const std::string body = request("REGISTER", "u" + std::to_string(i));
+    Message m = call(req, body);
+    const auto status = m.root().str("status", 64);
+    if (status == "OK") {
+      ++admitted;
+      continue;
+    }
+    REQUIRE(status == "RATE LIMITED");
+    CHECK(m.root().str("id", 64) == "REGISTER-u" + std::to_string(i));
+    CHECK(m.root().str("error", 300).find("rate limit") != std::string_view::npos);
+    retry_after_ms = m.root().uint("retry_after_ms");
+    refused_body = body;
+  }
+  REQUIRE_FALSE(refused_body.empty());
+  CHECK(admitted >= 3);
+  CHECK(retry_after_ms >= 1);
+  CHECK(retry_after_ms <= 500);
+  CHECK(rb.broker->index().user_count() == static_cast<std::size_t>(admitted));  // the refused one: not applied
+
+  // A HEARTBEAT is never refused: it is served (this user has no session) although the bucket is empty.
+  Message beat = call(req, request("HEARTBEAT", "u0"));
+  CHECK(beat.root().str("status", 64) == "USER NOT CONNECTED");
+  // Another connection has its own bucket.
+  zmq::socket_t other(ctx, zmq::socket_type::req);
+  other.set(zmq::sockopt::linger, 0);
+  other.connect(rb.broker->control_endpoint());
+  CHECK(call(other, request("STATS", "x")).root().str("status", 64) == "OK");
+
+  // After retry_after_ms the same request, same id, is served as new: nothing of the refusal was stored.
+  std::this_thread::sleep_for(std::chrono::milliseconds(retry_after_ms));
+  Message again = call(req, refused_body);
+  CHECK(again.root().str("status", 64) == "OK");
+  CHECK(rb.broker->index().user_count() == static_cast<std::size_t>(admitted) + 1);
+  Message stats = call(other, request("STATS", "y"));
+  CHECK(stats.root().uint("rate_limited") == 1);
 }

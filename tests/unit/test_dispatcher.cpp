@@ -16,13 +16,13 @@ using namespace zshare::broker;
 namespace {
 
 struct Fixture {
-  Fixture() {
+  explicit Fixture(std::uint64_t max_files_per_user = 100000) {
     char dir[] = "/tmp/zshare-disp-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
     store = std::make_unique<Store>(folder + "/broker.db");
     dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0,
-                                              DispatcherOptions{true, 3, [this] { return clock; }});
+                                              DispatcherOptions{true, 3, [this] { return clock; }, max_files_per_user});
     store->begin();
   }
   ~Fixture() {
@@ -97,6 +97,27 @@ TEST_CASE("the seeds' statuses for register, connect, publish, delete", "[dispat
   }
   CHECK(topics == std::vector<std::string>{"user.registered", "peer.connected", "file.published", "file.deleted",
                                            "peer.disconnected", "user.unregistered"});
+}
+
+TEST_CASE("PUBLISH beyond the files-per-user limit is LIMIT EXCEEDED and changes nothing", "[dispatcher]") {
+  Fixture f(2);
+  f.call("REGISTER", user("alice"));
+  f.call("REGISTER", user("bob"));
+  f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1"));
+  f.call("CONNECT", user("bob").put("endpoint", "tcp://127.0.0.1:2"));
+  CHECK(f.call("PUBLISH", publish("alice", "one.txt")) == "OK");
+  CHECK(f.call("PUBLISH", publish("alice", "two.txt")) == "OK");
+  f.events.clear();
+  const auto mutations = f.stats.mutations;
+  CHECK(f.call("PUBLISH", publish("alice", "three.txt")) == "LIMIT EXCEEDED");
+  CHECK(f.last->root().str("error", 200).find("2 files") != std::string_view::npos);
+  CHECK(f.call("PUBLISH", publish("alice", "one.txt")) == "CONTENT ALREADY PUBLISHED");  // the specific status first
+  CHECK(f.index.file_count() == 2);
+  CHECK(f.events.empty());
+  CHECK(f.stats.mutations == mutations + 2);  // refusals are stored replies too (a retry gets the same answer)
+  CHECK(f.call("PUBLISH", publish("bob", "three.txt")) == "OK");  // the limit is per user
+  CHECK(f.call("DELETE", user("alice").put("name", "one.txt")) == "OK");
+  CHECK(f.call("PUBLISH", publish("alice", "three.txt")) == "OK");  // room again
 }
 
 TEST_CASE("a retried request id is answered from the cache and applied once", "[dispatcher]") {
