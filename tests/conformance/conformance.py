@@ -5,7 +5,10 @@
 #   - every status an op lists (but INTERNAL ERROR) is provoked, and every status the broker sends is listed;
 #   - every event is seen on the SUB socket with its fields, and `seq` rises by one per event;
 #   - a retried request id (Lazy Pirate: same bytes on a new REQ socket) gets the first reply, once;
-#   - SEARCH pages (limit/cursor/next) give every match once; keywords fold ASCII case; cid search works.
+#   - SEARCH pages (limit/cursor/next) give every match once; keywords fold ASCII case; cid search works;
+#   - limits, on a second broker started with small ones: every op a status of any_op_statuses covers is refused
+#     so (RATE LIMITED, with retry_after_ms) and nothing is applied, HEARTBEAT never is, the same id sent after
+#     retry_after_ms is served; PUBLISH beyond --max-files-per-user is LIMIT EXCEEDED.
 # Invariant: the first failed check stops the run with a message and a non-zero exit; a run that passes ends
 # with "N passed, 0 failed". Every wait has a deadline; nothing sleeps and hopes.
 import argparse
@@ -58,6 +61,7 @@ class Catalogue:
         self.request_header = d["request_header"]
         self.reply_header = d["reply_header"]
         self.ops = d["ops"]
+        self.any_op_statuses = d.get("any_op_statuses", {})
         self.common_event = d["events"]["_common"]
         self.events = {k: v for k, v in d["events"].items() if not k.startswith("_")}
         types = d["types"]
@@ -86,6 +90,16 @@ class Catalogue:
             if spec.get("event"):
                 CHECKS.ok(spec["event"] in self.events, "op %s names event %s the catalogue does not define"
                           % (op, spec["event"]))
+        for st, spec in self.any_op_statuses.items():
+            CHECKS.ok(st in self.statuses, "any_op_statuses names %r missing from the global list" % st)
+            for op in spec.get("except_ops", []):
+                CHECKS.ok(op in self.ops, "any_op_statuses %s excepts an op the catalogue does not define: %s"
+                          % (st, op))
+
+    def op_statuses(self, op):
+        """Every status `op` may answer: its own list and the any-op statuses that do not except it."""
+        return list(self.ops[op]["statuses"]) + [st for st, spec in self.any_op_statuses.items()
+                                                 if op not in spec.get("except_ops", [])]
 
     def _within(self, type_name, s):
         b = self.bounds.get(type_name)
@@ -227,9 +241,13 @@ class Conn:
         CHECKS.ok(status in self.cat.statuses, "%s: reply status %r is not a catalogue status; reply %r"
                   % (what, status, reply))
         if op in self.cat.ops:
-            CHECKS.ok(status in self.cat.ops[op]["statuses"],
+            CHECKS.ok(status in self.cat.op_statuses(op),
                       "%s: status %r is not in the catalogue's statuses for %s %s; reply %r"
-                      % (what, status, op, self.cat.ops[op]["statuses"], reply))
+                      % (what, status, op, self.cat.op_statuses(op), reply))
+        for name, spec in self.cat.any_op_statuses.get(status, {}).get("reply", {}).items():
+            CHECKS.ok(name in reply, "%s: a %s reply lacks catalogue field %r: %r" % (what, status, name, reply))
+            err = self.cat.type_error(reply[name], spec, "%s reply.%s" % (op, name))
+            CHECKS.ok(err is None, "%s: %s" % (what, err))
         CHECKS.ok(status == expect, "%s: expected status %r, got %r; reply %r" % (what, expect, status, reply))
         self.tally.saw(op, status)
         # reply header
@@ -404,6 +422,104 @@ class Model:
 
 def section(name):
     print("-- %s" % name, flush=True)
+
+
+LIMIT_RATE = 0.5    # the limits broker: one token every 2 s per client connection, so a refusal is certain
+LIMIT_FILES = 2     # files per user
+
+
+def check_limits(args, cat, ctx, tally):
+    """A second broker with small limits: every op the catalogue says may be RATE LIMITED is refused on an empty
+    bucket and nothing happens; HEARTBEAT is served; the same id after retry_after_ms is served as new;
+    PUBLISH beyond the files-per-user limit answers LIMIT EXCEEDED."""
+    section("limits (a broker with --rate-limit %s --rate-burst 1 --max-files-per-user %d)"
+            % (LIMIT_RATE, LIMIT_FILES))
+    broker = Broker(args.broker_bin, extra_args=["--rate-limit", str(LIMIT_RATE), "--rate-burst", "1",
+                                                 "--max-files-per-user", str(LIMIT_FILES)]).start()
+    conns = []
+
+    def fresh():
+        """A new REQ connection: a new client identity, so a full bucket of one token."""
+        k = Conn(ctx, broker.control, cat, tally)
+        conns.append(k)
+        return k
+
+    try:
+        # Files per user, each request on its own connection (one token each).
+        fresh().call("REGISTER", "OK", user="limited")
+        fresh().call("CONNECT", "OK", user="limited", endpoint="tcp://127.0.0.1:7999")
+        files = [make_file("limit-%d.bin" % i, description="limit test") for i in range(LIMIT_FILES + 1)]
+        for f in files[:LIMIT_FILES]:
+            fresh().call("PUBLISH", "OK", user="limited", **f)
+        rid = "limit-%s" % uuid.uuid4().hex
+        first = fresh().call("PUBLISH", "LIMIT EXCEEDED", req_id=rid, user="limited", **files[-1])
+        CHECKS.ok(str(LIMIT_FILES) in first["error"], "LIMIT EXCEEDED names the limit: %r" % first)
+        again = fresh().call("PUBLISH", "LIMIT EXCEEDED", req_id=rid, user="limited", **files[-1])
+        CHECKS.eq(again, first, "a retried PUBLISH id gets the stored LIMIT EXCEEDED")
+        fresh().call("PUBLISH", "CONTENT ALREADY PUBLISHED", user="limited", **files[0])
+        r = fresh().call("LIST_CONTENT", "OK", user="limited")
+        CHECKS.eq(sorted(x["name"] for x in r["files"]), sorted(f["name"] for f in files[:LIMIT_FILES]),
+                  "the user keeps its %d files and no more" % LIMIT_FILES)
+
+        # RATE LIMITED for every op that may be refused: spend the one token, then ask.
+        valid = {
+            "REGISTER": {"user": "never-registered"}, "UNREGISTER": {"user": "limited"},
+            "CONNECT": {"user": "limited", "endpoint": "tcp://127.0.0.1:7998"}, "DISCONNECT": {"user": "limited"},
+            "PUBLISH": dict(make_file("refused.bin"), user="limited"), "DELETE": {"user": "limited", "name": files[0]["name"]},
+            "LIST_USERS": {}, "LIST_CONTENT": {"user": "limited"}, "SEARCH": {"q": "limit"},
+            "LOOKUP": {"user": "limited", "name": files[0]["name"]}, "STATS": {}, "SNAPSHOT": {},
+            "HEARTBEAT": {"user": "limited"},
+        }
+        CHECKS.eq(set(valid), set(cat.ops), "test bug: a valid request for every op of the catalogue")
+        before = fresh().call("STATS", "OK")
+        for op in sorted(cat.ops):
+            k = fresh()
+            k.call("LIST_USERS" if op != "LIST_USERS" else "STATS", "OK")  # the bucket's only token
+            if "RATE LIMITED" not in cat.op_statuses(op):
+                continue
+            r = k.call(op, "RATE LIMITED", **valid[op])
+            CHECKS.ok(0 < r["retry_after_ms"] <= 1000 / LIMIT_RATE,
+                      "%s: retry_after_ms %r is within one token's time" % (op, r["retry_after_ms"]))
+        after = fresh().call("STATS", "OK")
+        for key in ("users", "connected", "files", "seq", "retries_answered"):
+            CHECKS.eq(after[key], before[key], "STATS %s: the refused requests changed nothing" % key)
+        CHECKS.eq(after["rate_limited"] - before["rate_limited"], sum(1 for op in cat.ops
+                                                                     if "RATE LIMITED" in cat.op_statuses(op)),
+                  "STATS rate_limited counts every refusal")
+        fresh().call("LIST_CONTENT", "USER DOES NOT EXIST", user="never-registered")
+        CHECKS.eq(len(fresh().call("LIST_CONTENT", "OK", user="limited")["files"]), LIMIT_FILES,
+                  "the refused DELETE and UNREGISTER removed nothing")
+
+        # HEARTBEAT is never refused, however empty the bucket.
+        k = fresh()
+        for _ in range(3):
+            k.call("HEARTBEAT", "OK", user="limited")
+
+        # An unreadable message on an empty bucket: RATE LIMITED with a nil id (the check comes before decoding).
+        k = fresh()
+        k.call("STATS", "OK")
+        r = k.send_recv(b"\xc1 not msgpack")
+        CHECKS.ok(type(r) is dict and r.get("status") == "RATE LIMITED" and r.get("id") is None
+                  and type(r.get("retry_after_ms")) is int, "an unreadable refused message: %r" % (r,))
+
+        # The same request, same id, after retry_after_ms is served as if it came first.
+        k = fresh()
+        k.call("STATS", "OK")
+        msg = k.build("REGISTER", {"user": "patient"})
+        body = msgpack.packb(msg, use_bin_type=True)
+        r = k.send_recv(body)
+        k.check_reply("REGISTER", msg, r, "RATE LIMITED")
+        time.sleep(r["retry_after_ms"] / 1000.0)  # what the reply asks; the broker promised a token by then
+        k.check_reply("REGISTER", msg, k.send_recv(body), "OK")
+        fresh().call("REGISTER", "USERNAME IN USE", user="patient")  # registered, once
+        CHECKS.ok(broker.proc.poll() is None, "the limits broker is still running")
+    except BaseException:
+        print("limits broker stderr (tail):\n%s" % broker.stderr()[-3000:])
+        raise
+    finally:
+        for k in conns:
+            k.close()
+        broker.cleanup()
 
 
 def run(args):
@@ -787,6 +903,9 @@ def run(args):
                   % (s["requests"], tally.requests))
         CHECKS.eq(s["bad_requests"], tally.bad_requests, "STATS bad_requests counts every BAD REQUEST reply")
         CHECKS.eq(s["retries_answered"], retries, "STATS retries_answered counts the retried ids")
+        CHECKS.eq(s["rate_limited"], 0, "STATS rate_limited: the default limits throttled nothing of this run")
+
+        check_limits(args, cat, ctx, tally)
 
         # ---- coverage of the catalogue ------------------------------------------------------------------
         section("catalogue coverage")
@@ -795,8 +914,13 @@ def run(args):
                 if st == "INTERNAL ERROR":
                     continue
                 CHECKS.ok((op, st) in tally.pairs, "catalogue status %s of op %s was never provoked" % (st, op))
+        for st in cat.any_op_statuses:
+            for op in cat.ops:
+                if st in cat.op_statuses(op):
+                    CHECKS.ok((op, st) in tally.pairs, "catalogue status %s (any op) of op %s was never provoked"
+                              % (st, op))
         for (op, st) in tally.pairs:
-            CHECKS.ok(op in cat.ops and st in cat.ops[op]["statuses"], "broker answered %s with unlisted %s" % (op, st))
+            CHECKS.ok(op in cat.ops and st in cat.op_statuses(op), "broker answered %s with unlisted %s" % (op, st))
         for topic in cat.events:
             CHECKS.ok(topic in tally.topics, "catalogue event %s was never seen" % topic)
         CHECKS.ok(broker.proc.poll() is None, "the broker is still running")
