@@ -336,8 +336,9 @@ std::string Dispatcher::on_search(const Request& r, std::vector<Event>&) {
   const auto limit = r.fields.opt_uint("limit").value_or(p::kDefaultSearchLimit);
   if (limit < 1 || limit > p::kMaxSearchLimit) throw BadRequest("field 'limit' must be from 1 to 1000");
   const auto cursor = r.fields.opt_uint("cursor").value_or(0);
+  const bool include_offline = r.fields.opt_bool("include_offline").value_or(false);  // default: online sources
 
-  const SearchPage page = index_.search(words, cid, cursor, static_cast<std::size_t>(limit));
+  const SearchPage page = index_.search(words, cid, cursor, static_cast<std::size_t>(limit), !include_offline);
   std::vector<MapWriter> results;
   results.reserve(page.files.size());
   for (FileId id : page.files) results.push_back(file_map(id, true));

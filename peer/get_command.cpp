@@ -97,6 +97,7 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   SearchQuery query;
   query.cid = cid;
   query.page_size = 1000;
+  query.include_offline = true;  // to tell "nobody has it" from "its holders are offline"
   CommandResult holders = search_command(broker, query);
   if (!holders.ok()) {
     holders.command = command;

@@ -45,6 +45,7 @@ struct PeerOptions {
   std::vector<std::string> words;
   std::optional<std::string> cid;
   std::optional<std::uint64_t> limit;
+  bool search_all = false;
   GetRequest get;
   double source_timeout_s = 5.0;
   ServeOptions serve;
@@ -101,11 +102,12 @@ void define_options(CLI::App& app, PeerOptions& o) {
   list_content->add_option("user", o.user, "the user name")->required();
   list_content->callback(chosen(Subcommand::kListContent));
 
-  auto* search = app.add_subcommand("search", "search every user's published files by keywords or content id");
+  auto* search = app.add_subcommand("search", "search the files of online users by keywords or content id");
   search->add_option("words", o.words, "keywords; a file matches when it has them all");
   search->add_option("--cid", o.cid, "exact content id (64 lowercase hex digits)");
   search->add_option("--limit", o.limit, "print at most N results")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1000000}));
+  search->add_flag("--all", o.search_all, "also files whose owner is offline (by default: online sources only)");
   search->callback(chosen(Subcommand::kSearch));
 
   auto* get = app.add_subcommand("get", "download a file from every online peer that holds it, verified");
@@ -186,6 +188,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
       SearchQuery query;
       if (!o.words.empty()) query.words = join(o.words);
       query.cid = o.cid;
+      query.include_offline = o.search_all;
       if (o.limit) {
         query.max_results = *o.limit;
         query.page_size = std::min<std::uint64_t>(*o.limit, 1000);

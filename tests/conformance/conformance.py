@@ -767,11 +767,13 @@ def run(args):
                 CHECKS.ok(r["results"], "SEARCH page with no results but a next cursor %r" % r["next"])
                 cursor = r["next"]
 
-        def expected_matches(q=None, cid=None):
+        def expected_matches(q=None, cid=None, include_offline=False):
             want = set()
             for (u, n), f in model.files.items():
                 if cid is not None and f["cid"] != cid:
                     continue
+                if not include_offline and u not in model.connected:
+                    continue  # by default SEARCH shows the files of online owners only
                 if q is not None:
                     words = set(keywords(n)) | set(keywords(f.get("description", "")))
                     if not all(k in words for k in keywords(q)):
@@ -783,7 +785,8 @@ def run(args):
             results, pages = search_all(limit=limit, **q)
             keys = [(x["user"], x["name"]) for x in results]
             CHECKS.eq(len(keys), len(set(keys)), "%s: no result twice across pages" % what)
-            CHECKS.eq(set(keys), expected_matches(q.get("q"), q.get("cid")), "%s: the matching files" % what)
+            CHECKS.eq(set(keys), expected_matches(q.get("q"), q.get("cid"), q.get("include_offline", False)),
+                      "%s: the matching files" % what)
             for x in results:
                 want = model.file_result(x["user"], x["name"])
                 for k in result_fields:
@@ -801,20 +804,32 @@ def run(args):
         CHECKS.eq(len(expected_matches(cid=shared["cid"])), 2, "test bug: shared cid published twice")
         check_search("SEARCH by q and cid", q="mirror", cid=shared["cid"])
         check_search("SEARCH unknown cid", cid="f" * 64)
-        # Paging: 23 matching files over three users, offline ones included.
+        # Paging: 23 matching files over three users, one of them offline: 16 online, 23 with include_offline.
         section("SEARCH paging")
         for i in range(23):
             owner = ["alice", "carol", "Bob.the-2nd_"][i % 3]
             publish(owner, make_file("page-%02d.log" % i, description="Paging test number %d" % i))
-        disconnect("Bob.the-2nd_")  # its results must come back online=false, endpoint ""
-        CHECKS.eq(len(expected_matches("paging")), 23, "test bug: 23 paging files")
-        pages = check_search("SEARCH paging limit=5", limit=5, q="paging")
-        CHECKS.ok(pages >= 5, "23 results with limit 5 need at least 5 pages, got %d" % pages)
-        check_search("SEARCH paging limit=1", limit=1, q="PAGING test")
-        check_search("SEARCH paging limit=1000", limit=1000, q="paging")
-        check_search("SEARCH default limit", q="paging")
-        r = c.call("SEARCH", "OK", q="paging", limit=23)
+        disconnect("Bob.the-2nd_")  # its results come back only with include_offline, online=false, endpoint ""
+        CHECKS.eq(len(expected_matches("paging", include_offline=True)), 23, "test bug: 23 paging files")
+        CHECKS.eq(len(expected_matches("paging")), 16, "test bug: 16 paging files online")
+        for offline in (False, True):
+            pages = check_search("SEARCH paging limit=5 include_offline=%s" % offline, limit=5, q="paging",
+                                 include_offline=offline)
+            CHECKS.ok(pages >= (5 if offline else 4), "%d results with limit 5 need more pages, got %d"
+                      % (23 if offline else 16, pages))
+            check_search("SEARCH paging limit=1 include_offline=%s" % offline, limit=1, q="PAGING test",
+                         include_offline=offline)
+            check_search("SEARCH paging limit=1000 include_offline=%s" % offline, limit=1000, q="paging",
+                         include_offline=offline)
+            check_search("SEARCH default limit include_offline=%s" % offline, q="paging", include_offline=offline)
+        check_search("SEARCH by cid include_offline", cid=shared["cid"], include_offline=True)
+        r = c.call("SEARCH", "OK", q="paging", limit=23, include_offline=True)
         CHECKS.eq(len(r["results"]), 23, "SEARCH limit=23 over 23 matches: one page")
+        r = c.call("SEARCH", "OK", q="paging", limit=16)
+        CHECKS.eq(len(r["results"]), 16, "SEARCH limit=16 over 16 online matches: one page")
+        CHECKS.eq(r["next"], None, "16 online matches fill one page and no next: the offline owner's 7 do not count")
+        CHECKS.ok(all(x["online"] for x in r["results"]), "SEARCH shows online owners' files by default")
+        c.call("SEARCH", "BAD REQUEST", q="paging", include_offline="yes", conforming=False)
         c.call("SEARCH", "BAD REQUEST", conforming=False)
         c.call("SEARCH", "BAD REQUEST", q="paging", limit=0, conforming=False)
         c.call("SEARCH", "BAD REQUEST", q="paging", limit=1001, conforming=False)
@@ -837,7 +852,8 @@ def run(args):
         r = c.call("LIST_USERS", "OK")
         CHECKS.eq([x["user"] for x in r["users"]], sorted(model.connected), "LIST_USERS after UNREGISTER alice")
         check_search("SEARCH after UNREGISTER", q="paging")
-        check_search("SEARCH by cid after UNREGISTER", cid=shared["cid"])
+        check_search("SEARCH after UNREGISTER include_offline", q="paging", include_offline=True)
+        check_search("SEARCH by cid after UNREGISTER", cid=shared["cid"], include_offline=True)
         r = c.call("UNREGISTER", "OK", user="probe-1")  # no files
         CHECKS.eq(r["files_removed"], 0, "UNREGISTER of a user with no files")
         ev.expect("user.unregistered", user="probe-1", files_removed=0)

@@ -161,10 +161,12 @@ def check_state(client, model, what):
         for n, f in want.items():
             for k, v in f.items():
                 CHECKS.eq(got[n].get(k), v, "%s: LIST_CONTENT %s %s field %s" % (what, user, n, k))
-    results = search_all(client, q="durable")
+    CHECKS.eq(search_all(client, q="durable"), [], "%s: SEARCH (online sources only) finds nothing, every owner "
+              "being offline" % what)
+    results = search_all(client, q="durable", include_offline=True)
     keys = [(x["user"], x["name"]) for x in results]
     CHECKS.eq(len(keys), len(set(keys)), "%s: SEARCH gives each file once" % what)
-    CHECKS.eq(set(keys), set(model.files), "%s: SEARCH 'durable' finds exactly the files" % what)
+    CHECKS.eq(set(keys), set(model.files), "%s: SEARCH 'durable' include_offline finds exactly the files" % what)
     for x in results:
         CHECKS.ok(x["online"] is False and x["endpoint"] == "",
                   "%s: after a restart SEARCH shows %s/%s offline with no endpoint: %r" % (what, x["user"], x["name"], x))

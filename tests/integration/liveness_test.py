@@ -22,10 +22,17 @@ def check(cond, what):
 
 
 def search_online(client, word):
-    """{user: online} for the files matching `word`."""
-    r = client.call("SEARCH", q=word)
+    """{user: online} for the files matching `word`, offline owners' included."""
+    r = client.call("SEARCH", q=word, include_offline=True)
     check(r["status"] == "OK", "SEARCH answers OK: %r" % r)
     return {x["user"]: x["online"] for x in r["results"]}
+
+
+def default_search_users(client, word):
+    """The owners SEARCH shows without include_offline: the online ones only."""
+    r = client.call("SEARCH", q=word)
+    check(r["status"] == "OK", "SEARCH answers OK: %r" % r)
+    return sorted(x["user"] for x in r["results"])
 
 
 def make_share(root, user, name, data):
@@ -55,6 +62,7 @@ def test_silent_seeder_goes_offline(args, root):
             s.start()
             seeders.append(s)
         check(search_online(client, "liveness") == {"quiet": True, "lively": True}, "both seeders online")
+        check(default_search_users(client, "liveness") == ["lively", "quiet"], "SEARCH shows both online sources")
         killed_at = time.monotonic()
         seeders[0].kill9()
 
@@ -70,6 +78,8 @@ def test_silent_seeder_goes_offline(args, root):
         check(elapsed >= 0.4, "not expired before it missed its heartbeats (%.2fs)" % elapsed)
         check(search_online(client, "liveness") == {"quiet": False, "lively": True},
               "the killed seeder's files are offline, the live one's are not")
+        check(default_search_users(client, "liveness") == ["lively"],
+              "SEARCH (online sources by default) no longer shows the expired seeder's files")
         check(seeders[1].running(), "the live seeder kept running")
         client.close()
     finally:

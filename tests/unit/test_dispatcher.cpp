@@ -174,6 +174,30 @@ TEST_CASE("search returns owner, endpoint and online flag, and pages", "[dispatc
   CHECK(f.last->root().is_nil("next"));
 }
 
+TEST_CASE("SEARCH shows online owners' files unless include_offline is true", "[dispatcher]") {
+  Fixture f;
+  for (const char* name : {"alice", "bob"}) {
+    f.call("REGISTER", user(name));
+    f.call("CONNECT", user(name).put("endpoint", "tcp://127.0.0.1:7"));
+    f.call("PUBLISH", publish(name, std::string(name) + ".ogg"));
+  }
+  f.call("DISCONNECT", user("bob"));
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test")) == "OK");
+  auto results = f.last->root().maps("results");
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].str("user", 64) == "alice");
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test").put("include_offline", false)) == "OK");
+  CHECK(f.last->root().maps("results").size() == 1);
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test").put("include_offline", true)) == "OK");
+  results = f.last->root().maps("results");
+  REQUIRE(results.size() == 2);
+  CHECK(results[1].str("user", 64) == "bob");
+  CHECK(results[1].opt_bool("online") == false);
+  CHECK(results[1].str("endpoint", 64).empty());
+  CHECK(f.call("SEARCH", MapWriter().put("q", "test").put("include_offline", "yes")) == "BAD REQUEST");
+  REQUIRE(f.call("LOOKUP", user("bob").put("name", "bob.ogg")) == "OK");  // LOOKUP answers offline files as before
+}
+
 TEST_CASE("a session that promised heartbeats is expired after three silent intervals", "[dispatcher]") {
   Fixture f;
   f.call("REGISTER", user("alice"));
