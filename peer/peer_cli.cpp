@@ -48,6 +48,7 @@ struct PeerOptions {
   bool search_all = false;
   GetRequest get;
   double source_timeout_s = 5.0;
+  double wait_sources_s = 2.0;
   ServeOptions serve;
   double heartbeat_s = 1.0;
 };
@@ -119,6 +120,10 @@ void define_options(CLI::App& app, PeerOptions& o) {
   get->add_option("--source-timeout", o.source_timeout_s, "seconds a silent source is given before it is dropped")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
+  get->add_option("--wait-sources", o.wait_sources_s,
+                  "seconds to keep asking when every holder is offline (a broker restart: they reconnect)")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   get->callback(chosen(Subcommand::kGet));
 
   auto* serve = app.add_subcommand("serve", "publish every file of a folder and serve it until SIGINT/SIGTERM");
@@ -167,6 +172,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
     case Subcommand::kGet: {
       o.get.download.source_timeout =
           std::chrono::milliseconds(std::max<long long>(100, std::llround(o.source_timeout_s * 1000.0)));
+      o.get.source_wait = std::chrono::milliseconds(std::llround(o.wait_sources_s * 1000.0));
       const bool show_progress = io.stderr_is_tty && !o.json;
       result = get_command(ctx, broker, "GET", o.get, show_progress ? terminal_progress(io.err) : ProgressFn{});
       break;

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 # liveness_test.py: the Paranoid Pirate heartbeat end to end with real processes: a silent seeder is marked
-# offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync).
+# offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync); a
+# `get` started while every source is still offline after a restart waits for them (bounded) and succeeds.
 import argparse
+import hashlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -121,6 +125,63 @@ def test_seeders_recover_after_broker_restart(args, root):
         broker.cleanup()
 
 
+def test_get_waits_for_sources_after_restart(args, root):
+    """After a broker restart every session is gone until the seeders' next heartbeat. A `get` started then finds
+    the content's holders all offline: it asks again (--wait-sources) instead of failing, and succeeds once the
+    seeder is back. The seeder is held with SIGSTOP so the get is certainly in its wait before it returns."""
+    os.makedirs(os.path.join(root, "b3"))
+    broker = Broker(args.broker_bin, workdir=os.path.join(root, "b3")).start()
+    data = os.urandom(200000)
+    cid = hashlib.sha256(data).hexdigest()
+    seeder = ServeProcess(args.peer_bin, broker.control, "waited",
+                          make_share(root, "waited", "waited-for.bin", data),
+                          os.path.join(root, "waited.hashes.db"), extra_args=["--heartbeat", "0.2"])
+    seeder.start()
+    get = None
+    try:
+        client = Client(broker.control)
+        check(default_search_users(client, "waited") == ["waited"], "the seeder is an online source")
+        client.close()
+        seeder.signal(signal.SIGSTOP)
+        broker.kill9()
+        broker.start()
+        client = Client(broker.control)
+        check(default_search_users(client, "waited") == [], "after the restart the seeder's session is gone")
+        # Without a wait, a get fails at once: nobody online holds the content.
+        dest = os.path.join(root, "waited-copy.bin")
+        quick = subprocess.run([args.peer_bin, "--broker", broker.control, "get", cid, dest, "--wait-sources", "0"],
+                               capture_output=True, text=True, timeout=30)
+        check(quick.returncode == 1 and "GET FAIL, USER NOT CONNECTED" in quick.stdout,
+              "get --wait-sources 0 with every holder offline fails: %r %r" % (quick.stdout, quick.stderr))
+        base = client.call("STATS")["requests"]
+        polls = [0]
+
+        def get_searched_twice():
+            polls[0] += 1
+            if get.poll() is not None:
+                raise AssertionError("get ended before its sources came back: %r" % (get.communicate(),))
+            # Every request but our STATS polls is the get's: two SEARCHes mean it found nobody and asked again.
+            return client.call("STATS")["requests"] - base - polls[0] >= 2
+        get = subprocess.Popen([args.peer_bin, "--broker", broker.control, "get", cid, dest, "--wait-sources", "20"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(get_searched_twice, 10, "the get to search twice while its only source is offline")
+        seeder.signal(signal.SIGCONT)  # its next heartbeat finds the session gone: it CONNECTs and re-syncs
+        out, err = get.communicate(timeout=30)
+        check(get.returncode == 0 and out.startswith("GET OK"), "get succeeded once the source was back: %r %r; "
+              "seeder: %s" % (out, err, seeder.stderr()[-1500:]))
+        with open(dest, "rb") as f:
+            check(hashlib.sha256(f.read()).hexdigest() == cid, "the file is the seeder's, byte for byte")
+        client.close()
+    finally:
+        if get is not None and get.poll() is None:
+            get.kill()
+            get.wait(timeout=10)
+        if seeder.running():
+            seeder.signal(signal.SIGCONT)
+        seeder.stop()
+        broker.cleanup()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker-bin", required=True)
@@ -128,7 +189,8 @@ def main():
     args = parser.parse_args()
     failures = 0
     with tempfile.TemporaryDirectory(prefix="zshare-liveness-") as root:
-        for test in (test_silent_seeder_goes_offline, test_seeders_recover_after_broker_restart):
+        for test in (test_silent_seeder_goes_offline, test_seeders_recover_after_broker_restart,
+                     test_get_waits_for_sources_after_restart):
             try:
                 test(args, root)
                 print("ok - %s" % test.__name__)
