@@ -1,6 +1,7 @@
 // broker.hpp: the zshare-broker daemon as a class: a ROUTER for requests, a PUB for events, an event loop
 // with group commit (one SQLite transaction per batch of requests in hand, replies only after commit).
-// Tests drive it in-process; main.cpp only parses options and handles signals.
+// Tests drive it in-process; main.cpp only parses options and handles signals. Each start consumes one event seq
+// for broker.started (start_event.hpp), committed before the first request is served.
 #pragma once
 
 #include "broker/dispatcher.hpp"
@@ -8,6 +9,7 @@
 #include "broker/log_shipper.hpp"
 #include "broker/reply_cache.hpp"
 #include "broker/request_throttle.hpp"
+#include "broker/start_event.hpp"
 #include "broker/store.hpp"
 
 #include <zmq.hpp>
@@ -60,15 +62,17 @@ class Broker {
   FileIndex index_;
   ReplyCache replies_;
   BrokerStats stats_;
+  std::uint64_t started_seq_;  // broker.started's seq: the restored seq + 1
   Dispatcher dispatcher_;
   RequestThrottle throttle_;
   std::unique_ptr<LogShipper> shipper_;
+  HeldEvent start_event_;
   std::size_t replies_since_prune_ = 0;
   std::uint64_t outbox_deleted_through_ = 0;
   std::chrono::steady_clock::time_point next_liveness_check_ = std::chrono::steady_clock::now();
   zmq::context_t ctx_{1};
   zmq::socket_t router_{ctx_, zmq::socket_type::router};
-  zmq::socket_t pub_{ctx_, zmq::socket_type::pub};
+  zmq::socket_t pub_{ctx_, zmq::socket_type::xpub};  // a PUB that also hears subscriptions (start_event.hpp)
 };
 
 }  // namespace zshare::broker

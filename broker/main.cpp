@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     zshare::broker::Broker broker(opts);
     std::cerr << "zshare-broker: control " << broker.control_endpoint() << ", events " << broker.events_endpoint()
               << ", db " << opts.db << " (" << broker.index().user_count() << " users, "
-              << broker.index().file_count() << " files, seq " << broker.seq() << ")" << std::endl;
+              << broker.index().file_count() << " files; broker.started is seq " << broker.seq() << ")" << std::endl;
     broker.run(g_stop);
     std::cerr << "zshare-broker: stopped cleanly" << std::endl;
   } catch (const std::exception& e) {

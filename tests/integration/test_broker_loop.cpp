@@ -1,5 +1,6 @@
 // test_broker_loop.cpp: the Broker class in-process with real ZeroMQ sockets: replies after commit,
-// events on PUB, framing errors answered, and a clean stop that leaves the database reopenable.
+// events on PUB, framing errors answered, a clean stop that leaves the database reopenable, broker.started at
+// each start (one seq, held for the first subscriber), and RATE LIMITED for a client over its limit.
 #include "broker/broker.hpp"
 
 #include "common/codec.hpp"
@@ -140,11 +141,104 @@ TEST_CASE("after a stop the database reopens with every acknowledged user", "[br
       REQUIRE(Message::decode(reply.back().data(), reply.back().size()).root().str("status", 64) == "OK");
     }
   }
-  const auto seq_before = rb.broker->seq();
+  const auto seq_before = rb.broker->seq();  // broker.started (1) and the 20 registrations
+  CHECK(seq_before == 21);
   rb.halt();
   rb.start();
   CHECK(rb.broker->index().user_count() == 20);
-  CHECK(rb.broker->seq() == seq_before);
+  CHECK(rb.broker->seq() == seq_before + 1);  // nothing lost, and one seq for this start's broker.started
+}
+
+namespace {
+
+struct SeenEvent {
+  std::string topic;
+  std::uint64_t seq = 0;
+  std::uint64_t users = 0;
+};
+
+SeenEvent next_event(zmq::socket_t& sub) {
+  auto ev = recv_within(sub, 5000);
+  REQUIRE(ev.size() == 2);
+  Message m = Message::decode(ev[1].data(), ev[1].size());
+  SeenEvent e{ev[0].to_string(), m.root().uint("seq"), 0};
+  if (e.topic == "broker.started") e.users = m.root().uint("users");
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("each start publishes broker.started with its own seq, held until a subscriber is there", "[broker]") {
+  RunningBroker rb;
+  zmq::context_t ctx;
+  {
+    zmq::socket_t req(ctx, zmq::socket_type::req);
+    req.set(zmq::sockopt::linger, 0);
+    req.connect(rb.broker->control_endpoint());
+    CHECK(call(req, request("REGISTER", "before")).root().str("status", 64) == "OK");
+  }
+  // broker.started (seq 1) went out just before user.registered (seq 2), to nobody: that subscriber came later.
+  rb.halt();
+  rb.start();  // seq 3 is this start's broker.started; nothing has been published since
+  const auto events = rb.broker->events_endpoint();
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(events);
+  // Joining late (after the start), the subscriber still gets it: the broker held it for the first subscription.
+  const SeenEvent started = next_event(sub);
+  CHECK(started.topic == "broker.started");
+  CHECK(started.seq == 3);
+  CHECK(started.users == 1);
+  CHECK(rb.broker->seq() == 3);
+
+  // Released once: later events follow it one by one, and a second subscriber does not get it again.
+  zmq::socket_t late(ctx, zmq::socket_type::sub);
+  late.set(zmq::sockopt::subscribe, "");
+  late.connect(events);
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect(rb.broker->control_endpoint());
+  bool late_joined = false;
+  for (int i = 0; i < 50 && !late_joined; ++i) {  // the late SUB joins asynchronously: register until it hears one
+    CHECK(call(req, request("REGISTER", "after" + std::to_string(i))).root().str("status", 64) == "OK");
+    const SeenEvent e = next_event(sub);
+    CHECK(e.topic == "user.registered");
+    CHECK(e.seq == 4 + static_cast<std::uint64_t>(i));
+    zmq::pollitem_t items[] = {{late.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(50));
+    if (items[0].revents & ZMQ_POLLIN) {
+      const SeenEvent first_late = next_event(late);
+      CHECK(first_late.topic == "user.registered");  // never broker.started a second time
+      late_joined = true;
+    }
+  }
+  CHECK(late_joined);
+}
+
+TEST_CASE("broker.started goes out before the first other event when nobody subscribed", "[broker]") {
+  RunningBroker rb;  // seq 1: broker.started, held
+  zmq::context_t ctx;
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect(rb.broker->control_endpoint());
+  CHECK(call(req, request("REGISTER", "first")).root().str("status", 64) == "OK");  // seq 2: releases seq 1 first
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(rb.broker->events_endpoint());
+  // Nothing is held any more: the new subscriber hears only what comes after it joined (no broker.started).
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    CHECK(call(req, request("REGISTER", "next" + std::to_string(i))).root().str("status", 64) == "OK");
+    zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(50));
+    if (items[0].revents & ZMQ_POLLIN) {
+      const SeenEvent e = next_event(sub);
+      CHECK(e.topic == "user.registered");
+      CHECK(e.seq >= 3);
+      heard = true;
+    }
+  }
+  CHECK(heard);
 }
 
 TEST_CASE("a client over its rate limit gets RATE LIMITED, nothing is applied, and the same id later succeeds",
