@@ -94,19 +94,24 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     Message msg = Message::decode(body.data(), body.size(), limits);
     MapView root = msg.root();
     if (const auto* raw_id = root.find("id"); raw_id && raw_id->type == msgpack::type::STR &&
-                                              raw_id->via.str.size >= 1 && raw_id->via.str.size <= p::kMaxIdBytes) {
-      id.assign(raw_id->via.str.ptr, raw_id->via.str.size);
+                                              raw_id->via.str.size >= 1 && raw_id->via.str.size <= p::kMaxIdBytes &&
+                                              is_valid_utf8({raw_id->via.str.ptr, raw_id->via.str.size})) {
+      id.assign(raw_id->via.str.ptr, raw_id->via.str.size);  // echoed: only ever valid UTF-8
     }
     const auto v = root.uint("v");
     if (v != p::kVersion) throw BadRequest("unsupported protocol version " + std::to_string(v) + " (this broker speaks 1)");
     const auto op_name = root.str("op", p::kMaxOpBytes);
     const auto req_id = root.str("id", p::kMaxIdBytes);
     if (req_id.empty()) throw BadRequest("field 'id' must not be empty");
+    if (!is_valid_utf8(req_id)) throw BadRequest("field 'id' must be UTF-8");
     const auto ts = root.str("ts", p::kMaxTimestampBytes);
     check_timestamp(ts);
     const bool ts_local = root.opt_bool("ts_local").value_or(false);
     const Op* op = find_op(op_name);
-    if (!op) throw BadRequest("unknown op '" + std::string(op_name) + "'");
+    if (!op) {
+      throw BadRequest(is_valid_utf8(op_name) ? "unknown op '" + std::string(op_name) + "'"
+                                              : std::string("unknown op (and not UTF-8)"));
+    }
 
     if (op->mutation) {
       if (auto cached = replies_.find(id)) {

@@ -5,6 +5,7 @@
 #include "broker/dispatcher.hpp"
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
+#include "common/validate.hpp"
 
 #include <cmath>
 
@@ -37,7 +38,8 @@ std::optional<std::string> RequestThrottle::refuse(std::string_view identity, st
       MapView root = msg.root();
       if (root.opt_str("op", p::kMaxOpBytes) == std::optional<std::string_view>("HEARTBEAT")) return std::nullopt;
       if (const auto* raw = root.find("id"); raw && raw->type == msgpack::type::STR && raw->via.str.size >= 1 &&
-                                             raw->via.str.size <= p::kMaxIdBytes) {
+                                             raw->via.str.size <= p::kMaxIdBytes &&
+                                             is_valid_utf8({raw->via.str.ptr, raw->via.str.size})) {
         id.assign(raw->via.str.ptr, raw->via.str.size);
       }
     } catch (const BadRequest&) {

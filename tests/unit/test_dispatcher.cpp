@@ -3,6 +3,7 @@
 #include "broker/dispatcher.hpp"
 
 #include "common/protocol.hpp"
+#include "common/validate.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -223,6 +224,20 @@ TEST_CASE("a session that promised heartbeats is expired after three silent inte
   CHECK(f.index.user(*f.index.find_user("bob")).connected);  // never expired by silence
   CHECK(f.call("HEARTBEAT", user("alice")) == "USER NOT CONNECTED");
   CHECK(f.call("HEARTBEAT", user("carol")) == "USER DOES NOT EXIST");
+}
+
+TEST_CASE("an id or op that is not UTF-8 is refused and never echoed (replies stay valid UTF-8)", "[dispatcher]") {
+  // Found by tests/integration/bad_input.py: the id was echoed byte for byte, the op inside the error sentence.
+  Fixture f;
+  const std::string bad_id = "id-\xff\xfe";
+  CHECK(f.call("STATS", MapWriter(), bad_id) == "BAD REQUEST");
+  CHECK(f.last->root().is_nil("id"));
+  CHECK(f.last->root().str("error", 200).find("UTF-8") != std::string_view::npos);
+  CHECK(f.call("REG\xffISTER", user("alice")) == "BAD REQUEST");
+  const auto error = f.last->root().str("error", 200);
+  CHECK(is_valid_utf8(error));
+  CHECK(error.find("unknown op") != std::string_view::npos);
+  CHECK(f.index.user_count() == 0);
 }
 
 TEST_CASE("a BAD REQUEST found after decoding echoes the request's id intact", "[dispatcher]") {
