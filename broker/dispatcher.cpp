@@ -7,6 +7,7 @@
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 
@@ -109,8 +110,12 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     const bool ts_local = root.opt_bool("ts_local").value_or(false);
     const Op* op = find_op(op_name);
     if (!op) {
-      throw BadRequest(is_valid_utf8(op_name) ? "unknown op '" + std::string(op_name) + "'"
-                                              : std::string("unknown op (and not UTF-8)"));
+      // Echoed only when it is printable: not UTF-8 would break the reply, a NUL would cut the sentence short.
+      const bool printable = is_valid_utf8(op_name) && std::none_of(op_name.begin(), op_name.end(), [](char c) {
+                               return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                             });
+      throw BadRequest(printable ? "unknown op '" + std::string(op_name) + "'"
+                                 : std::string("unknown op (not printable UTF-8)"));
     }
 
     if (op->mutation) {

@@ -237,6 +237,8 @@ TEST_CASE("an id or op that is not UTF-8 is refused and never echoed (replies st
   const auto error = f.last->root().str("error", 200);
   CHECK(is_valid_utf8(error));
   CHECK(error.find("unknown op") != std::string_view::npos);
+  CHECK(f.call(std::string("ST\0ATS", 6), MapWriter()) == "BAD REQUEST");  // a NUL would cut the sentence
+  CHECK(f.last->root().str("error", 200) == "unknown op (not printable UTF-8)");
   CHECK(f.index.user_count() == 0);
 }
 
