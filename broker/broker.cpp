@@ -5,6 +5,7 @@
 
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
+#include "common/timestamp.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -24,8 +25,11 @@ Broker::Broker(BrokerOptions options)
     : options_(std::move(options)),
       store_(options_.db),
       replies_(options_.reply_cache),
-      dispatcher_(index_, store_, replies_, stats_, load_state(store_, index_),
-                  DispatcherOptions{options_.rpclog != "none", options_.heartbeat_misses, {}}) {
+      started_seq_(load_state(store_, index_) + 1),
+      dispatcher_(index_, store_, replies_, stats_, started_seq_,
+                  DispatcherOptions{options_.rpclog != "none", options_.heartbeat_misses, {},
+                                    options_.max_files_per_user}),
+      throttle_(options_.rate_limit) {
   store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
     replies_.put(std::move(id), std::move(reply));
   });
@@ -47,6 +51,16 @@ Broker::Broker(BrokerOptions options)
   pub_.set(zmq::sockopt::linger, 0);
   pub_.set(zmq::sockopt::sndhwm, 100000);
   pub_.bind(options_.events);
+  // Every session ended with the previous process: say so with the next seq, durably, before serving anyone.
+  store_.begin();
+  try {
+    store_.set_seq(started_seq_);
+    store_.commit();
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+  start_event_.hold(broker_started_event(started_seq_, now_iso8601_utc(), index_.user_count(), index_.file_count()));
   if (options_.rpclog != "none") {
     shipper_ = std::make_unique<LogShipper>(options_.db, store_.broker_id(), options_.rpclog, std::cerr);
   }
@@ -54,13 +68,14 @@ Broker::Broker(BrokerOptions options)
 
 void Broker::run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
-    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}, {pub_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 1, std::chrono::milliseconds(200));
+      zmq::poll(items, 2, std::chrono::milliseconds(200));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;  // a signal: re-check `stop`
       throw;
     }
+    if (items[1].revents & ZMQ_POLLIN) start_event_.on_subscriptions(pub_);
     if (items[0].revents & ZMQ_POLLIN) serve_batch();
     if (std::chrono::steady_clock::now() >= next_liveness_check_) {
       housekeep();
@@ -99,8 +114,20 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
       break;
     }
   }
-  for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) p.envelope.push_back(std::move(frames[i]));
   const std::size_t bodies = frames.size() > body_at ? frames.size() - body_at : 0;
+  if (throttle_.limiter().enabled()) {
+    // Before anything else, malformed messages included: frames[0] is the ROUTER's routing id.
+    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+    const auto body = bodies == 1 ? frames[body_at].to_string_view() : std::string_view();
+    if (auto refused = throttle_.refuse(frames[0].to_string_view(), body, now_us)) {
+      ++stats_.requests;
+      ++stats_.rate_limited;
+      p.reply = std::move(*refused);
+    }
+  }
+  for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) p.envelope.push_back(std::move(frames[i]));
+  if (!p.reply.empty()) return p;
   if (bodies != 1) {
     p.reply = dispatcher_.bad_request("expected exactly one body frame after the envelope, got " +
                                       std::to_string(bodies));
@@ -165,8 +192,8 @@ void Broker::send_reply(Pending& p) {
 }
 
 void Broker::publish(const Event& e) {
-  pub_.send(zmq::buffer(e.topic), zmq::send_flags::sndmore);
-  pub_.send(zmq::buffer(e.body), zmq::send_flags::none);
+  start_event_.release(pub_);  // broker.started, if still held, precedes every later event
+  send_event(pub_, e);
 }
 
 }  // namespace zshare::broker

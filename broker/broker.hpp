@@ -1,12 +1,15 @@
 // broker.hpp: the zshare-broker daemon as a class: a ROUTER for requests, a PUB for events, an event loop
 // with group commit (one SQLite transaction per batch of requests in hand, replies only after commit).
-// Tests drive it in-process; main.cpp only parses options and handles signals.
+// Tests drive it in-process; main.cpp only parses options and handles signals. Each start consumes one event seq
+// for broker.started (start_event.hpp), committed before the first request is served.
 #pragma once
 
 #include "broker/dispatcher.hpp"
 #include "broker/file_index.hpp"
 #include "broker/log_shipper.hpp"
 #include "broker/reply_cache.hpp"
+#include "broker/request_throttle.hpp"
+#include "broker/start_event.hpp"
 #include "broker/store.hpp"
 #include "common/zap_handler.hpp"
 
@@ -30,6 +33,8 @@ struct BrokerOptions {
   std::uint32_t heartbeat_misses = 3;     // sessions silent this many promised intervals are disconnected
   std::string key_file = "zshare-broker.key";  // the broker's CurveZMQ keypair (zshare-broker keygen)
   bool plaintext = false;                 // no CurveZMQ: a trusted lab network only
+  RateLimit rate_limit;                   // requests per client identity (token bucket); rate 0: unlimited
+  std::uint64_t max_files_per_user = 100000;
 };
 
 class Broker {
@@ -61,8 +66,11 @@ class Broker {
   FileIndex index_;
   ReplyCache replies_;
   BrokerStats stats_;
+  std::uint64_t started_seq_;  // broker.started's seq: the restored seq + 1
   Dispatcher dispatcher_;
+  RequestThrottle throttle_;
   std::unique_ptr<LogShipper> shipper_;
+  HeldEvent start_event_;
   std::size_t replies_since_prune_ = 0;
   std::uint64_t outbox_deleted_through_ = 0;
   std::chrono::steady_clock::time_point next_liveness_check_ = std::chrono::steady_clock::now();
@@ -70,7 +78,7 @@ class Broker {
   std::unique_ptr<curve::ZapHandler> zap_;  // after ctx_ and before the sockets: it outlives their handshakes
   std::string public_key_;
   zmq::socket_t router_{ctx_, zmq::socket_type::router};
-  zmq::socket_t pub_{ctx_, zmq::socket_type::pub};
+  zmq::socket_t pub_{ctx_, zmq::socket_type::xpub};  // a PUB that also hears subscriptions (start_event.hpp)
 };
 
 }  // namespace zshare::broker

@@ -7,6 +7,7 @@
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 
@@ -94,19 +95,28 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
     Message msg = Message::decode(body.data(), body.size(), limits);
     MapView root = msg.root();
     if (const auto* raw_id = root.find("id"); raw_id && raw_id->type == msgpack::type::STR &&
-                                              raw_id->via.str.size >= 1 && raw_id->via.str.size <= p::kMaxIdBytes) {
-      id.assign(raw_id->via.str.ptr, raw_id->via.str.size);
+                                              raw_id->via.str.size >= 1 && raw_id->via.str.size <= p::kMaxIdBytes &&
+                                              is_valid_utf8({raw_id->via.str.ptr, raw_id->via.str.size})) {
+      id.assign(raw_id->via.str.ptr, raw_id->via.str.size);  // echoed: only ever valid UTF-8
     }
     const auto v = root.uint("v");
     if (v != p::kVersion) throw BadRequest("unsupported protocol version " + std::to_string(v) + " (this broker speaks 1)");
     const auto op_name = root.str("op", p::kMaxOpBytes);
     const auto req_id = root.str("id", p::kMaxIdBytes);
     if (req_id.empty()) throw BadRequest("field 'id' must not be empty");
+    if (!is_valid_utf8(req_id)) throw BadRequest("field 'id' must be UTF-8");
     const auto ts = root.str("ts", p::kMaxTimestampBytes);
     check_timestamp(ts);
     const bool ts_local = root.opt_bool("ts_local").value_or(false);
     const Op* op = find_op(op_name);
-    if (!op) throw BadRequest("unknown op '" + std::string(op_name) + "'");
+    if (!op) {
+      // Echoed only when it is printable: not UTF-8 would break the reply, a NUL would cut the sentence short.
+      const bool printable = is_valid_utf8(op_name) && std::none_of(op_name.begin(), op_name.end(), [](char c) {
+                               return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                             });
+      throw BadRequest(printable ? "unknown op '" + std::string(op_name) + "'"
+                                 : std::string("unknown op (not printable UTF-8)"));
+    }
 
     // Retried ids are answered from the cache per sender: another key reusing an id gets its own answer.
     // A Z85 key is 40 characters without spaces, so "key id" cannot collide with another key's ids.
@@ -279,6 +289,11 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
     return failure_reply(r.id, st::kContentAlreadyPublished,
                          "user '" + std::string(name) + "' already publishes '" + f.name + "'");
   }
+  if (index_.user(f.user).files.size() >= options_.max_files_per_user) {
+    return failure_reply(r.id, st::kLimitExceeded,
+                         "user '" + std::string(name) + "' already publishes " +
+                             std::to_string(index_.user(f.user).files.size()) + " files, this broker's limit per user");
+  }
   store_.insert_file(name, f, r.ts);
   log(r, "PUBLISH", name, f.name + " " + std::to_string(f.size) + " " + to_hex(f.cid));
   auto ev = event(r, name);
@@ -348,8 +363,9 @@ std::string Dispatcher::on_search(const Request& r, std::vector<Event>&) {
   const auto limit = r.fields.opt_uint("limit").value_or(p::kDefaultSearchLimit);
   if (limit < 1 || limit > p::kMaxSearchLimit) throw BadRequest("field 'limit' must be from 1 to 1000");
   const auto cursor = r.fields.opt_uint("cursor").value_or(0);
+  const bool include_offline = r.fields.opt_bool("include_offline").value_or(false);  // default: online sources
 
-  const SearchPage page = index_.search(words, cid, cursor, static_cast<std::size_t>(limit));
+  const SearchPage page = index_.search(words, cid, cursor, static_cast<std::size_t>(limit), !include_offline);
   std::vector<MapWriter> results;
   results.reserve(page.files.size());
   for (FileId id : page.files) results.push_back(file_map(id, true));
@@ -441,6 +457,7 @@ std::string Dispatcher::on_stats(const Request& r, std::vector<Event>&) {
   w.put("bad_requests", stats_.bad_requests);
   w.put("retries_answered", stats_.retries_answered);
   w.put("dropped", stats_.dropped);
+  w.put("rate_limited", stats_.rate_limited);
   return w.finish();
 }
 

@@ -29,12 +29,14 @@ struct BrokerStats {
   std::uint64_t retries_answered = 0;
   std::uint64_t mutations = 0;  // mutation replies stored (for retried ids)
   std::uint64_t dropped = 0;
+  std::uint64_t rate_limited = 0;  // answered RATE LIMITED (request_throttle.hpp), never dispatched
 };
 
 struct DispatcherOptions {
   bool log_operations = true;        // every successful mutation also appends an operations-log record
   std::uint32_t heartbeat_misses = 3;  // a session silent this many promised intervals is disconnected
   std::function<std::int64_t()> clock_ms;  // monotonic milliseconds; empty: std::chrono::steady_clock
+  std::uint64_t max_files_per_user = 100000;  // PUBLISH beyond it: LIMIT EXCEEDED
 };
 
 class Dispatcher {

@@ -391,10 +391,10 @@ std::vector<FileId> FileIndex::files_of(UserId user) const {
 // ---- search ----
 
 SearchPage FileIndex::search_cid(const Hash& cid, const std::vector<std::string>& words, std::uint64_t cursor,
-                                 std::size_t limit) const {
+                                 std::size_t limit, bool online_only) const {
   std::vector<FileId> candidates;
   for (FileId f = find_cid(cid); f != IdTable::kNone; f = files_[f].next_same_cid) {
-    if (f < cursor) continue;
+    if (f < cursor || (online_only && !owner_online(f))) continue;
     const std::string_view text = text_of(files_[f]);
     if (std::all_of(words.begin(), words.end(), [&](const std::string& w) { return has_word(text, w); })) {
       candidates.push_back(f);
@@ -411,8 +411,8 @@ SearchPage FileIndex::search_cid(const Hash& cid, const std::vector<std::string>
 }
 
 SearchPage FileIndex::search(const std::vector<std::string>& words, const std::optional<Hash>& cid,
-                             std::uint64_t cursor, std::size_t limit) const {
-  if (cid) return search_cid(*cid, words, cursor, limit);
+                             std::uint64_t cursor, std::size_t limit, bool online_only) const {
+  if (cid) return search_cid(*cid, words, cursor, limit, online_only);
   SearchPage page;
   if (words.empty() || limit == 0) return page;
   std::vector<const PostingList*> lists;
@@ -429,6 +429,7 @@ SearchPage FileIndex::search(const std::vector<std::string>& words, const std::o
   pos[0] = lists[0]->seek(0, cursor);
   if (lists.size() == 1) {
     for (std::size_t i = pos[0]; i < lists[0]->size(); ++i) {
+      if (online_only && !owner_online((*lists[0])[i])) continue;
       if (page.files.size() == limit) {
         page.next = (*lists[0])[i];
         break;
@@ -454,7 +455,7 @@ SearchPage FileIndex::search(const std::vector<std::string>& words, const std::o
         if (pos[k] == lists[k]->size()) return page;  // that list has nothing left at or above id
         in_all = (*lists[k])[pos[k]] == id;
       }
-      if (!in_all) continue;
+      if (!in_all || (online_only && !owner_online(id))) continue;
       if (page.files.size() == limit) {
         page.next = id;
         return page;

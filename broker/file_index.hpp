@@ -82,9 +82,10 @@ class FileIndex {
   std::vector<FileId> files_of(UserId user) const;   // sorted by name
 
   // Files whose name or description has every one of `words` (already lower-cased keywords), and, when
-  // `cid` is given, that content id. Ids >= cursor, at most `limit`.
+  // `cid` is given, that content id. Ids >= cursor, at most `limit`. With `online_only`, only files whose owner
+  // is connected: the filter is applied before the page is cut, so `next` pages over online files alone.
   SearchPage search(const std::vector<std::string>& words, const std::optional<Hash>& cid, std::uint64_t cursor,
-                    std::size_t limit) const;
+                    std::size_t limit, bool online_only = false) const;
 
   std::size_t user_count() const { return live_users_; }
   std::size_t file_count() const { return live_files_; }
@@ -127,7 +128,8 @@ class FileIndex {
   void add_posting(FileId id, std::size_t offset, std::string_view word);  // offset: in id's text
   void remove_posting(FileId id, std::string_view word);
   SearchPage search_cid(const Hash& cid, const std::vector<std::string>& words, std::uint64_t cursor,
-                        std::size_t limit) const;
+                        std::size_t limit, bool online_only) const;
+  bool owner_online(FileId id) const { return users_[files_[id].user].connected; }
 
   std::vector<UserRecord> users_;
   std::unordered_map<std::string, UserId> user_by_name_;

@@ -60,6 +60,20 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
+  app.add_option("--rate-limit", opts.rate_limit.rate,
+                 "requests a second per client (token bucket per connection); 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--rate-burst", opts.rate_limit.burst, "requests a client may send at once before --rate-limit applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e9));
+  app.add_option("--rate-clients", opts.rate_limit.max_identities,
+                 "clients whose buckets are remembered at most (the least recently seen are forgotten)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+  app.add_option("--max-files-per-user", opts.max_files_per_user, "files one user may publish at most")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--key", opts.key_file, "the broker's CurveZMQ keypair file (made by `zshare-broker keygen`)")
       ->capture_default_str();
   app.add_flag("--plaintext", opts.plaintext, "no CurveZMQ encryption or user keys: for a trusted lab network only");
@@ -78,7 +92,7 @@ int main(int argc, char** argv) {
     zshare::broker::Broker broker(opts);
     std::cerr << "zshare-broker: control " << broker.control_endpoint() << ", events " << broker.events_endpoint()
               << ", db " << opts.db << " (" << broker.index().user_count() << " users, "
-              << broker.index().file_count() << " files, seq " << broker.seq() << ")"
+              << broker.index().file_count() << " files; broker.started is seq " << broker.seq() << ")"
               << (opts.plaintext ? std::string(", plaintext") : ", CurveZMQ key " + broker.public_key()) << std::endl;
     broker.run(g_stop);
     std::cerr << "zshare-broker: stopped cleanly" << std::endl;

@@ -1,15 +1,36 @@
 // lazy_pirate.cpp: a fresh REQ socket per retry, since a REQ that lost its reply cannot send again.
-// LINGER 0 so an abandoned request never holds the process open at exit.
+// LINGER 0 so an abandoned request never holds the process open at exit. After a RATE LIMITED reply the
+// socket is in step (it received), so the same bytes go out again on it once the wait is over.
 #include "common/lazy_pirate.hpp"
 
+#include "common/codec.hpp"
 #include "common/protocol.hpp"
 
+#include <cstring>
+#include <string_view>
+#include <thread>
+
 namespace zshare {
+
+std::optional<std::chrono::milliseconds> rate_limited_wait(const std::string& reply) {
+  const std::string_view status = protocol::status::kRateLimited;
+  // Most replies are not refusals, and some are large (a SEARCH page): look for the status bytes first.
+  if (reply.find(status) == std::string::npos) return std::nullopt;
+  try {
+    Message m = Message::decode(reply.data(), reply.size());
+    if (m.root().opt_str("status", 64) != std::optional<std::string_view>(status)) return std::nullopt;
+    const auto ms = m.root().opt_uint("retry_after_ms").value_or(100);
+    return std::chrono::milliseconds(std::max<std::uint64_t>(1, std::min<std::uint64_t>(ms, 3600 * 1000)));
+  } catch (const BadRequest&) {
+    return std::nullopt;
+  }
+}
 
 LazyPirateClient::LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
                                    int attempts, SocketSetup setup)
     : ctx_(ctx),
       endpoint_(std::move(endpoint)),
+      timeout_(timeout),
       per_attempt_(std::max<std::chrono::milliseconds>(timeout / std::max(attempts, 1), std::chrono::milliseconds(1))),
       attempts_(std::max(attempts, 1)),
       setup_(std::move(setup)) {}
@@ -23,7 +44,8 @@ void LazyPirateClient::reopen() {
 }
 
 std::string LazyPirateClient::request(const std::string& body) {
-  for (int attempt = 0; attempt < attempts_; ++attempt) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (int attempt = 0; attempt < attempts_;) {
     if (!socket_) reopen();
     socket_->send(zmq::buffer(body), zmq::send_flags::none);
     zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0}};
@@ -31,9 +53,16 @@ std::string LazyPirateClient::request(const std::string& body) {
     if (items[0].revents & ZMQ_POLLIN) {
       zmq::message_t reply;
       (void)socket_->recv(reply, zmq::recv_flags::none);
-      return reply.to_string();
+      std::string text = reply.to_string();
+      const auto wait = rate_limited_wait(text);
+      if (wait && std::chrono::steady_clock::now() + *wait + per_attempt_ <= deadline) {
+        std::this_thread::sleep_for(*wait);  // the broker said when; the same request goes out again
+        continue;
+      }
+      return text;
     }
     socket_.reset();  // Lazy Pirate: abandon the socket, its pending request and any late reply
+    ++attempt;
   }
   throw BrokerUnreachable("no reply from " + endpoint_ + " after " + std::to_string(attempts_) +
                           " attempts of " + std::to_string(per_attempt_.count()) + " ms");

@@ -1,5 +1,6 @@
 // lazy_pirate.hpp: the ZeroMQ guide's Lazy Pirate client: REQ, poll with a timeout, on silence close,
 // reopen and resend the same bytes. The broker's reply cache makes the resend safe for mutations.
+// A RATE LIMITED reply is honoured the same way: wait its retry_after_ms, resend the same bytes (same id).
 #pragma once
 
 #include <zmq.hpp>
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -15,6 +17,10 @@ namespace zshare {
 struct BrokerUnreachable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// When `reply` is the broker's RATE LIMITED: how long it asks the client to wait (retry_after_ms, 100 ms when
+// absent); nullopt for any other reply, readable or not.
+std::optional<std::chrono::milliseconds> rate_limited_wait(const std::string& reply);
 
 class LazyPirateClient {
  public:
@@ -25,7 +31,9 @@ class LazyPirateClient {
   LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3,
                    SocketSetup setup = {});
 
-  // Returns the reply body; throws BrokerUnreachable when no attempt got an answer.
+  // Returns the reply body; throws BrokerUnreachable when no attempt got an answer. A RATE LIMITED reply is
+  // waited out and resent while the wait still leaves one attempt's time before the deadline; past that, it
+  // is returned like any reply.
   std::string request(const std::string& body);
 
   const std::string& endpoint() const { return endpoint_; }
@@ -35,6 +43,7 @@ class LazyPirateClient {
 
   zmq::context_t& ctx_;
   std::string endpoint_;
+  std::chrono::milliseconds timeout_;
   std::chrono::milliseconds per_attempt_;
   int attempts_;
   SocketSetup setup_;

@@ -39,6 +39,8 @@ inline constexpr std::string_view kFileNotExist = "FILE NOT EXIST";
 inline constexpr std::string_view kDenied = "DENIED";  // the user belongs to another CurveZMQ key
 inline constexpr std::string_view kBadRequest = "BAD REQUEST";
 inline constexpr std::string_view kInternalError = "INTERNAL ERROR";
+inline constexpr std::string_view kRateLimited = "RATE LIMITED";      // any op but HEARTBEAT; carries retry_after_ms
+inline constexpr std::string_view kLimitExceeded = "LIMIT EXCEEDED";  // PUBLISH beyond the files-per-user limit
 // Client-side only: never sent by the broker.
 inline constexpr std::string_view kBrokerUnreachable = "BROKER UNREACHABLE";
 }  // namespace status

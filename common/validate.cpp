@@ -5,6 +5,8 @@
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 
+#include <algorithm>
+
 namespace zshare {
 
 bool is_valid_utf8(std::string_view s) {
@@ -65,9 +67,13 @@ void check_description(std::string_view s) {
 }
 
 void check_endpoint(std::string_view s) {
+  // Control bytes (NUL above all: ZeroMQ would dial the endpoint cut short at it) and spaces are never part of one.
+  const bool plain = std::none_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+  });
   if (s.size() > protocol::kMaxEndpointBytes || s.rfind("tcp://", 0) != 0 || s.size() <= 6 ||
-      s.find(':', 6) == std::string_view::npos || !is_valid_utf8(s)) {
-    throw BadRequest("endpoint must look like tcp://HOST:PORT (at most 255 bytes)");
+      s.find(':', 6) == std::string_view::npos || !is_valid_utf8(s) || !plain) {
+    throw BadRequest("endpoint must look like tcp://HOST:PORT (at most 255 bytes, no spaces or control characters)");
   }
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # search_client.py: a zshare client in Python written from schemas/ alone: searches the broker's index
 # and prints every matching file, following the pages. Needs Debian's python3-zmq and python3-msgpack.
+# Files of online owners only, unless --all; a RATE LIMITED reply is waited out (retry_after_ms) and resent.
 #
 #   examples/search_client.py --broker tcp://127.0.0.1:5555 --broker-key broker.pub river live
-#   examples/search_client.py --cid <64 hex digits>
+#   examples/search_client.py --broker-key broker.pub --all --cid <64 hex digits>
 import argparse
 import os
 import sys
@@ -25,9 +26,20 @@ def broker_public_key(key_or_path):
     raise ValueError("%s holds no public-key line" % key_or_path)
 
 
-def request(ctx, endpoint, server_key, msg, timeout_ms, attempts=3):
-    """Lazy Pirate (schemas/protocol.md): on silence, close the REQ socket, open a new one, resend the same id.
-    Over CurveZMQ (protocol.md, Security) a searcher needs only the broker's key and a keypair of its own."""
+def request(ctx, endpoint, server_key, msg, timeout_ms, attempts=3, rate_limited_waits=5):
+    """Lazy Pirate (schemas/protocol.md): on silence, close the REQ socket, open a new one, resend the same id;
+    on RATE LIMITED, wait retry_after_ms and resend the same id."""
+    for _ in range(rate_limited_waits):
+        reply = request_once(ctx, endpoint, server_key, msg, timeout_ms, attempts)
+        if reply.get("status") != "RATE LIMITED":
+            return reply
+        time.sleep(reply.get("retry_after_ms", 100) / 1000.0)
+    return reply
+
+
+def request_once(ctx, endpoint, server_key, msg, timeout_ms, attempts):
+    """One Lazy Pirate request. Over CurveZMQ (protocol.md, Security) a searcher needs only the broker's key
+    and a keypair of its own."""
     body = msgpack.packb(msg, use_bin_type=True)
     for _ in range(attempts):
         sock = ctx.socket(zmq.REQ)
@@ -52,6 +64,7 @@ def main():
     parser.add_argument("--broker-key", help="the broker's public key or its .pub file (CurveZMQ)")
     parser.add_argument("--plaintext", action="store_true", help="for a broker run with --plaintext")
     parser.add_argument("--cid", help="exact content id")
+    parser.add_argument("--all", action="store_true", help="also files whose owner is offline")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds for the whole request")
     args = parser.parse_args()
     if not args.words and not args.cid:
@@ -70,6 +83,8 @@ def main():
             msg["q"] = " ".join(args.words)
         if args.cid:
             msg["cid"] = args.cid
+        if args.all:
+            msg["include_offline"] = True
         if cursor is not None:
             msg["cursor"] = cursor
         reply = request(ctx, args.broker, server_key, msg, int(args.timeout * 1000 / 3))

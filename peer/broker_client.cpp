@@ -129,6 +129,7 @@ BrokerReply BrokerClient::search(const SearchRequest& r) {
   if (r.cid) w.put("cid", *r.cid);
   if (r.limit) w.put("limit", *r.limit);
   if (r.cursor) w.put("cursor", *r.cursor);
+  if (r.include_offline) w.put("include_offline", true);
   return call(w, id);
 }
 

@@ -50,6 +50,7 @@ struct SearchRequest {
   std::optional<std::string> cid;
   std::optional<std::uint64_t> limit;
   std::optional<std::uint64_t> cursor;
+  bool include_offline = false;  // false: the broker returns files of connected owners only
 };
 
 class BrokerClient {

@@ -95,7 +95,7 @@ CommandResult search_command(BrokerClient& broker, const SearchQuery& query) {
   if (query.max_results && *query.max_results == 0) return usage("the result limit must be at least 1");
 
   nlohmann::json all_results = nlohmann::json::array();
-  SearchRequest request{query.words, query.cid, std::nullopt, std::nullopt};
+  SearchRequest request{query.words, query.cid, std::nullopt, std::nullopt, query.include_offline};
   for (;;) {
     std::uint64_t want = query.page_size;
     if (query.max_results) want = std::min<std::uint64_t>(want, *query.max_results - all_results.size());

@@ -29,6 +29,7 @@ struct SearchQuery {
   std::optional<std::string> cid;             // 64 lowercase hex digits
   std::uint64_t page_size = 100;              // limit of each SEARCH request, 1..1000
   std::optional<std::uint64_t> max_results;   // stop after this many; nullopt follows `next` to the end
+  bool include_offline = false;               // also files whose owner is offline (SEARCH --all)
 };
 
 // SEARCH page after page (following `next` until nil); the result's "results" holds every page's results.

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <tuple>
 
 namespace zshare::peer {
@@ -87,34 +88,46 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
     if (auto bad = invalid_file_name(command, name)) return *bad;
     CommandResult found = ask_broker(command, broker, [&] { return broker.lookup(user, name); });
     if (!found.ok()) return found;
-    const Entry e = entry_of(found.fields.value("file", json::object()));
-    if (request.only_user && !e.online) {
-      return fail(Outcome::kRefused, status::kUserNotConnected, user + " is not connected, so nobody can send " + name);
-    }
-    cid = e.cid;
+    cid = entry_of(found.fields.value("file", json::object())).cid;
   }
 
-  // Every holder of the content, online or not, page by page.
+  // Every holder of the content, online or not, page by page. Right after a broker restart the index still
+  // knows every holder but their sessions are not back yet (a seeder reconnects at its next heartbeat): while
+  // holders exist and none is online, ask again every 200 ms, for request.source_wait at most.
   SearchQuery query;
   query.cid = cid;
   query.page_size = 1000;
-  CommandResult holders = search_command(broker, query);
-  if (!holders.ok()) {
-    holders.command = command;
-    return holders;
-  }
+  query.include_offline = true;
+  const auto poll = std::chrono::milliseconds(200);
+  const auto give_up = std::chrono::steady_clock::now() + request.source_wait;
   std::map<std::tuple<std::uint64_t, std::uint64_t, std::string>, std::vector<Entry>> groups;
   std::size_t offline = 0;
-  for (const auto& f : holders.fields.value("results", json::array())) {
-    Entry e = entry_of(f);
-    if (request.only_user && e.user != *request.only_user) continue;
-    if (!e.online || e.endpoint.empty()) {
-      ++offline;
-      continue;
+  for (;;) {
+    CommandResult holders = search_command(broker, query);
+    if (!holders.ok()) {
+      holders.command = command;
+      return holders;
     }
-    groups[{e.size, e.chunk_size, e.root}].push_back(std::move(e));
+    groups.clear();
+    offline = 0;
+    for (const auto& f : holders.fields.value("results", json::array())) {
+      Entry e = entry_of(f);
+      if (request.only_user && e.user != *request.only_user) continue;
+      if (!e.online || e.endpoint.empty()) {
+        ++offline;
+        continue;
+      }
+      groups[{e.size, e.chunk_size, e.root}].push_back(std::move(e));
+    }
+    if (!groups.empty() || offline == 0 || std::chrono::steady_clock::now() + poll > give_up) break;
+    std::this_thread::sleep_for(poll);
   }
   if (groups.empty()) {
+    if (request.only_user && offline) {
+      return fail(Outcome::kRefused, status::kUserNotConnected,
+                  *request.only_user + " is not connected, so nobody can send " + request.target.substr(
+                      request.target.find(':') + 1));
+    }
     return fail(Outcome::kRefused, status::kUserNotConnected,
                 offline ? "every peer holding that content is offline (" + std::to_string(offline) + ")"
                         : "nobody publishes that content");

@@ -6,6 +6,7 @@
 #include "peer/command_result.hpp"
 #include "peer/downloader.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -16,6 +17,9 @@ struct GetRequest {
   std::string dest;                      // where the file goes (written as dest.part until complete)
   std::optional<std::string> only_user;  // GET_FILE: fetch from this user only
   DownloadOptions download;
+  // While the content has holders and none of them is online (a broker restart ends every session until the
+  // peers reconnect, within a heartbeat), the sources are asked for again for this long before giving up.
+  std::chrono::milliseconds source_wait{2000};
 };
 
 // `command` names the result ("GET" or "GET_FILE"). Statuses: OK; the broker's (FILE NOT EXIST, USER DOES

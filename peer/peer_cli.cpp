@@ -45,8 +45,10 @@ struct PeerOptions {
   std::vector<std::string> words;
   std::optional<std::string> cid;
   std::optional<std::uint64_t> limit;
+  bool search_all = false;
   GetRequest get;
   double source_timeout_s = 5.0;
+  double wait_sources_s = 2.0;
   ServeOptions serve;
   double heartbeat_s = 1.0;
   std::string broker_key;  // the broker's public key, or a file holding it
@@ -112,11 +114,12 @@ void define_options(CLI::App& app, PeerOptions& o) {
   list_content->add_option("user", o.user, "the user name")->required();
   list_content->callback(chosen(Subcommand::kListContent));
 
-  auto* search = app.add_subcommand("search", "search every user's published files by keywords or content id");
+  auto* search = app.add_subcommand("search", "search the files of online users by keywords or content id");
   search->add_option("words", o.words, "keywords; a file matches when it has them all");
   search->add_option("--cid", o.cid, "exact content id (64 lowercase hex digits)");
   search->add_option("--limit", o.limit, "print at most N results")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1000000}));
+  search->add_flag("--all", o.search_all, "also files whose owner is offline (by default: online sources only)");
   search->callback(chosen(Subcommand::kSearch));
 
   auto* get = app.add_subcommand("get", "download a file from every online peer that holds it, verified");
@@ -127,6 +130,10 @@ void define_options(CLI::App& app, PeerOptions& o) {
       ->capture_default_str();
   get->add_option("--source-timeout", o.source_timeout_s, "seconds a silent source is given before it is dropped")
       ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  get->add_option("--wait-sources", o.wait_sources_s,
+                  "seconds to keep asking when every holder is offline (a broker restart: they reconnect)")
+      ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   get->callback(chosen(Subcommand::kGet));
 
@@ -198,6 +205,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
     case Subcommand::kGet: {
       o.get.download.source_timeout =
           std::chrono::milliseconds(std::max<long long>(100, std::llround(o.source_timeout_s * 1000.0)));
+      o.get.source_wait = std::chrono::milliseconds(std::llround(o.wait_sources_s * 1000.0));
       const bool show_progress = io.stderr_is_tty && !o.json;
       result = get_command(ctx, broker, "GET", o.get, show_progress ? terminal_progress(io.err) : ProgressFn{});
       break;
@@ -219,6 +227,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
       SearchQuery query;
       if (!o.words.empty()) query.words = join(o.words);
       query.cid = o.cid;
+      query.include_offline = o.search_all;
       if (o.limit) {
         query.max_results = *o.limit;
         query.page_size = std::min<std::uint64_t>(*o.limit, 1000);

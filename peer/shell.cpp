@@ -9,6 +9,7 @@
 #include "peer/broker_commands.hpp"
 #include "peer/get_command.hpp"
 
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -81,7 +82,12 @@ CommandResult Shell::dispatch(const ShellCommand& c) {
   if (name == "LIST_CONTENT") return list_content_command(broker_, c.args[0]);
   if (name == "SEARCH") {
     SearchQuery query;
-    query.words = c.text_after(0);
+    // SEARCH --all <words...>: offline owners' files too ("--all" is no keyword: keywords have no '-'); any
+    // case, like the command names.
+    std::string first = c.args[0];
+    for (auto& ch : first) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    query.include_offline = first == "--all";
+    query.words = c.text_after(query.include_offline ? 1 : 0);
     query.page_size = options_.search_page_size;
     return search_command(broker_, query);
   }

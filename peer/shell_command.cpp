@@ -85,7 +85,7 @@ const std::vector<CommandSyntax>& shell_commands() {
       {"DELETE", 1, 1, "DELETE <name>"},
       {"LIST_USERS", 0, 0, "LIST_USERS"},
       {"LIST_CONTENT", 1, 1, "LIST_CONTENT <user>"},
-      {"SEARCH", 1, kAnyCount, "SEARCH <words...>"},
+      {"SEARCH", 1, kAnyCount, "SEARCH [--all] <words...>"},
       {"GET_FILE", 3, 3, "GET_FILE <user> <remote name> <local path>"},
       {"QUIT", 0, 0, "QUIT"},
   };

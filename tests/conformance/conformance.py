@@ -10,6 +10,9 @@
 #     that registered it (every `key` field is checked against the owner's key), another key gets DENIED on the
 #     six owner-only ops, before the session state; a retried id is answered from the cache per sender key;
 #   - a short run against a broker started with --plaintext: it warns, and users carry an empty key, bound to nobody.
+#   - limits, on a second broker started with small ones: every op a status of any_op_statuses covers is refused
+#     so (RATE LIMITED, with retry_after_ms) and nothing is applied, HEARTBEAT never is, the same id sent after
+#     retry_after_ms is served; PUBLISH beyond --max-files-per-user is LIMIT EXCEEDED.
 # Invariant: the first failed check stops the run with a message and a non-zero exit; a run that passes ends
 # with "N passed, 0 failed". Every wait has a deadline; nothing sleeps and hopes.
 import argparse
@@ -66,6 +69,7 @@ class Catalogue:
         self.request_header = d["request_header"]
         self.reply_header = d["reply_header"]
         self.ops = d["ops"]
+        self.any_op_statuses = d.get("any_op_statuses", {})
         self.common_event = d["events"]["_common"]
         self.events = {k: v for k, v in d["events"].items() if not k.startswith("_")}
         types = d["types"]
@@ -95,6 +99,16 @@ class Catalogue:
             if spec.get("event"):
                 CHECKS.ok(spec["event"] in self.events, "op %s names event %s the catalogue does not define"
                           % (op, spec["event"]))
+        for st, spec in self.any_op_statuses.items():
+            CHECKS.ok(st in self.statuses, "any_op_statuses names %r missing from the global list" % st)
+            for op in spec.get("except_ops", []):
+                CHECKS.ok(op in self.ops, "any_op_statuses %s excepts an op the catalogue does not define: %s"
+                          % (st, op))
+
+    def op_statuses(self, op):
+        """Every status `op` may answer: its own list and the any-op statuses that do not except it."""
+        return list(self.ops[op]["statuses"]) + [st for st, spec in self.any_op_statuses.items()
+                                                 if op not in spec.get("except_ops", [])]
 
     def _within(self, type_name, s):
         b = self.bounds.get(type_name)
@@ -253,9 +267,13 @@ class Conn:
         CHECKS.ok(status in self.cat.statuses, "%s: reply status %r is not a catalogue status; reply %r"
                   % (what, status, reply))
         if op in self.cat.ops:
-            CHECKS.ok(status in self.cat.ops[op]["statuses"],
+            CHECKS.ok(status in self.cat.op_statuses(op),
                       "%s: status %r is not in the catalogue's statuses for %s %s; reply %r"
-                      % (what, status, op, self.cat.ops[op]["statuses"], reply))
+                      % (what, status, op, self.cat.op_statuses(op), reply))
+        for name, spec in self.cat.any_op_statuses.get(status, {}).get("reply", {}).items():
+            CHECKS.ok(name in reply, "%s: a %s reply lacks catalogue field %r: %r" % (what, status, name, reply))
+            err = self.cat.type_error(reply[name], spec, "%s reply.%s" % (op, name))
+            CHECKS.ok(err is None, "%s: %s" % (what, err))
         CHECKS.ok(status == expect, "%s: expected status %r, got %r; reply %r" % (what, expect, status, reply))
         self.tally.saw(op, status)
         # reply header
@@ -331,6 +349,8 @@ class Events:
         """Checks one event against the catalogue and the seq rule."""
         CHECKS.ok(topic in self.cat.events, "event topic %r is not in the catalogue: %r" % (topic, body))
         for name, spec in list(self.cat.common_event.items()) + list(self.cat.events[topic].items()):
+            if name.startswith("_"):
+                continue  # a note, not a field
             CHECKS.ok(name in body, "event %s lacks field %r: %r" % (topic, name, body))
             err = self.cat.type_error(body[name], spec, "event %s.%s" % (topic, name))
             CHECKS.ok(err is None, err)
@@ -436,8 +456,14 @@ def section(name):
 
 
 def join_events(c, ev, model, where):
-    """Beats the slow joiner: REGISTERs probe-1, probe-2... over `c` until an event arrives on `ev`, then takes
-    the probes' events still in flight, in order. From then on every event counts."""
+    """Takes broker.started, which a fresh broker holds until its first subscription (ours), then beats the
+    slow joiner: REGISTERs probe-1, probe-2... over `c` until an event arrives on `ev`, then takes the probes'
+    events still in flight, in order. From then on every event counts."""
+    got = ev.recv(EVENT_TIMEOUT_S)
+    CHECKS.ok(got is not None and got[0] == "broker.started",
+              "the first event a subscriber gets from a new broker is broker.started: %r" % (got,))
+    ev.accept(*got)
+    CHECKS.eq((got[1]["seq"], got[1]["users"], got[1]["files"]), (1, 0, 0), "broker.started of an empty index")
     deadline = time.monotonic() + 10
     probes = []
     first = None
@@ -454,6 +480,106 @@ def join_events(c, ev, model, where):
     CHECKS.eq(first[1]["key"], c.public_key, "user.registered carries the registering key")
     for p in probes[probes.index(seen) + 1:]:
         ev.expect("user.registered", user=p, key=c.public_key)
+
+
+LIMIT_RATE = 0.5    # the limits broker: one token every 2 s per client connection, so a refusal is certain
+LIMIT_FILES = 2     # files per user
+
+
+def check_limits(args, cat, ctx, tally):
+    """A second broker with small limits: every op the catalogue says may be RATE LIMITED is refused on an empty
+    bucket and nothing happens; HEARTBEAT is served; the same id after retry_after_ms is served as new;
+    PUBLISH beyond the files-per-user limit answers LIMIT EXCEEDED."""
+    section("limits (a broker with --rate-limit %s --rate-burst 1 --max-files-per-user %d)"
+            % (LIMIT_RATE, LIMIT_FILES))
+    broker = Broker(args.broker_bin, extra_args=["--rate-limit", str(LIMIT_RATE), "--rate-burst", "1",
+                                                 "--max-files-per-user", str(LIMIT_FILES)]).start()
+    conns = []
+    owner = zmq.curve_keypair()  # one key for every connection: "limited" belongs to it
+
+    def fresh():
+        """A new REQ connection: a new client identity, so a full bucket of one token (the bucket is per
+        connection, not per key)."""
+        k = Conn(ctx, broker.control, cat, tally, server_key=broker.public_key, keys=owner)
+        conns.append(k)
+        return k
+
+    try:
+        # Files per user, each request on its own connection (one token each).
+        fresh().call("REGISTER", "OK", user="limited")
+        fresh().call("CONNECT", "OK", user="limited", endpoint="tcp://127.0.0.1:7999")
+        files = [make_file("limit-%d.bin" % i, description="limit test") for i in range(LIMIT_FILES + 1)]
+        for f in files[:LIMIT_FILES]:
+            fresh().call("PUBLISH", "OK", user="limited", **f)
+        rid = "limit-%s" % uuid.uuid4().hex
+        first = fresh().call("PUBLISH", "LIMIT EXCEEDED", req_id=rid, user="limited", **files[-1])
+        CHECKS.ok(str(LIMIT_FILES) in first["error"], "LIMIT EXCEEDED names the limit: %r" % first)
+        again = fresh().call("PUBLISH", "LIMIT EXCEEDED", req_id=rid, user="limited", **files[-1])
+        CHECKS.eq(again, first, "a retried PUBLISH id gets the stored LIMIT EXCEEDED")
+        fresh().call("PUBLISH", "CONTENT ALREADY PUBLISHED", user="limited", **files[0])
+        r = fresh().call("LIST_CONTENT", "OK", user="limited")
+        CHECKS.eq(sorted(x["name"] for x in r["files"]), sorted(f["name"] for f in files[:LIMIT_FILES]),
+                  "the user keeps its %d files and no more" % LIMIT_FILES)
+
+        # RATE LIMITED for every op that may be refused: spend the one token, then ask.
+        valid = {
+            "REGISTER": {"user": "never-registered"}, "UNREGISTER": {"user": "limited"},
+            "CONNECT": {"user": "limited", "endpoint": "tcp://127.0.0.1:7998"}, "DISCONNECT": {"user": "limited"},
+            "PUBLISH": dict(make_file("refused.bin"), user="limited"), "DELETE": {"user": "limited", "name": files[0]["name"]},
+            "LIST_USERS": {}, "LIST_CONTENT": {"user": "limited"}, "SEARCH": {"q": "limit"},
+            "LOOKUP": {"user": "limited", "name": files[0]["name"]}, "STATS": {}, "SNAPSHOT": {},
+            "HEARTBEAT": {"user": "limited"},
+        }
+        CHECKS.eq(set(valid), set(cat.ops), "test bug: a valid request for every op of the catalogue")
+        before = fresh().call("STATS", "OK")
+        for op in sorted(cat.ops):
+            k = fresh()
+            k.call("LIST_USERS" if op != "LIST_USERS" else "STATS", "OK")  # the bucket's only token
+            if "RATE LIMITED" not in cat.op_statuses(op):
+                continue
+            r = k.call(op, "RATE LIMITED", **valid[op])
+            CHECKS.ok(0 < r["retry_after_ms"] <= 1000 / LIMIT_RATE,
+                      "%s: retry_after_ms %r is within one token's time" % (op, r["retry_after_ms"]))
+        after = fresh().call("STATS", "OK")
+        for key in ("users", "connected", "files", "seq", "retries_answered"):
+            CHECKS.eq(after[key], before[key], "STATS %s: the refused requests changed nothing" % key)
+        CHECKS.eq(after["rate_limited"] - before["rate_limited"], sum(1 for op in cat.ops
+                                                                     if "RATE LIMITED" in cat.op_statuses(op)),
+                  "STATS rate_limited counts every refusal")
+        fresh().call("LIST_CONTENT", "USER DOES NOT EXIST", user="never-registered")
+        CHECKS.eq(len(fresh().call("LIST_CONTENT", "OK", user="limited")["files"]), LIMIT_FILES,
+                  "the refused DELETE and UNREGISTER removed nothing")
+
+        # HEARTBEAT is never refused, however empty the bucket.
+        k = fresh()
+        for _ in range(3):
+            k.call("HEARTBEAT", "OK", user="limited")
+
+        # An unreadable message on an empty bucket: RATE LIMITED with a nil id (the check comes before decoding).
+        k = fresh()
+        k.call("STATS", "OK")
+        r = k.send_recv(b"\xc1 not msgpack")
+        CHECKS.ok(type(r) is dict and r.get("status") == "RATE LIMITED" and r.get("id") is None
+                  and type(r.get("retry_after_ms")) is int, "an unreadable refused message: %r" % (r,))
+
+        # The same request, same id, after retry_after_ms is served as if it came first.
+        k = fresh()
+        k.call("STATS", "OK")
+        msg = k.build("REGISTER", {"user": "patient"})
+        body = msgpack.packb(msg, use_bin_type=True)
+        r = k.send_recv(body)
+        k.check_reply("REGISTER", msg, r, "RATE LIMITED")
+        time.sleep(r["retry_after_ms"] / 1000.0)  # what the reply asks; the broker promised a token by then
+        k.check_reply("REGISTER", msg, k.send_recv(body), "OK")
+        fresh().call("REGISTER", "USERNAME IN USE", user="patient")  # registered, once
+        CHECKS.ok(broker.proc.poll() is None, "the limits broker is still running")
+    except BaseException:
+        print("limits broker stderr (tail):\n%s" % broker.stderr()[-3000:])
+        raise
+    finally:
+        for k in conns:
+            k.close()
+        broker.cleanup()
 
 
 def run(args):
@@ -756,11 +882,13 @@ def run(args):
                 CHECKS.ok(r["results"], "SEARCH page with no results but a next cursor %r" % r["next"])
                 cursor = r["next"]
 
-        def expected_matches(q=None, cid=None):
+        def expected_matches(q=None, cid=None, include_offline=False):
             want = set()
             for (u, n), f in model.files.items():
                 if cid is not None and f["cid"] != cid:
                     continue
+                if not include_offline and u not in model.connected:
+                    continue  # by default SEARCH shows the files of online owners only
                 if q is not None:
                     words = set(keywords(n)) | set(keywords(f.get("description", "")))
                     if not all(k in words for k in keywords(q)):
@@ -772,7 +900,8 @@ def run(args):
             results, pages = search_all(limit=limit, **q)
             keys = [(x["user"], x["name"]) for x in results]
             CHECKS.eq(len(keys), len(set(keys)), "%s: no result twice across pages" % what)
-            CHECKS.eq(set(keys), expected_matches(q.get("q"), q.get("cid")), "%s: the matching files" % what)
+            CHECKS.eq(set(keys), expected_matches(q.get("q"), q.get("cid"), q.get("include_offline", False)),
+                      "%s: the matching files" % what)
             for x in results:
                 want = model.file_result(x["user"], x["name"])
                 for k in result_fields:
@@ -790,20 +919,32 @@ def run(args):
         CHECKS.eq(len(expected_matches(cid=shared["cid"])), 2, "test bug: shared cid published twice")
         check_search("SEARCH by q and cid", q="mirror", cid=shared["cid"])
         check_search("SEARCH unknown cid", cid="f" * 64)
-        # Paging: 23 matching files over three users, offline ones included.
+        # Paging: 23 matching files over three users, one of them offline: 16 online, 23 with include_offline.
         section("SEARCH paging")
         for i in range(23):
             owner = ["alice", "carol", "Bob.the-2nd_"][i % 3]
             publish(owner, make_file("page-%02d.log" % i, description="Paging test number %d" % i))
-        disconnect("Bob.the-2nd_")  # its results must come back online=false, endpoint ""
-        CHECKS.eq(len(expected_matches("paging")), 23, "test bug: 23 paging files")
-        pages = check_search("SEARCH paging limit=5", limit=5, q="paging")
-        CHECKS.ok(pages >= 5, "23 results with limit 5 need at least 5 pages, got %d" % pages)
-        check_search("SEARCH paging limit=1", limit=1, q="PAGING test")
-        check_search("SEARCH paging limit=1000", limit=1000, q="paging")
-        check_search("SEARCH default limit", q="paging")
-        r = c.call("SEARCH", "OK", q="paging", limit=23)
+        disconnect("Bob.the-2nd_")  # its results come back only with include_offline, online=false, endpoint ""
+        CHECKS.eq(len(expected_matches("paging", include_offline=True)), 23, "test bug: 23 paging files")
+        CHECKS.eq(len(expected_matches("paging")), 16, "test bug: 16 paging files online")
+        for offline in (False, True):
+            pages = check_search("SEARCH paging limit=5 include_offline=%s" % offline, limit=5, q="paging",
+                                 include_offline=offline)
+            CHECKS.ok(pages >= (5 if offline else 4), "%d results with limit 5 need more pages, got %d"
+                      % (23 if offline else 16, pages))
+            check_search("SEARCH paging limit=1 include_offline=%s" % offline, limit=1, q="PAGING test",
+                         include_offline=offline)
+            check_search("SEARCH paging limit=1000 include_offline=%s" % offline, limit=1000, q="paging",
+                         include_offline=offline)
+            check_search("SEARCH default limit include_offline=%s" % offline, q="paging", include_offline=offline)
+        check_search("SEARCH by cid include_offline", cid=shared["cid"], include_offline=True)
+        r = c.call("SEARCH", "OK", q="paging", limit=23, include_offline=True)
         CHECKS.eq(len(r["results"]), 23, "SEARCH limit=23 over 23 matches: one page")
+        r = c.call("SEARCH", "OK", q="paging", limit=16)
+        CHECKS.eq(len(r["results"]), 16, "SEARCH limit=16 over 16 online matches: one page")
+        CHECKS.eq(r["next"], None, "16 online matches fill one page and no next: the offline owner's 7 do not count")
+        CHECKS.ok(all(x["online"] for x in r["results"]), "SEARCH shows online owners' files by default")
+        c.call("SEARCH", "BAD REQUEST", q="paging", include_offline="yes", conforming=False)
         c.call("SEARCH", "BAD REQUEST", conforming=False)
         c.call("SEARCH", "BAD REQUEST", q="paging", limit=0, conforming=False)
         c.call("SEARCH", "BAD REQUEST", q="paging", limit=1001, conforming=False)
@@ -827,7 +968,8 @@ def run(args):
         r = c.call("LIST_USERS", "OK")
         CHECKS.eq([x["user"] for x in r["users"]], sorted(model.connected), "LIST_USERS after UNREGISTER alice")
         check_search("SEARCH after UNREGISTER", q="paging")
-        check_search("SEARCH by cid after UNREGISTER", cid=shared["cid"])
+        check_search("SEARCH after UNREGISTER include_offline", q="paging", include_offline=True)
+        check_search("SEARCH by cid after UNREGISTER", cid=shared["cid"], include_offline=True)
         r = c.call("UNREGISTER", "OK", user="probe-1")  # no files
         CHECKS.eq(r["files_removed"], 0, "UNREGISTER of a user with no files")
         ev.expect("user.unregistered", user="probe-1", files_removed=0)
@@ -894,6 +1036,29 @@ def run(args):
                   % (s["requests"], tally.requests))
         CHECKS.eq(s["bad_requests"], tally.bad_requests, "STATS bad_requests counts every BAD REQUEST reply")
         CHECKS.eq(s["retries_answered"], retries, "STATS retries_answered counts the retried ids")
+        CHECKS.eq(s["rate_limited"], 0, "STATS rate_limited: the default limits throttled nothing of this run")
+
+        # ---- a restart: broker.started, in the events and in the seq ----------------------------------
+        section("restart: broker.started")
+        CHECKS.eq(broker.terminate(), 0, "the broker exits 0 on SIGTERM")
+        broker.start()  # same ports, same database; our SUB reconnects and subscribes again by itself
+        got = ev.recv(EVENT_TIMEOUT_S)
+        CHECKS.ok(got is not None and got[0] == "broker.started",
+                  "after a restart a connected subscriber gets broker.started first: %r" % (got,))
+        ev.accept(*got)  # seq: the last event's + 1
+        CHECKS.eq((got[1]["users"], got[1]["files"]), (len(model.users), len(model.files)),
+                  "broker.started counts the restored users and files")
+        model.connected.clear()  # what broker.started means: every session ended
+        r = c.call("SNAPSHOT", "OK")
+        CHECKS.eq(r["seq"], ev.last_seq, "SNAPSHOT seq after the restart is broker.started's")
+        CHECKS.ok(r["next"] is None, "test bug: the index fits one SNAPSHOT page")
+        CHECKS.ok(not any(u["online"] or u["endpoint"] for u in r["users"]) and
+                  not any(f["online"] for f in r["files"]), "SNAPSHOT after a restart: every user offline")
+        s = c.call("STATS", "OK")
+        CHECKS.eq((s["seq"], s["connected"]), (ev.last_seq, 0), "STATS seq and connected after the restart")
+        marker()  # the next event follows broker.started directly: nothing else was published
+
+        check_limits(args, cat, ctx, tally)
 
         # ---- coverage of the catalogue ------------------------------------------------------------------
         section("catalogue coverage")
@@ -902,8 +1067,13 @@ def run(args):
                 if st == "INTERNAL ERROR":
                     continue
                 CHECKS.ok((op, st) in tally.pairs, "catalogue status %s of op %s was never provoked" % (st, op))
+        for st in cat.any_op_statuses:
+            for op in cat.ops:
+                if st in cat.op_statuses(op):
+                    CHECKS.ok((op, st) in tally.pairs, "catalogue status %s (any op) of op %s was never provoked"
+                              % (st, op))
         for (op, st) in tally.pairs:
-            CHECKS.ok(op in cat.ops and st in cat.ops[op]["statuses"], "broker answered %s with unlisted %s" % (op, st))
+            CHECKS.ok(op in cat.ops and st in cat.op_statuses(op), "broker answered %s with unlisted %s" % (op, st))
         for topic in cat.events:
             CHECKS.ok(topic in tally.topics, "catalogue event %s was never seen" % topic)
         CHECKS.ok(broker.proc.poll() is None, "the broker is still running")

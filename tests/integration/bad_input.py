@@ -4,11 +4,17 @@
 # message over the 1 MiB socket limit, no reply while the broker goes on serving everyone else. After EVERY
 # case a fresh client must get normal answers, nothing may have been recorded (STATS users/connected/files
 # unchanged, the base file still there) and STATS bad_requests must have grown by exactly one per BAD REQUEST.
+# Kinds: random bytes, truncated and extra frames, wrong multipart shapes, messages over the size limits, huge
+# msgpack arrays and maps, deep nesting, invalid UTF-8 (every reply must still decode as UTF-8), names with '..',
+# NUL or 10,000 characters. Then a bounded flood of them from many clients: the broker's RSS (/proc/PID/status)
+# must stay within a fixed bound, STATS must count every message (bad_requests), and every reply it could not
+# deliver because its sender had gone (dropped).
 # Everything runs over CurveZMQ, as the broker does by default; clients that fail the handshake (no CurveZMQ at
 # all, or trusting another server key) must get no reply at all while the broker goes on serving everyone else.
 # The first failed check stops the run with a message and a non-zero exit; a pass ends "N passed, 0 failed".
 import argparse
 import os
+import random
 import sys
 import time
 import traceback
@@ -17,7 +23,7 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, curve_client  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, Broker, Client, curve_client, wait_for  # noqa: E402
 
 
 CHECKS = Checks()
@@ -192,11 +198,55 @@ def cases():
     add("huge map header (2^32-1 pairs announced)", with_raw_field(m, "x", b"\xdf\xff\xff\xff\xff\xc0\xc0"))
     m = req("REGISTER", user="mallory-str32")
     add("huge str header (4 GiB announced)", with_raw_field(m, "x", b"\xdb\xff\xff\xff\xff" + b"s" * 10))
+    m = req("REGISTER", user="mallory-map")
+    add("huge map (10,000 pairs, under 64 KiB)", with_raw_field(m, "x", b"\xde\x27\x10" + b"\x01\xc0" * 10000))
+    add("huge map at the top (10,000 pairs)", b"\xde\x27\x10" + b"\x01\xc0" * 10000, echo="nil")
+    add("huge array at the top (2^32-1 announced)", b"\xdd\xff\xff\xff\xff\xc0", echo="nil")
+    add("huge map at the top (2^32-1 announced)", b"\xdf\xff\xff\xff\xff\xc0\xc0", echo="nil")
+    # -- random bytes (seeded: the same every run) ---------------------------------------------------------
+    rng = random.Random(6)
+    for i in range(24):
+        n = rng.choice([1, 2, 7, 64, 500, 4096, 60000])
+        add("random bytes #%d (%d bytes)" % (i + 1, n), bytes(rng.getrandbits(8) for _ in range(n)))
+    # -- invalid UTF-8 anywhere a str is read -----------------------------------------------------------------
+    add("id of invalid UTF-8 (never echoed)", dict(req("STATS"), id=b"id-\xff\xfe"), echo="nil", raw_str=True)
+    add("op of invalid UTF-8", req(b"REG\xffISTER", user="mallory-op-utf8"), raw_str=True)
+    add("user of invalid UTF-8", req("REGISTER", user=b"mal\xc3\x28lory"), raw_str=True)
+    add("ts of invalid UTF-8", dict(req("STATS"), ts=b"2024-01-01T00:00:00.000Z\xff"), raw_str=True)
+    add("endpoint of invalid UTF-8", req("CONNECT", user="bob", endpoint=b"tcp://h\xff:1"), raw_str=True)
+    add("SEARCH q of invalid UTF-8", req("SEARCH", q=b"caf\xe9 au lait"), raw_str=True)
+    add("LOOKUP name of invalid UTF-8", req("LOOKUP", user="alice", name=b"base\xff.txt"), raw_str=True)
+    # -- NUL, '..' and 10,000 characters in names and other strings ---------------------------------------
+    add("op with NUL", req("ST\0ATS"))
+    add("endpoint with NUL (ZeroMQ would dial it cut short)", req("CONNECT", user="bob", endpoint="tcp://a\0b:1"))
+    add("endpoint with a space", req("CONNECT", user="bob", endpoint="tcp://a b:1"))
+    add("file name '../base.txt'", publish_req(name="../base.txt"))
+    add("file name 'dir/..'", publish_req(name="dir/.."))
+    add("DELETE name '..'", req("DELETE", user="alice", name=".."))
+    add("LOOKUP user with NUL", req("LOOKUP", user="alice\0", name="base.txt"))
+    ten_k = "n" * 10000
+    add("user name of 10,000 characters", req("REGISTER", user=ten_k))
+    add("file name of 10,000 characters", publish_req(name=ten_k))
+    add("file name of 10,000 two-byte characters", publish_req(name="é" * 10000))
+    add("description of 10,000 characters", publish_req(description=ten_k))
+    add("endpoint of 10,000 characters", req("CONNECT", user="bob", endpoint="tcp://" + ten_k + ":1"))
+    add("SEARCH q of 10,000 characters", req("SEARCH", q=" ".join(["w"] * 5000)))
+    add("id of 10,000 characters", dict(req("STATS"), id="i" * 10000), echo="nil")
+    add("op of 10,000 characters", req("O" * 10000))
+    add("ts of 10,000 characters", dict(req("STATS"), ts="2" * 10000))
     # -- framing ------------------------------------------------------------------------------------------
     body = pack(req("REGISTER", user="mallory-frames"))
     out.append(Case("extra frames (two body frames after the delimiter, DEALER)", frames=[b"", body, body],
                     dealer=True))
     out.append(Case("extra frames (three frames, DEALER)", frames=[b"", body, b"", body], dealer=True))
+    out.append(Case("extra frames (200 frames, DEALER)", frames=[b""] + [body] * 199, dealer=True))
+    out.append(Case("truncated frames (the delimiter, no body, DEALER)", frames=[b""], dealer=True))
+    out.append(Case("an empty body frame (DEALER)", frames=[b"", b""], dealer=True))
+    out.append(Case("a multipart request of two frames (REQ)", frames=[body, body]))
+    out.append(Case("the body split over two frames (REQ)", frames=[body[:5], body[5:]]))
+    big = pack(req("REGISTER", user="mallory-two-big", pad="p" * (900 << 10)))
+    out.append(Case("two frames of 900 KiB: each under the socket limit, 1.8 MiB together (DEALER)",
+                    frames=[b"", big, big], dealer=True))
     out.append(Case("over the socket limit (2 MiB): dropped, broker keeps serving",
                     pack(req("REGISTER", user="mallory-huge", pad="p" * (2 << 20))), expect=DROPPED))
     # -- the CurveZMQ handshake (protocol.md "Security") ----------------------------------------------------
@@ -225,6 +275,149 @@ def boundary_cases():
         out.append(Case("STATS body of exactly %d bytes" % total, body, echo=m["id"] if expect == "OK" else ANY,
                         expect=expect))
     return out
+
+
+FLOOD_CLIENTS = 16          # DEALERs, so the flood comes from as many client identities
+FLOOD_PER_CLIENT = 1500     # messages each, under the default rate limit's burst (4000): none is refused for rate
+FLOOD_WINDOW = 16           # in flight per client: what the broker holds at once is bounded, so is its RSS
+FLOOD_ROUNDS = 4
+FLOOD_MAX_MESSAGE = 128 << 10
+RSS_GROWTH_KIB = 48 << 10   # the whole flood (96,000 messages, 1.4 GB) may grow the broker by this much at most
+RSS_LATE_GROWTH_KIB = 8 << 10  # and rounds 2-4 (72,000 messages) by this much: 120 bytes a message would exceed it
+ABANDONED = 1000            # messages sent by a client that leaves before its replies
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise CheckFailed("no VmRSS in /proc/%d/status" % pid)
+
+
+def sanitized(binary):
+    """True for a build with AddressSanitizer, whose quarantine keeps freed memory (RSS then says nothing)."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def flood(broker, c, bad_cases):
+    """A bounded flood of every BAD REQUEST case (those up to 128 KiB) from FLOOD_CLIENTS DEALERs at once, in
+    FLOOD_ROUNDS rounds: every message is answered BAD REQUEST and counted, none is refused for rate, and the
+    broker's RSS stays within a fixed bound however many rounds. Then clients that leave before their replies:
+    the broker counts each message in bad_requests and the replies it could not deliver in dropped."""
+    ctx = zmq.Context.instance()
+    shapes = []
+    for k in bad_cases:
+        frames = k.frames if k.dealer else [b""] + k.frames
+        if sum(len(f) for f in frames) <= FLOOD_MAX_MESSAGE:
+            shapes.append(frames)
+    CHECKS.ok(len(shapes) > 100, "test bug: the flood has %d kinds of message" % len(shapes))
+    pid = broker.proc.pid
+    rss = [rss_kib(pid)]
+    total = FLOOD_CLIENTS * FLOOD_PER_CLIENT
+    for rnd in range(FLOOD_ROUNDS):
+        before = c.call("STATS")
+        socks = []
+        try:
+            for i in range(FLOOD_CLIENTS):
+                d = ctx.socket(zmq.DEALER)
+                d.setsockopt(zmq.LINGER, 0)
+                broker.secure(d)
+                d.connect(broker.control)
+                socks.append(d)
+            sent = [0] * len(socks)
+            answered = [0] * len(socks)
+
+            def send_one(i):
+                socks[i].send_multipart(shapes[(i * 7 + sent[i]) % len(shapes)])
+                sent[i] += 1
+            for i in range(len(socks)):
+                for _ in range(FLOOD_WINDOW):
+                    send_one(i)
+            poller = zmq.Poller()
+            for d in socks:
+                poller.register(d, zmq.POLLIN)
+            statuses = {}
+            while sum(answered) < total:
+                ready = dict(poller.poll(10000))
+                CHECKS.ok(ready, "flood round %d: no reply for 10 s, %d of %d answered"
+                          % (rnd + 1, sum(answered), total))
+                for i, d in enumerate(socks):
+                    while d in ready and d.poll(0) & zmq.POLLIN:
+                        frames = d.recv_multipart()
+                        status = msgpack.unpackb(frames[-1], raw=False).get("status")
+                        statuses[status] = statuses.get(status, 0) + 1
+                        answered[i] += 1
+                        if sent[i] < FLOOD_PER_CLIENT:
+                            send_one(i)
+        finally:
+            for d in socks:
+                d.close(linger=0)
+        CHECKS.eq(statuses, {"BAD REQUEST": total}, "flood round %d: every reply is BAD REQUEST" % (rnd + 1))
+        after = c.call("STATS")
+        grew = {k: after[k] - before[k] for k in ("requests", "bad_requests", "rate_limited", "dropped")}
+        CHECKS.eq(grew, {"requests": total + 1, "bad_requests": total, "rate_limited": 0, "dropped": 0},
+                  "flood round %d: STATS counts every message (and this STATS)" % (rnd + 1))
+        CHECKS.eq(after["users"], before["users"], "flood round %d recorded no user" % (rnd + 1))
+        rss.append(rss_kib(pid))
+        print("flood round %d: %d messages, broker RSS %d KiB" % (rnd + 1, total, rss[-1]), flush=True)
+    if sanitized(broker.binary):
+        print("RSS bounds not checked: AddressSanitizer's quarantine holds freed memory (%r KiB)" % rss, flush=True)
+    else:
+        check_rss(rss)
+    abandoned_clients(broker, c, shapes)
+
+
+def check_rss(rss):
+    CHECKS.ok(rss[-1] - rss[0] <= RSS_GROWTH_KIB, "the broker's RSS grew from %d to %d KiB over the flood (%r), over "
+              "the %d KiB bound" % (rss[0], rss[-1], rss, RSS_GROWTH_KIB))
+    CHECKS.ok(rss[-1] - rss[1] <= RSS_LATE_GROWTH_KIB, "the broker's RSS kept growing after the first flood round: "
+              "%r KiB, more than %d KiB over %d messages" % (rss, RSS_LATE_GROWTH_KIB,
+                                                            FLOOD_CLIENTS * FLOOD_PER_CLIENT * (FLOOD_ROUNDS - 1)))
+
+
+def abandoned_clients(broker, c, shapes):
+    """Clients that leave at once (their socket lingers until its messages are out): every message the broker
+    reads is counted in bad_requests, and a reply that finds its client gone is counted in dropped. ZeroMQ
+    discards what a departed peer left unread in its pipe, so how many arrive, and how many replies miss their
+    client, are races: rounds repeat until a reply was dropped, each round's counts checked exactly."""
+    ctx = zmq.Context.instance()
+    dropped = 0
+    for rnd in range(10):
+        before = c.call("STATS")
+        d = ctx.socket(zmq.DEALER)
+        broker.secure(d)
+        d.connect(broker.control)
+        for n in range(ABANDONED):
+            d.send_multipart(shapes[n % len(shapes)])
+        d.close(linger=10000)
+        seen = {"polls": 0, "counted": -1}
+
+        def settled():
+            """All counted, or the count has stopped moving: the rest of that client's messages are gone."""
+            seen["polls"] += 1
+            counted = c.call("STATS")["requests"] - before["requests"] - seen["polls"]
+            done = counted >= ABANDONED or counted == seen["counted"] > 0
+            seen["counted"] = counted
+            if not done:
+                time.sleep(0.2)  # the pace of the polls, so "stopped moving" means 200 ms without a message
+            return done
+        wait_for(settled, 30, "the broker to read the messages of a client that left")
+        after = c.call("STATS")
+        counted = after["requests"] - before["requests"] - seen["polls"] - 1
+        CHECKS.ok(0 < counted <= ABANDONED, "the broker read %d of the %d messages of a client that left"
+                  % (counted, ABANDONED))
+        CHECKS.eq(after["bad_requests"] - before["bad_requests"], counted,
+                  "every message the broker read from a client that left is counted in bad_requests")
+        grew = after["dropped"] - before["dropped"]
+        CHECKS.ok(0 <= grew <= counted, "dropped grew by %d for %d messages read" % (grew, counted))
+        dropped += grew
+        if dropped:
+            break
+    CHECKS.ok(dropped > 0, "in 10 rounds no reply to a client that had left was counted as dropped")
+    print("abandoned clients: %d replies counted as dropped" % dropped, flush=True)
+    CHECKS.ok(broker.proc.poll() is None, "the broker is still running after the flood")
 
 
 def run(broker_bin):
@@ -330,6 +523,7 @@ def run(broker_bin):
                   "STATS bad_requests grew by %d over the run; %d BAD REQUEST replies were seen"
                   % (s["bad_requests"] - base["bad_requests"], bad_seen))
         print("%d bad inputs answered BAD REQUEST" % bad_seen)
+        flood(broker, c, [k for k in cases() if k.expect == "BAD REQUEST"])
         c.close()
     except BaseException:
         print("broker stderr (tail):\n%s" % broker.stderr()[-3000:])

@@ -2,8 +2,9 @@
 # durability.py: what survives a crash (kill -9) or a SIGTERM of a real zshare-broker, restarted on the same
 # SQLite file. protocol.md promises: an OK to a mutation is sent only after its commit; users and files
 # survive restarts, sessions do not; event seq keeps increasing across restarts; a retried request id is
-# answered with the stored reply even after a restart.
-#   (a) OKs survive kill -9: users and files exactly there, sessions offline, seq continues above the last seen;
+# answered with the stored reply even after a restart. Each start takes one seq for its broker.started event.
+#   (a) OKs survive kill -9: users and files exactly there, sessions offline, seq continues above the last seen,
+#       the first seq of the new process being broker.started, which a subscriber joining afterwards still gets;
 #   (b) a retried id after kill -9 + restart gets the stored reply and does not apply twice;
 #   (c) kill -9 during concurrent mutations from several threads: every acknowledged mutation is there,
 #       nothing unacknowledged beyond the requests in flight, and resending those in flight is consistent;
@@ -92,6 +93,15 @@ class EventWatch:
         self.last_seq = seq
         return topic.decode(), ev
 
+    def started(self, seq, users, files):
+        """The broker holds broker.started until the first subscription: a subscriber that joins a freshly
+        (re)started broker before anything else happens gets it first, with the seq and counts given."""
+        got = self.recv(EVENT_TIMEOUT_S)
+        CHECKS.ok(got is not None and got[0] == "broker.started", "the first event is broker.started: %r" % (got,))
+        CHECKS.eq((got[1]["seq"], got[1]["users"], got[1]["files"]), (seq, users, files),
+                  "broker.started seq, users and files")
+        return got[1]
+
     def sync(self, client, model, prefix):
         """Registers prefix-1, prefix-2... until an event arrives, then takes the events still in flight.
         Returns (number of REGISTERs sent, the first event seen, its position among them, 1-based)."""
@@ -167,10 +177,12 @@ def check_state(client, model, what):
         for n, f in want.items():
             for k, v in f.items():
                 CHECKS.eq(got[n].get(k), v, "%s: LIST_CONTENT %s %s field %s" % (what, user, n, k))
-    results = search_all(client, q="durable")
+    CHECKS.eq(search_all(client, q="durable"), [], "%s: SEARCH (online sources only) finds nothing, every owner "
+              "being offline" % what)
+    results = search_all(client, q="durable", include_offline=True)
     keys = [(x["user"], x["name"]) for x in results]
     CHECKS.eq(len(keys), len(set(keys)), "%s: SEARCH gives each file once" % what)
-    CHECKS.eq(set(keys), set(model.files), "%s: SEARCH 'durable' finds exactly the files" % what)
+    CHECKS.eq(set(keys), set(model.files), "%s: SEARCH 'durable' include_offline finds exactly the files" % what)
     for x in results:
         CHECKS.ok(x["online"] is False and x["endpoint"] == "",
                   "%s: after a restart SEARCH shows %s/%s offline with no endpoint: %r" % (what, x["user"], x["name"], x))
@@ -190,6 +202,7 @@ def scenario_ok_survives_kill9(binary):
         o = broker.client()  # another client with its own keypair: it owns bob
         model = Model()
         ev = EventWatch(broker)
+        ev.started(1, 0, 0)  # a fresh database: seq 1
         ev.sync(c, model, "sync")
         owner = {"alice": c, "bob": o, "carol": c, "dave": c}
         for u in ("alice", "bob", "carol", "dave"):
@@ -234,16 +247,19 @@ def scenario_ok_survives_kill9(binary):
         c = broker.client(keys=c.keys)  # the same clients come back with their keypairs
         o = broker.client(keys=o.keys)
         s = check_state(c, model, "after kill -9")
-        CHECKS.eq(s["seq"], last_seq, "after kill -9 STATS seq is the last seq seen before the kill")
+        CHECKS.eq(s["seq"], last_seq + 1, "after kill -9 STATS seq is the last seq seen before the kill + 1: the "
+                  "restart's broker.started")
         CHECKS.eq(c.call("LIST_CONTENT", user="dave").get("status"), "USER DOES NOT EXIST",
                   "after kill -9 the unregistered user stays gone")
         CHECKS.eq(c.call("LOOKUP", user="alice", name="alice-file-1.dat").get("status"), "FILE NOT EXIST",
                   "after kill -9 the deleted file stays gone")
-        # Events continue strictly above the last seq seen before the kill, one by one.
+        # Events continue strictly above the last seq seen before the kill, one by one: broker.started, which a
+        # subscriber joining now still receives (nothing was published since the start), then the REGISTERs.
         ev = EventWatch(broker)
+        ev.started(last_seq + 1, len(model.users), len(model.files))
         _, first, pos = ev.sync(c, model, "after")
-        CHECKS.eq(first[1]["seq"], last_seq + pos, "the first event after the restart continues the sequence "
-                  "(last seq before the kill %d, then %d REGISTERs)" % (last_seq, pos))
+        CHECKS.eq(first[1]["seq"], last_seq + 1 + pos, "the first event after the restart continues the sequence "
+                  "(last seq before the kill %d, broker.started, then %d REGISTERs)" % (last_seq, pos))
         CHECKS.ok(first[1]["seq"] > last_seq, "seq after the restart is above the last seq before the kill")
         # Sessions are offline: CONNECT works again without USER ALREADY CONNECTED, for the owner's key only.
         ok(c, "CONNECT", user="alice", endpoint="tcp://127.0.0.1:7100")
@@ -312,7 +328,7 @@ def scenario_retry_after_restart(binary):
             CHECKS.eq(r and r.get("status"), fresh, "the %s's id resent by another key is answered afresh: %r"
                       % (name, r))
         s = check_state(c, model, "after another key reused the ids")
-        CHECKS.eq(s["seq"], before["seq"], "another key's reused ids changed nothing (seq unchanged)")
+        CHECKS.eq(s["seq"], before["seq"] + 1, "another key's reused ids changed nothing (seq: + broker.started)")
         CHECKS.eq(s["retries_answered"], after["retries_answered"], "another key's reused ids are no retries")
         for name, body in (("PUBLISH", pub), ("REGISTER", reg), ("DELETE", dele)):
             retry = broker.client(keys=keys)  # a NEW socket of the same client, as Lazy Pirate does
@@ -320,7 +336,8 @@ def scenario_retry_after_restart(binary):
             retry.close()
             CHECKS.eq(r, replies[name], "a %s retried after the restart gets the stored reply" % name)
         s = check_state(c, model, "after the retries")
-        CHECKS.eq(s["seq"], before["seq"], "the retries published no event (seq unchanged)")
+        CHECKS.eq(s["seq"], before["seq"] + 1, "the retries published no event (seq: only the restart's "
+                  "broker.started)")
         CHECKS.eq(s["retries_answered"] - after["retries_answered"], 3, "STATS retries_answered counts 3 retries")
         # The stored OK is not a fresh execution: a new PUBLISH now is refused, alice being offline.
         c.close()
@@ -421,9 +438,10 @@ def check_stream_survived(broker, writers, base, what):
         CHECKS.ok(len(acked_files) <= s["files"] <= len(acked_files) + len(in_flight),
                   "%s: STATS files %d must be between the %d acknowledged PUBLISHes and that plus the %d in flight"
                   % (what, s["files"], len(acked_files), len(in_flight)))
-        CHECKS.ok(n_acked <= s["seq"] <= n_acked + len(in_flight),
-                  "%s: STATS seq %d must count the %d acknowledged mutations (+ at most %d in flight)"
-                  % (what, s["seq"], n_acked, len(in_flight)))
+        # One seq per mutation, and one for the restart's broker.started.
+        CHECKS.ok(n_acked + 1 <= s["seq"] <= n_acked + 1 + len(in_flight),
+                  "%s: STATS seq %d must count the %d acknowledged mutations and broker.started (+ at most %d in "
+                  "flight)" % (what, s["seq"], n_acked, len(in_flight)))
         for user in sorted(acked_users):
             r = c.call("LIST_CONTENT", user=user)
             CHECKS.eq(r.get("status"), "OK", "%s: acknowledged REGISTER of %s is present" % (what, user))
@@ -495,7 +513,7 @@ def scenario_sigterm(binary):
         broker.start()
         c = broker.client(keys=c.keys)
         s = check_state(c, model, "after SIGTERM")
-        CHECKS.eq(s["seq"], seq, "after SIGTERM STATS seq is the last seq before it")
+        CHECKS.eq(s["seq"], seq + 1, "after SIGTERM STATS seq is the last seq before it + 1 (broker.started)")
         retry = broker.client(keys=c.keys)
         CHECKS.eq(retry.send_raw([pub]), first, "a PUBLISH retried after SIGTERM + restart gets the stored reply")
         retry.close()

@@ -46,6 +46,16 @@ def main():
             check(out.returncode == 2 and "--broker-key" in out.stderr,
                   "search_client.py without a broker key exits 2 and says to give one: %d %r"
                   % (out.returncode, out.stderr))
+            # Its owner offline, the file is found with --all only.
+            check(c.call("DISCONNECT", user="alice")["status"] == "OK", "DISCONNECT for the example")
+            script = [sys.executable, os.path.join(args.examples, "search_client.py"), "--broker", broker.control,
+                      "--broker-key", broker.public_key_file]
+            out = subprocess.run(script + ["RIVER"], capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0 and "0 file(s)" in out.stderr and out.stdout == "",
+                  "search_client.py finds no online source: %r %r" % (out.stdout, out.stderr))
+            out = subprocess.run(script + ["--all", "RIVER"], capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0 and "river-live.flac" in out.stdout and "offline" in out.stdout,
+                  "search_client.py --all prints the offline match: %r %r" % (out.stdout, out.stderr))
             c.close()
         finally:
             broker.cleanup()

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 # liveness_test.py: the Paranoid Pirate heartbeat end to end with real processes: a silent seeder is marked
-# offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync).
+# offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync); a
+# `get` started while every source is still offline after a restart waits for them (bounded) and succeeds.
 # Over CurveZMQ, as by default: each seeder has its own keypair, and recovers as the key that owns its user.
 import argparse
+import hashlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,15 +26,22 @@ def check(cond, what):
 
 
 def search_online(client, word):
-    """{user: online} for the files matching `word`."""
+    """{user: online} for the files matching `word`, offline owners' included."""
     return {user: online for user, (online, _) in search_state(client, word).items()}
 
 
 def search_state(client, word):
-    """{user: (online, key)} for the files matching `word`."""
-    r = client.call("SEARCH", q=word)
+    """{user: (online, key)} for the files matching `word`, offline owners' included."""
+    r = client.call("SEARCH", q=word, include_offline=True)
     check(r["status"] == "OK", "SEARCH answers OK: %r" % r)
     return {x["user"]: (x["online"], x["key"]) for x in r["results"]}
+
+
+def default_search_users(client, word):
+    """The owners SEARCH shows without include_offline: the online ones only."""
+    r = client.call("SEARCH", q=word)
+    check(r["status"] == "OK", "SEARCH answers OK: %r" % r)
+    return sorted(x["user"] for x in r["results"])
 
 
 def make_share(root, user, name, data):
@@ -57,6 +68,7 @@ def test_silent_seeder_goes_offline(args, root):
             s.start()
             seeders.append(s)
         check(search_online(client, "liveness") == {"quiet": True, "lively": True}, "both seeders online")
+        check(default_search_users(client, "liveness") == ["lively", "quiet"], "SEARCH shows both online sources")
         killed_at = time.monotonic()
         seeders[0].kill9()
 
@@ -72,6 +84,8 @@ def test_silent_seeder_goes_offline(args, root):
         check(elapsed >= 0.4, "not expired before it missed its heartbeats (%.2fs)" % elapsed)
         check(search_online(client, "liveness") == {"quiet": False, "lively": True},
               "the killed seeder's files are offline, the live one's are not")
+        check(default_search_users(client, "liveness") == ["lively"],
+              "SEARCH (online sources by default) no longer shows the expired seeder's files")
         check(seeders[1].running(), "the live seeder kept running")
         client.close()
     finally:
@@ -117,6 +131,63 @@ def test_seeders_recover_after_broker_restart(args, root):
         broker.cleanup()
 
 
+def test_get_waits_for_sources_after_restart(args, root):
+    """After a broker restart every session is gone until the seeders' next heartbeat. A `get` started then finds
+    the content's holders all offline: it asks again (--wait-sources) instead of failing, and succeeds once the
+    seeder is back. The seeder is held with SIGSTOP so the get is certainly in its wait before it returns."""
+    os.makedirs(os.path.join(root, "b3"))
+    broker = Broker(args.broker_bin, workdir=os.path.join(root, "b3")).start()
+    data = os.urandom(200000)
+    cid = hashlib.sha256(data).hexdigest()
+    seeder = ServeProcess(args.peer_bin, broker, "waited",
+                          make_share(root, "waited", "waited-for.bin", data),
+                          os.path.join(root, "waited.hashes.db"), extra_args=["--heartbeat", "0.2"])
+    seeder.start()
+    get = None
+    try:
+        client = broker.client()
+        check(default_search_users(client, "waited") == ["waited"], "the seeder is an online source")
+        client.close()
+        seeder.signal(signal.SIGSTOP)
+        broker.kill9()
+        broker.start()
+        client = broker.client()
+        check(default_search_users(client, "waited") == [], "after the restart the seeder's session is gone")
+        # Without a wait, a get fails at once: nobody online holds the content.
+        dest = os.path.join(root, "waited-copy.bin")
+        quick = subprocess.run([args.peer_bin] + broker.peer_args() + ["get", cid, dest, "--wait-sources", "0"],
+                               capture_output=True, text=True, timeout=30)
+        check(quick.returncode == 1 and "GET FAIL, USER NOT CONNECTED" in quick.stdout,
+              "get --wait-sources 0 with every holder offline fails: %r %r" % (quick.stdout, quick.stderr))
+        base = client.call("STATS")["requests"]
+        polls = [0]
+
+        def get_searched_twice():
+            polls[0] += 1
+            if get.poll() is not None:
+                raise AssertionError("get ended before its sources came back: %r" % (get.communicate(),))
+            # Every request but our STATS polls is the get's: two SEARCHes mean it found nobody and asked again.
+            return client.call("STATS")["requests"] - base - polls[0] >= 2
+        get = subprocess.Popen([args.peer_bin] + broker.peer_args() + ["get", cid, dest, "--wait-sources", "20"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(get_searched_twice, 10, "the get to search twice while its only source is offline")
+        seeder.signal(signal.SIGCONT)  # its next heartbeat finds the session gone: it CONNECTs and re-syncs
+        out, err = get.communicate(timeout=30)
+        check(get.returncode == 0 and out.startswith("GET OK"), "get succeeded once the source was back: %r %r; "
+              "seeder: %s" % (out, err, seeder.stderr()[-1500:]))
+        with open(dest, "rb") as f:
+            check(hashlib.sha256(f.read()).hexdigest() == cid, "the file is the seeder's, byte for byte")
+        client.close()
+    finally:
+        if get is not None and get.poll() is None:
+            get.kill()
+            get.wait(timeout=10)
+        if seeder.running():
+            seeder.signal(signal.SIGCONT)
+        seeder.stop()
+        broker.cleanup()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker-bin", required=True)
@@ -124,7 +195,8 @@ def main():
     args = parser.parse_args()
     failures = 0
     with tempfile.TemporaryDirectory(prefix="zshare-liveness-") as root:
-        for test in (test_silent_seeder_goes_offline, test_seeders_recover_after_broker_restart):
+        for test in (test_silent_seeder_goes_offline, test_seeders_recover_after_broker_restart,
+                     test_get_waits_for_sources_after_restart):
             try:
                 test(args, root)
                 print("ok - %s" % test.__name__)

@@ -282,9 +282,12 @@ def test_two_user_session(peer_bin, broker, files):
         alice.ask("DISCONNECT alice", ["DISCONNECT FAIL, USER NOT CONNECTED"])
         alice.ask("PUBLISH %s back again" % notes, ["PUBLISH FAIL, USER NOT CONNECTED"])
 
-        # The owner is offline: the broker finds the file, the shell cannot fetch it.
+        # The owner is offline: the broker finds the file, the shell cannot fetch it (after waiting for the owner
+        # to come back, which it does not). SEARCH shows online sources; SEARCH --all the offline owner's file too.
         bob.ask("GET_FILE alice song.mp3 %s" % out_path, ["GET_FILE FAIL, USER NOT CONNECTED"])
-        bob.ask("SEARCH song", ["SEARCH OK", "alice\tsong.mp3\t%d\t%s\t\tA great song" % (song_size, song_cid)])
+        bob.ask("SEARCH song", ["SEARCH OK"])
+        bob.ask("SEARCH --all song", ["SEARCH OK", "alice\tsong.mp3\t%d\t%s\t\tA great song" % (song_size, song_cid)])
+        bob.ask("search --ALL tune", ["SEARCH OK", tune_line])  # bob is online: found either way
 
         # Usage errors: BAD REQUEST on stdout, the usage sentence on stderr; unknown commands only on stderr.
         alice.ask("REGISTER", ["REGISTER FAIL, BAD REQUEST"])
@@ -395,15 +398,18 @@ def test_one_shot_exit_codes(peer_bin, broker, report):
               stdout="LIST_CONTENT FAIL, USER DOES NOT EXIST\n")
     check_run("search without words or --cid", run_peer(peer_bin, b + ["search"]), 2,
               stdout="SEARCH FAIL, BAD REQUEST\n")
-    check_run("search --cid", run_peer(peer_bin, b + ["search", "--cid", report_cid]), 0,
+    # erin left (QUIT): her files are found with --all only.
+    check_run("search --cid, owner offline", run_peer(peer_bin, b + ["search", "--cid", report_cid]), 0,
+              stdout="SEARCH OK\n")
+    check_run("search --all --cid", run_peer(peer_bin, b + ["search", "--all", "--cid", report_cid]), 0,
               stdout_lines=["SEARCH OK", "erin\tq3-report.pdf\t%d\t%s\t\tquarterly report" % (report_size, report_cid)])
     check_run("search --cid with a bad hash", run_peer(peer_bin, b + ["search", "--cid", "XYZ"]), 2)
-    code, out, _, _ = run_peer(peer_bin, b + ["search", "report", "--limit", "1"])
+    code, out, _, _ = run_peer(peer_bin, b + ["search", "report", "--all", "--limit", "1"])
     if code != 0 or len(out.splitlines()) != 2 or out.splitlines()[0] != "SEARCH OK":
-        raise AssertionError("search --limit 1 printed %r (exit %d)" % (out, code))
-    code, out, _, _ = run_peer(peer_bin, b + ["search", "report"])
+        raise AssertionError("search --all --limit 1 printed %r (exit %d)" % (out, code))
+    code, out, _, _ = run_peer(peer_bin, b + ["search", "--all", "report"])
     if code != 0 or len(out.splitlines()) != 3:
-        raise AssertionError("search report printed %r (exit %d)" % (out, code))
+        raise AssertionError("search --all report printed %r (exit %d)" % (out, code))
     check_run("unknown option", run_peer(peer_bin, b + ["list-users", "--frobnicate"]), 2)
     check_run("help", run_peer(peer_bin, ["search", "--help"]), 0)
 

@@ -1,5 +1,6 @@
 // test_broker_loop.cpp: the Broker class in-process with real ZeroMQ sockets over CurveZMQ: replies after
-// commit, events on PUB, framing errors answered, users bound to keys, a clean stop that reopens the database.
+// commit, events on PUB, framing errors answered, users bound to keys, a clean stop that reopens the database,
+// broker.started at each start (one seq, held for the first subscriber), and RATE LIMITED over a client's limit.
 #include "broker/broker.hpp"
 
 #include "common/codec.hpp"
@@ -19,7 +20,7 @@ using namespace zshare::broker;
 namespace {
 
 struct RunningBroker {
-  RunningBroker() {
+  explicit RunningBroker(RateLimit limit = RateLimit{}) : rate_limit(limit) {
     char dir[] = "/tmp/zshare-loop-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
@@ -29,6 +30,7 @@ struct RunningBroker {
   }
   void start() {
     BrokerOptions opts;
+    opts.rate_limit = rate_limit;
     opts.bind = "tcp://127.0.0.1:*";
     opts.events = "tcp://127.0.0.1:*";
     opts.db = folder + "/broker.db";
@@ -56,6 +58,7 @@ struct RunningBroker {
   void dial(zmq::socket_t& s, const curve::KeyPair& own = curve::generate()) const {
     curve::make_client(s, own, keys.public_key);
   }
+  RateLimit rate_limit;
   std::string folder;
   curve::KeyPair keys;
   std::unique_ptr<Broker> broker;
@@ -78,6 +81,13 @@ std::string request(const std::string& op, const std::string& user) {
   w.put("v", std::uint64_t{1}).put("op", op).put("id", op + "-" + user).put("ts", "2026-11-22T00:00:00.000Z");
   w.put("user", user);
   return w.finish();
+}
+
+// Sends `body` on a REQ socket and returns the decoded reply (which must come within 2 s).
+Message call(zmq::socket_t& req, const std::string& body) {
+  req.send(zmq::buffer(body), zmq::send_flags::none);
+  auto reply = recv_within(req, 2000);
+  return Message::decode(reply.back().data(), reply.back().size());
 }
 
 }  // namespace
@@ -150,11 +160,165 @@ TEST_CASE("after a stop the database reopens with every acknowledged user", "[br
     }
   }
   rb.stop_loop();  // (reading seq while the loop runs would race with it)
-  const auto seq_before = rb.broker->seq();
+  const auto seq_before = rb.broker->seq();  // broker.started (1) and the 20 registrations
+  CHECK(seq_before == 21);
   rb.halt();
   rb.start();
   CHECK(rb.broker->index().user_count() == 20);
-  CHECK(rb.broker->seq() == seq_before);
+  CHECK(rb.broker->seq() == seq_before + 1);  // nothing lost, and one seq for this start's broker.started
+}
+
+namespace {
+
+struct SeenEvent {
+  std::string topic;
+  std::uint64_t seq = 0;
+  std::uint64_t users = 0;
+};
+
+SeenEvent next_event(zmq::socket_t& sub) {
+  auto ev = recv_within(sub, 5000);
+  REQUIRE(ev.size() == 2);
+  Message m = Message::decode(ev[1].data(), ev[1].size());
+  SeenEvent e{ev[0].to_string(), m.root().uint("seq"), 0};
+  if (e.topic == "broker.started") e.users = m.root().uint("users");
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("each start publishes broker.started with its own seq, held until a subscriber is there", "[broker]") {
+  RunningBroker rb;
+  zmq::context_t ctx;
+  {
+    zmq::socket_t req(ctx, zmq::socket_type::req);
+    req.set(zmq::sockopt::linger, 0);
+    rb.dial(req);
+    req.connect(rb.broker->control_endpoint());
+    CHECK(call(req, request("REGISTER", "before")).root().str("status", 64) == "OK");
+  }
+  // broker.started (seq 1) went out just before user.registered (seq 2), to nobody: that subscriber came later.
+  rb.halt();
+  rb.start();  // seq 3 is this start's broker.started; nothing has been published since
+  const auto events = rb.broker->events_endpoint();
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  rb.dial(sub);
+  sub.connect(events);
+  // Joining late (after the start), the subscriber still gets it: the broker held it for the first subscription.
+  const SeenEvent started = next_event(sub);
+  CHECK(started.topic == "broker.started");
+  CHECK(started.seq == 3);
+  CHECK(started.users == 1);
+  CHECK(rb.broker->seq() == 3);
+
+  // Released once: later events follow it one by one, and a second subscriber does not get it again.
+  zmq::socket_t late(ctx, zmq::socket_type::sub);
+  late.set(zmq::sockopt::subscribe, "");
+  rb.dial(late);
+  late.connect(events);
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  rb.dial(req);
+  req.connect(rb.broker->control_endpoint());
+  bool late_joined = false;
+  for (int i = 0; i < 50 && !late_joined; ++i) {  // the late SUB joins asynchronously: register until it hears one
+    CHECK(call(req, request("REGISTER", "after" + std::to_string(i))).root().str("status", 64) == "OK");
+    const SeenEvent e = next_event(sub);
+    CHECK(e.topic == "user.registered");
+    CHECK(e.seq == 4 + static_cast<std::uint64_t>(i));
+    zmq::pollitem_t items[] = {{late.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(50));
+    if (items[0].revents & ZMQ_POLLIN) {
+      const SeenEvent first_late = next_event(late);
+      CHECK(first_late.topic == "user.registered");  // never broker.started a second time
+      late_joined = true;
+    }
+  }
+  CHECK(late_joined);
+}
+
+TEST_CASE("broker.started goes out before the first other event when nobody subscribed", "[broker]") {
+  RunningBroker rb;  // seq 1: broker.started, held
+  zmq::context_t ctx;
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  rb.dial(req);
+  req.connect(rb.broker->control_endpoint());
+  CHECK(call(req, request("REGISTER", "first")).root().str("status", 64) == "OK");  // seq 2: releases seq 1 first
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  rb.dial(sub);
+  sub.connect(rb.broker->events_endpoint());
+  // Nothing is held any more: the new subscriber hears only what comes after it joined (no broker.started).
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    CHECK(call(req, request("REGISTER", "next" + std::to_string(i))).root().str("status", 64) == "OK");
+    zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(50));
+    if (items[0].revents & ZMQ_POLLIN) {
+      const SeenEvent e = next_event(sub);
+      CHECK(e.topic == "user.registered");
+      CHECK(e.seq >= 3);
+      heard = true;
+    }
+  }
+  CHECK(heard);
+}
+
+TEST_CASE("a client over its rate limit gets RATE LIMITED, nothing is applied, and the same id later succeeds",
+          "[broker][ratelimit]") {
+  RateLimit limit;
+  limit.rate = 2;  // a token every 500 ms
+  limit.burst = 3;
+  RunningBroker rb(limit);
+  zmq::context_t ctx;
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  rb.dial(req);
+  req.connect(rb.broker->control_endpoint());
+
+  // The burst is admitted; the first refusal comes after it (a stalled machine may refill a token meanwhile).
+  int admitted = 0;
+  std::string refused_body;
+  std::uint64_t retry_after_ms = 0;
+  for (int i = 0; i < 10 && refused_body.empty(); ++i) {
+    const std::string body = request("REGISTER", "u" + std::to_string(i));
+    Message m = call(req, body);
+    const auto status = m.root().str("status", 64);
+    if (status == "OK") {
+      ++admitted;
+      continue;
+    }
+    REQUIRE(status == "RATE LIMITED");
+    CHECK(m.root().str("id", 64) == "REGISTER-u" + std::to_string(i));
+    CHECK(m.root().str("error", 300).find("rate limit") != std::string_view::npos);
+    retry_after_ms = m.root().uint("retry_after_ms");
+    refused_body = body;
+  }
+  REQUIRE_FALSE(refused_body.empty());
+  CHECK(admitted >= 3);
+  CHECK(retry_after_ms >= 1);
+  CHECK(retry_after_ms <= 500);
+  CHECK(rb.broker->index().user_count() == static_cast<std::size_t>(admitted));  // the refused one: not applied
+
+  // A HEARTBEAT is never refused: it is served (this user has no session) although the bucket is empty.
+  Message beat = call(req, request("HEARTBEAT", "u0"));
+  CHECK(beat.root().str("status", 64) == "USER NOT CONNECTED");
+  // Another connection has its own bucket.
+  zmq::socket_t other(ctx, zmq::socket_type::req);
+  other.set(zmq::sockopt::linger, 0);
+  rb.dial(other);
+  other.connect(rb.broker->control_endpoint());
+  CHECK(call(other, request("STATS", "x")).root().str("status", 64) == "OK");
+
+  // After retry_after_ms the same request, same id, is served as new: nothing of the refusal was stored.
+  std::this_thread::sleep_for(std::chrono::milliseconds(retry_after_ms));
+  Message again = call(req, refused_body);
+  CHECK(again.root().str("status", 64) == "OK");
+  CHECK(rb.broker->index().user_count() == static_cast<std::size_t>(admitted) + 1);
+  Message stats = call(other, request("STATS", "y"));
+  CHECK(stats.root().uint("rate_limited") == 1);
 }
 
 // One request and its decoded status over a fresh REQ socket.

@@ -3,6 +3,7 @@
 #include "broker/dispatcher.hpp"
 
 #include "common/protocol.hpp"
+#include "common/validate.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -16,13 +17,13 @@ using namespace zshare::broker;
 namespace {
 
 struct Fixture {
-  Fixture() {
+  explicit Fixture(std::uint64_t max_files_per_user = 100000) {
     char dir[] = "/tmp/zshare-disp-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
     store = std::make_unique<Store>(folder + "/broker.db");
     dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0,
-                                              DispatcherOptions{true, 3, [this] { return clock; }});
+                                              DispatcherOptions{true, 3, [this] { return clock; }, max_files_per_user});
     store->begin();
   }
   ~Fixture() {
@@ -98,6 +99,27 @@ TEST_CASE("the seeds' statuses for register, connect, publish, delete", "[dispat
   }
   CHECK(topics == std::vector<std::string>{"user.registered", "peer.connected", "file.published", "file.deleted",
                                            "peer.disconnected", "user.unregistered"});
+}
+
+TEST_CASE("PUBLISH beyond the files-per-user limit is LIMIT EXCEEDED and changes nothing", "[dispatcher]") {
+  Fixture f(2);
+  f.call("REGISTER", user("alice"));
+  f.call("REGISTER", user("bob"));
+  f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1"));
+  f.call("CONNECT", user("bob").put("endpoint", "tcp://127.0.0.1:2"));
+  CHECK(f.call("PUBLISH", publish("alice", "one.txt")) == "OK");
+  CHECK(f.call("PUBLISH", publish("alice", "two.txt")) == "OK");
+  f.events.clear();
+  const auto mutations = f.stats.mutations;
+  CHECK(f.call("PUBLISH", publish("alice", "three.txt")) == "LIMIT EXCEEDED");
+  CHECK(f.last->root().str("error", 200).find("2 files") != std::string_view::npos);
+  CHECK(f.call("PUBLISH", publish("alice", "one.txt")) == "CONTENT ALREADY PUBLISHED");  // the specific status first
+  CHECK(f.index.file_count() == 2);
+  CHECK(f.events.empty());
+  CHECK(f.stats.mutations == mutations + 2);  // refusals are stored replies too (a retry gets the same answer)
+  CHECK(f.call("PUBLISH", publish("bob", "three.txt")) == "OK");  // the limit is per user
+  CHECK(f.call("DELETE", user("alice").put("name", "one.txt")) == "OK");
+  CHECK(f.call("PUBLISH", publish("alice", "three.txt")) == "OK");  // room again
 }
 
 TEST_CASE("a retried request id is answered from the cache and applied once", "[dispatcher]") {
@@ -197,6 +219,30 @@ TEST_CASE("search returns owner, endpoint and online flag, and pages", "[dispatc
   CHECK(f.last->root().is_nil("next"));
 }
 
+TEST_CASE("SEARCH shows online owners' files unless include_offline is true", "[dispatcher]") {
+  Fixture f;
+  for (const char* name : {"alice", "bob"}) {
+    f.call("REGISTER", user(name));
+    f.call("CONNECT", user(name).put("endpoint", "tcp://127.0.0.1:7"));
+    f.call("PUBLISH", publish(name, std::string(name) + ".ogg"));
+  }
+  f.call("DISCONNECT", user("bob"));
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test")) == "OK");
+  auto results = f.last->root().maps("results");
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].str("user", 64) == "alice");
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test").put("include_offline", false)) == "OK");
+  CHECK(f.last->root().maps("results").size() == 1);
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "test").put("include_offline", true)) == "OK");
+  results = f.last->root().maps("results");
+  REQUIRE(results.size() == 2);
+  CHECK(results[1].str("user", 64) == "bob");
+  CHECK(results[1].opt_bool("online") == false);
+  CHECK(results[1].str("endpoint", 64).empty());
+  CHECK(f.call("SEARCH", MapWriter().put("q", "test").put("include_offline", "yes")) == "BAD REQUEST");
+  REQUIRE(f.call("LOOKUP", user("bob").put("name", "bob.ogg")) == "OK");  // LOOKUP answers offline files as before
+}
+
 TEST_CASE("a session that promised heartbeats is expired after three silent intervals", "[dispatcher]") {
   Fixture f;
   f.call("REGISTER", user("alice"));
@@ -222,6 +268,22 @@ TEST_CASE("a session that promised heartbeats is expired after three silent inte
   CHECK(f.index.user(*f.index.find_user("bob")).connected);  // never expired by silence
   CHECK(f.call("HEARTBEAT", user("alice")) == "USER NOT CONNECTED");
   CHECK(f.call("HEARTBEAT", user("carol")) == "USER DOES NOT EXIST");
+}
+
+TEST_CASE("an id or op that is not UTF-8 is refused and never echoed (replies stay valid UTF-8)", "[dispatcher]") {
+  // Found by tests/integration/bad_input.py: the id was echoed byte for byte, the op inside the error sentence.
+  Fixture f;
+  const std::string bad_id = "id-\xff\xfe";
+  CHECK(f.call("STATS", MapWriter(), bad_id) == "BAD REQUEST");
+  CHECK(f.last->root().is_nil("id"));
+  CHECK(f.last->root().str("error", 200).find("UTF-8") != std::string_view::npos);
+  CHECK(f.call("REG\xffISTER", user("alice")) == "BAD REQUEST");
+  const auto error = f.last->root().str("error", 200);
+  CHECK(is_valid_utf8(error));
+  CHECK(error.find("unknown op") != std::string_view::npos);
+  CHECK(f.call(std::string("ST\0ATS", 6), MapWriter()) == "BAD REQUEST");  // a NUL would cut the sentence
+  CHECK(f.last->root().str("error", 200) == "unknown op (not printable UTF-8)");
+  CHECK(f.index.user_count() == 0);
 }
 
 TEST_CASE("a BAD REQUEST found after decoding echoes the request's id intact", "[dispatcher]") {

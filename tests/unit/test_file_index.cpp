@@ -41,11 +41,11 @@ Hash cid_of(std::uint8_t b) {
 
 // Every page of a search, following the cursor; checks the ids ascend across pages.
 std::vector<FileId> all_pages(const FileIndex& index, const std::vector<std::string>& words,
-                              const std::optional<Hash>& cid, std::size_t limit) {
+                              const std::optional<Hash>& cid, std::size_t limit, bool online_only = false) {
   std::vector<FileId> seen;
   std::uint64_t cursor = 0;
   for (int pages = 0; pages < 100000; ++pages) {
-    auto page = index.search(words, cid, cursor, limit);
+    auto page = index.search(words, cid, cursor, limit, online_only);
     REQUIRE(page.files.size() <= limit);
     seen.insert(seen.end(), page.files.begin(), page.files.end());
     if (!page.next) break;
@@ -385,4 +385,47 @@ TEST_CASE("random publishes and deletions: search agrees with a brute-force scan
       CHECK(all_pages(index, words, cid_hash, limit) == brute(words, cid));
     }
   }
+}
+
+TEST_CASE("online_only filters inside the search: pages of online owners' files, full and without repeats",
+          "[index]") {
+  FileIndex index;
+  std::vector<UserId> users;
+  for (int i = 0; i < 5; ++i) users.push_back(index.add_user("user" + std::to_string(i)));
+  index.connect(users[1], "tcp://127.0.0.1:1");
+  index.connect(users[3], "tcp://127.0.0.1:3");
+  // 500 files over 5 users, interleaved, so online files are scattered through every posting list.
+  std::vector<FileId> online_river, online_blue, online_cid;
+  for (int i = 0; i < 500; ++i) {
+    const UserId u = users[i % 5];
+    const bool online = index.user(u).connected;
+    const std::string desc = i % 3 ? "river blue" : "river";
+    const FileId id = index.add_file(make_file(u, "f" + std::to_string(i), desc, i % 7 ? 1 : 2));
+    if (!online) continue;
+    online_river.push_back(id);
+    if (i % 3) online_blue.push_back(id);
+    if (i % 7 == 0) online_cid.push_back(id);
+  }
+  REQUIRE(online_river.size() == 200);
+  for (std::size_t limit : {1, 7, 64, 65, 199, 200, 1000}) {
+    CAPTURE(limit);
+    CHECK(all_pages(index, {"river"}, std::nullopt, limit, true) == online_river);        // one posting list
+    CHECK(all_pages(index, {"river", "blue"}, std::nullopt, limit, true) == online_blue);  // an intersection
+    CHECK(all_pages(index, {}, cid_of(2), limit, true) == online_cid);                     // a cid chain
+    CHECK(all_pages(index, {"river"}, std::nullopt, limit, false).size() == 500);          // everything
+  }
+  // A page is filled with online files even when offline ones come first: never a short page with a next.
+  auto page = index.search({"river"}, std::nullopt, 0, 10, true);
+  CHECK(page.files.size() == 10);
+  CHECK(page.files.front() == online_river.front());
+  REQUIRE(page.next);
+  CHECK(*page.next == online_river[10]);
+  // Sessions change what is found at once; nobody online: nothing, and no next.
+  index.disconnect(users[1]);
+  index.disconnect(users[3]);
+  auto none = index.search({"river"}, std::nullopt, 0, 10, true);
+  CHECK(none.files.empty());
+  CHECK_FALSE(none.next);
+  index.connect(users[0], "tcp://127.0.0.1:9");
+  CHECK(all_pages(index, {"river"}, std::nullopt, 33, true).size() == 100);
 }

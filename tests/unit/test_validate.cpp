@@ -62,6 +62,9 @@ TEST_CASE("endpoints and chunk sizes", "[validate]") {
   CHECK_THROWS_AS(check_endpoint("ipc:///tmp/x"), BadRequest);
   CHECK_THROWS_AS(check_endpoint("tcp://"), BadRequest);
   CHECK_THROWS_AS(check_endpoint("tcp://host"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint(std::string("tcp://a\0b:1", 12)), BadRequest);  // ZeroMQ would dial "tcp://a"
+  CHECK_THROWS_AS(check_endpoint("tcp://a b:1"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://ab:1\n"), BadRequest);
   CHECK_NOTHROW(check_chunk_size(16384));
   CHECK_NOTHROW(check_chunk_size(1 << 20));
   CHECK_THROWS_AS(check_chunk_size(1000), BadRequest);

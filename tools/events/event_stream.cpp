@@ -1,6 +1,7 @@
 // event_stream.cpp: events are decoded with nlohmann::json::from_msgpack; the snapshot is read through the
-// same Lazy Pirate REQ client the peer uses. A gap right after a snapshot means the subscription was not
-// live yet when the snapshot was taken: the stream takes a new snapshot (a few times at most).
+// same Lazy Pirate REQ client the peer uses. With --snapshot a gap is answered the Clone pattern's way, with a
+// new snapshot (at most 3 in a row for one gap): right after a snapshot it means the subscription was not live
+// yet; later, typically a broker restart whose broker.started this subscriber missed (another one came first).
 #include "tools/events/event_stream.hpp"
 
 #include "common/codec.hpp"
@@ -97,7 +98,6 @@ void EventStream::take_snapshot() {
   ready_ = std::move(items);
   for (auto& e : later) ready_.push_back(std::move(e));
   last_seq_ = snapshot_seq;
-  ++snapshots_taken_;
 }
 
 std::optional<StreamEvent> EventStream::next(std::chrono::milliseconds timeout) {
@@ -114,14 +114,16 @@ std::optional<StreamEvent> EventStream::next(std::chrono::milliseconds timeout) 
       if (e.topic.rfind("snapshot.", 0) == 0) return e;
       if (!filtered() && last_seq_ && e.seq != *last_seq_ + 1) {
         if (e.seq <= *last_seq_) continue;  // already in the snapshot
-        if (options_.snapshot && snapshots_taken_ < 3) {
-          // The subscription was not live when the snapshot was taken: take it again.
+        if (options_.snapshot && resnapshots_in_a_row_ < 3) {
+          // Events were missed: the state they carried comes with a new snapshot.
+          ++resnapshots_in_a_row_;
           ready_.push_front(std::move(e));
           snapshot_pending_ = true;
           return next(timeout);
         }
         if (on_gap) on_gap(*last_seq_ + 1, e.seq);
       }
+      resnapshots_in_a_row_ = 0;
       last_seq_ = e.seq;
       return e;
     }
@@ -140,6 +142,7 @@ std::string human_line(const StreamEvent& e) {
     if (key == "seq" || key == "topic" || key == "user") continue;
     line += " " + key + "=" + text(value);
   }
+  if (e.topic == "broker.started") line += " (every session ended: all users offline until they connect again)";
   return line;
 }
 

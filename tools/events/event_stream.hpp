@@ -1,5 +1,6 @@
 // event_stream.hpp: a subscriber to the broker's events (SUB), with the Clone pattern's catch-up: subscribe,
-// take the SNAPSHOT pages, replay the updates above the snapshot's seq, and report gaps in seq.
+// take the SNAPSHOT pages, replay the updates above the snapshot's seq, and report gaps in seq (with a snapshot,
+// a gap takes a new one). broker.started means every session ended: all users are offline until they connect.
 // Used by zshare-events; the harness and tests can drive it in-process.
 #pragma once
 
@@ -55,7 +56,7 @@ class EventStream {
   std::deque<StreamEvent> ready_;
   std::optional<std::uint64_t> last_seq_;
   bool snapshot_pending_;
-  int snapshots_taken_ = 0;
+  int resnapshots_in_a_row_ = 0;  // for the gap at hand; an event in order resets it
 };
 
 // A one-line human rendering: "#12 file.published alice name=song.mp3 size=123 ...".

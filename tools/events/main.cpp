@@ -18,7 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--events", opts.events, "the broker's event PUB endpoint")->envname("ZSHARE_EVENTS")->capture_default_str();
   app.add_option("--broker", opts.broker, "the broker's control endpoint (for --snapshot)")->envname("ZSHARE_BROKER")->capture_default_str();
   app.add_option("--topic", opts.topics, "only events whose topic starts with this (repeatable: user. file. peer.)");
-  app.add_flag("--snapshot", opts.snapshot, "first print the whole index (Clone pattern), then the updates");
+  app.add_flag("--snapshot", opts.snapshot,
+               "first print the whole index (Clone pattern), then the updates; after missed events (a gap, e.g. a "
+               "broker restart's broker.started) the index again");
   app.add_flag("--json", json, "one JSON object per line (topic, seq and the event's fields)");
   app.add_option("--count", count, "exit 0 after this many events (snapshot lines not counted)");
   app.add_option("--timeout", timeout_s, "exit after this many seconds (1 if --count was not reached)")

@@ -43,14 +43,15 @@ class Stamps:
 class BrokerEpochs:
     """What the fault injector tells the clients: `incarnation` counts broker lives (sessions do not survive a
     restart; it moves when the kill starts, so whatever the new process answers is in the new incarnation),
-    `fault_seq` moves at every kill and every restart, `down` is true between the two."""
+    `fault_seq` moves at every kill and every restart, `down` is true between the two. `started_seqs`: the seq of
+    each start's broker.started event (every start takes one, the first included)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self.fault_seq = 0
         self.incarnation = 1
         self.down = False
-        self.restart_seqs = []   # the event seq each restarted broker began from (its last committed seq)
+        self.started_seqs = []   # broker.started's seq, one per start of the broker (its first event)
 
     def kill_started(self):
         with self._lock:
@@ -58,18 +59,25 @@ class BrokerEpochs:
             self.incarnation += 1
             self.down = True
 
-    def restarted(self, start_seq=None):
+    def broker_started(self, started_seq):
+        with self._lock:
+            self.started_seqs.append(started_seq)
+
+    def restarted(self):
         with self._lock:
             self.fault_seq += 1
             self.down = False
-            if start_seq is not None:
-                self.restart_seqs.append(start_seq)
+
+    def starts(self):
+        with self._lock:
+            return list(self.started_seqs)
 
     def gap_spans_restart(self, before, after):
-        """True when events before+1 .. after-1 were missed across a broker restart: a restart began from a seq
-        S with before <= S < after (events up to S were the old process's to publish, and it died)."""
+        """True when events before+1 .. after-1 were missed across a broker start: its broker.started has a seq S
+        with before < S <= after (events up to S-1 were the old process's to publish, and it died; broker.started
+        itself is dropped by a PUB when another event or subscriber came first)."""
         with self._lock:
-            return any(before <= s < after for s in self.restart_seqs)
+            return any(before < s <= after for s in self.started_seqs)
 
     def snapshot(self):
         with self._lock:

@@ -116,7 +116,7 @@ class Cluster:
             wait_until(up, 15, "zshare-rpclog to listen on port %d" % self.rpclog_port)
 
     def start_broker(self, deadline_s=20):
-        """Starts the broker and waits until it answers; returns the event seq it started from."""
+        """Starts the broker and waits until it answers; records and returns the seq of its broker.started."""
         self.broker.start()
         probe = zmq.Context.instance().socket(zmq.REQ)
         probe.setsockopt(zmq.LINGER, 0)
@@ -134,8 +134,10 @@ class Cluster:
                                           "ts": self.stamps.next()}, use_bin_type=True))
                 if probe.poll(200) & zmq.POLLIN:
                     stats = msgpack.unpackb(probe.recv(), raw=False)
-                    m = re.search(r"seq (\d+)\)", self.broker.stderr_since_start())
-                    return int(m.group(1)) if m else stats.get("seq", 0)
+                    m = re.search(r"broker\.started is seq (\d+)\)", self.broker.stderr_since_start())
+                    started = int(m.group(1)) if m else stats.get("seq", 0)
+                    self.epochs.broker_started(started)
+                    return started
                 probe.close(linger=0)
                 probe = zmq.Context.instance().socket(zmq.REQ)
                 probe.setsockopt(zmq.LINGER, 0)
@@ -153,7 +155,8 @@ class Cluster:
             self.epochs.kill_started()
             self.broker.kill9()
             time.sleep(down_s)
-            self.epochs.restarted(self.start_broker())
+            self.start_broker()
+            self.epochs.restarted()
             return window  # the caller ends it once the sessions are restored
 
     def kill_logger(self, down_s=1.0):

@@ -1,5 +1,6 @@
 # harness_events.py: the event subscriber, ZeroMQ guide's Clone pattern: a SUB from the start keeps a replica of
-# the index from the events, checks that seq increases by one, and resyncs from SNAPSHOT after a broker restart.
+# the index from the events, checks that seq increases by one; broker.started marks every user offline, and a gap
+# (broker.started missed, or the old process's last events) makes it resync from SNAPSHOT.
 import threading
 import time
 
@@ -42,6 +43,9 @@ class Replica:
             self.files[(user, ev.get("name"))] = (ev.get("size"), ev.get("cid"), ev.get("description", ""))
         elif topic == "file.deleted":
             self.files.pop((user, ev.get("name")), None)
+        elif topic == "broker.started":  # every session ended with the previous broker process
+            for name in self.users:
+                self.users[name] = (False, "")
 
 
 class Subscriber(threading.Thread):
@@ -71,8 +75,8 @@ class Subscriber(threading.Thread):
         self.error = None
 
     def request_resync(self):
-        """Called after a broker restart: sessions ended without any event saying so, so the replica's online flags
-        are stale; the Clone pattern's answer is a fresh snapshot."""
+        """Asks for a fresh snapshot (the Clone pattern's answer to state it cannot trust): catch_up's last resort
+        when a restart left a gap that no later event reveals."""
         with self.lock:
             self._resync_wanted = True
 

@@ -88,7 +88,8 @@ class Ops:
         if cid:
             fields["cid"] = cid
         try:
-            replies, results = client.pages("SEARCH", "results", SEARCH_PAGE, **fields)
+            # include_offline: every file the harness believes published, whatever its owner's session
+            replies, results = client.pages("SEARCH", "results", SEARCH_PAGE, include_offline=True, **fields)
         except Unanswered as e:
             self.record.violation("unanswered", str(e))
             return None
@@ -121,7 +122,50 @@ class Ops:
         if expect is not None and str(len(results)) != expect:
             self.record.violation("scenario", "%s SEARCH %r returned %d results, the scenario expects %s"
                                   % (who, fields, len(results), expect))
+        self.search_online(client, scope, want, fields, who)
         return last
+
+    def search_online(self, client, scope, want, fields, who):
+        """The same SEARCH without include_offline: online owners' files only. Every result must say online with an
+        endpoint and be a file the harness believes published; for the users this thread alone drives (not
+        seeders, whose sessions a fault may end at any time) the answer must be exact when their session is known
+        and no broker restart overlapped the call."""
+        try:
+            replies, results = client.pages("SEARCH", "results", SEARCH_PAGE, **fields)
+        except Unanswered as e:
+            self.record.violation("unanswered", str(e))
+            return
+        for r in replies:
+            self.record.operation(r)
+        if replies[-1].status != "OK":
+            self.record.violation("unexpected-status", "%s SEARCH %r (online): %s" % (who, fields, replies[-1].status))
+            return
+        names = {u.name for u in scope}
+        got = set()
+        for item in results:
+            key = (item.get("user"), item.get("name"))
+            if item.get("online") is not True or not item.get("endpoint"):
+                self.record.violation("index", "SEARCH %r without include_offline returned %s offline: %r"
+                                      % (fields, key, item))
+            if key[0] in names:
+                got.add(key)
+                if key not in want and not self.model.users[key[0]].tainted:
+                    self.record.violation("index", "SEARCH %r (online) returned %s, which nobody published" % (fields, key))
+        if any(r.overlapped for r in replies) or replies[0].incarnation != replies[-1].acked_incarnation:
+            return
+        inc = replies[0].incarnation
+        for st in scope:
+            if st.owner == "serve" or st.tainted:
+                continue
+            session = st.effective_session(inc)
+            mine = {k for k in want if k[0] == st.name}
+            shown = {k for k in got if k[0] == st.name}
+            if session == ON and shown != mine:
+                self.record.violation("index", "SEARCH %r (online): %s is online, missing %s" % (fields, st.name,
+                                                                                              sorted(mine - shown)[:5]))
+            elif session == OFF and shown:
+                self.record.violation("index", "SEARCH %r (online): %s is offline, yet %s" % (fields, st.name,
+                                                                                           sorted(shown)[:5]))
 
     def list_content(self, client, user, owner=None, expect=None, who="driver"):
         r = self._query(client, "LIST_CONTENT", user=user)

@@ -1,0 +1,38 @@
+// start_event.cpp: an XPUB passes each new subscription up as a message whose first byte is 1 (0 for an
+// unsubscription); they are drained whenever the socket is readable, so they never pile up.
+#include "broker/start_event.hpp"
+
+#include "common/codec.hpp"
+
+namespace zshare::broker {
+
+Event broker_started_event(std::uint64_t seq, std::string_view ts, std::size_t users, std::size_t files) {
+  MapWriter w;
+  w.put("seq", seq);
+  w.put("ts", ts);
+  w.put("users", static_cast<std::uint64_t>(users));
+  w.put("files", static_cast<std::uint64_t>(files));
+  return Event{std::string(kBrokerStartedTopic), w.finish()};
+}
+
+void send_event(zmq::socket_t& pub, const Event& e) {
+  pub.send(zmq::buffer(e.topic), zmq::send_flags::sndmore);
+  pub.send(zmq::buffer(e.body), zmq::send_flags::none);
+}
+
+void HeldEvent::on_subscriptions(zmq::socket_t& xpub) {
+  bool subscribed = false;
+  zmq::message_t m;
+  while (xpub.recv(m, zmq::recv_flags::dontwait)) {
+    if (m.size() > 0 && static_cast<const unsigned char*>(m.data())[0] == 1) subscribed = true;
+  }
+  if (subscribed) release(xpub);
+}
+
+void HeldEvent::release(zmq::socket_t& xpub) {
+  if (!held_) return;
+  send_event(xpub, *held_);
+  held_.reset();
+}
+
+}  // namespace zshare::broker
