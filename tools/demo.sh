@@ -109,7 +109,7 @@ say "mallory, with a key of her own, tries to take alice's name off the network:
 say "bob stops seeding (SIGTERM): he disconnects, his files stay in the index, offline"
 kill -TERM "$BOB"
 wait_for_line "$WORK/bob.out" "^DISCONNECT OK"
-"$BIN_PEER" search sunset | indent "search"
+"$BIN_PEER" search --all sunset | indent "search"
 sleep 0.8
 
 say "The operations log, through the logger's QUERY (zshare-rpclog tail): the last 5 PUBLISH records"
