@@ -119,6 +119,19 @@ struct Connection {
     socket.connect(s.endpoint);
   }
   bool alive() const { return report.dropped_because.empty(); }
+  ~Connection() { close(); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Stops the monitor before the socket closes: libzmq leaks a monitored socket's event pipe otherwise.
+  void close() {
+    if (monitor) {
+      if (socket) zmq_socket_monitor(socket.handle(), nullptr, 0);
+      monitor->close();
+      monitor.reset();
+    }
+    if (socket) socket.close();
+  }
 
   // Why a source went silent, in words: a seeder that refused our CurveZMQ handshake (it does not hold the key
   // the broker lists: an impostor on that endpoint, or the user's key changed) is told from one that is gone.
@@ -351,7 +364,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       retry.push_front(index);
     }
     c.in_flight.clear();
-    c.socket.close();
+    c.close();
   };
   auto pick = [&](std::int32_t who) -> std::optional<std::uint32_t> {
     retry.erase(std::remove_if(retry.begin(), retry.end(), [&](auto i) { return done[i] || in_flight[i]; }),
