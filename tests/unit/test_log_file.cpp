@@ -561,10 +561,9 @@ TEST_CASE("rpclog client: an unreachable logger is an exception, not a hang", "[
 TEST_CASE("rpclog client: a logger host that drops SYNs costs the timeout, not the kernel's minutes of retries",
           "[rpclog][rpc]") {
   Blackhole hole;
-  if (!hole.holes) {
-    WARN("no loopback port drops SYNs here (every connect completed or failed): nothing to test");
-    return;
-  }
+  // Linux drops SYNs to a listener whose accept queue is full (net.ipv4.tcp_abort_on_overflow=0, the default).
+  INFO("no loopback port drops SYNs here (every connect completed or failed): the premise of this test broke");
+  REQUIRE(hole.holes);
   RpcLogClient client(hole.address(), std::chrono::milliseconds(500));
   for (int attempt = 0; attempt < 2; ++attempt) {  // and again: a failed connect leaves nothing behind
     const auto start = std::chrono::steady_clock::now();
