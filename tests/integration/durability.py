@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 import msgpack
 import zmq
@@ -538,21 +537,11 @@ def main():
     ap = argparse.ArgumentParser(description="crash and shutdown durability of a real zshare-broker")
     ap.add_argument("--broker-bin", required=True)
     args = ap.parse_args()
-    try:
+    def body():
         for scenario in (scenario_ok_survives_kill9, scenario_retry_after_restart, scenario_kill9_mid_stream,
                          scenario_sigterm):
             scenario(args.broker_bin)
-    except CheckFailed as e:
-        print("FAIL: %s" % e, flush=True)
-        print("%d passed, 1 failed" % CHECKS.passed)
-        return 1
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        print("FAIL: unexpected exception")
-        print("%d passed, 1 failed" % CHECKS.passed)
-        return 1
-    print("%d passed, 0 failed" % CHECKS.passed)
-    return 0
+    return CHECKS.run(body)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, Client, wait_for  # noqa: E402
+from zshare_testlib import CheckFailed, Checks, Broker, wait_for  # noqa: E402
 
 CHECKS = Checks()
 
@@ -142,19 +141,9 @@ def main():
     ap.add_argument("--broker-bin", required=True)
     ap.add_argument("--events-bin", required=True)
     args = ap.parse_args()
-    try:
+    def body():
         run(args.broker_bin, args.events_bin)
-    except (CheckFailed, TimeoutError) as e:
-        print("FAIL: %s" % e, flush=True)
-        print("%d passed, 1 failed" % CHECKS.passed)
-        return 1
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        print("FAIL: unexpected exception")
-        print("%d passed, 1 failed" % CHECKS.passed)
-        return 1
-    print("%d passed, 0 failed" % CHECKS.passed)
-    return 0
+    return CHECKS.run(body, expected=(TimeoutError,))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from zshare_testlib import (CheckFailed, Checks, Broker, RpcLog, TimeSvc, free_port, iso8601_ms_to_epoch_ms,  # noqa: E402
@@ -546,21 +545,11 @@ def main():
     ap.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="run only these scenarios")
     args = ap.parse_args()
     started = time.monotonic()
-    try:
+    def body():
         for name, scenario in SCENARIOS.items():
             if not args.only or name in args.only:
                 scenario(args)
-    except CheckFailed as e:
-        print("FAIL: %s" % e, flush=True)
-        print("%d passed, 1 failed" % CHECKS.passed)
-        return 1
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        print("FAIL: unexpected exception")
-        print("%d passed, 1 failed" % CHECKS.passed)
-        return 1
-    print("%d passed, 0 failed (%.1fs)" % (CHECKS.passed, time.monotonic() - started))
-    return 0
+    return CHECKS.run(body, timed_from=started)
 
 
 if __name__ == "__main__":

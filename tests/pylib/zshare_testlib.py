@@ -32,6 +32,25 @@ class Checks:
     def eq(self, got, want, what):
         self.ok(got == want, "%s: expected %r, got %r" % (what, want, got))
 
+    def run(self, body, expected=(), timed_from=None):
+        """Runs a process test's body and prints its verdict; returns the exit code. `expected` adds exception
+        types reported as a failed check (CheckFailed always is); `timed_from` (monotonic) adds the duration."""
+        import traceback
+        try:
+            body()
+        except (CheckFailed,) + tuple(expected) as e:
+            print("FAIL: %s" % e, flush=True)
+            print("%d passed, 1 failed" % self.passed)
+            return 1
+        except Exception:  # noqa: BLE001 - anything else is a failure too, with its traceback
+            traceback.print_exc()
+            print("FAIL: unexpected exception")
+            print("%d passed, 1 failed" % self.passed)
+            return 1
+        took = "" if timed_from is None else " (%.1fs)" % (time.monotonic() - timed_from)
+        print("%d passed, 0 failed%s" % (self.passed, took))
+        return 0
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
