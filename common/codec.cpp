@@ -105,7 +105,10 @@ Message Message::decode(const void* data, std::size_t size, const DecodeLimits& 
   msgpack::object_handle handle;
   try {
     msgpack::unpack_limit lim(limits.array, limits.map, limits.str, limits.bin, 0, limits.depth);
-    handle = msgpack::unpack(bytes, size, offset, nullptr, nullptr, lim);
+    const msgpack::unpack_reference_func in_place = [](msgpack::type::object_type type, std::size_t, void*) {
+      return type == msgpack::type::BIN;
+    };
+    handle = msgpack::unpack(bytes, size, offset, limits.bins_in_place ? in_place : nullptr, nullptr, lim);
   } catch (const msgpack::insufficient_bytes&) {
     throw BadRequest("message is truncated msgpack");
   } catch (const msgpack::depth_size_overflow&) {
@@ -169,9 +172,14 @@ MapWriter& MapWriter::put_nil(std::string_view k) {
 }
 
 MapWriter& MapWriter::put_bin(std::string_view k, const void* data, std::size_t size) {
+  put_bin_header(k, size);
+  pk().pack_bin_body(static_cast<const char*>(data), static_cast<std::uint32_t>(size));
+  return *this;
+}
+
+MapWriter& MapWriter::put_bin_header(std::string_view k, std::size_t size) {
   key(k);
   pk().pack_bin(static_cast<std::uint32_t>(size));
-  pk().pack_bin_body(static_cast<const char*>(data), static_cast<std::uint32_t>(size));
   return *this;
 }
 

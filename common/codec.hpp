@@ -25,6 +25,9 @@ struct DecodeLimits {
   std::size_t str = 1 << 20;
   std::size_t bin = 1 << 20;
   std::size_t depth = 6;
+  // Bins point into the decoded bytes instead of being copied: for a large payload the caller keeps alive as
+  // long as the Message, such as a chunk in its ZeroMQ frame. `bin` still bounds them.
+  bool bins_in_place = false;
 };
 
 // A non-owning view of a msgpack map; valid while the Message it came from lives.
@@ -80,6 +83,9 @@ class MapWriter {
   MapWriter& put(std::string_view key, bool value);
   MapWriter& put_nil(std::string_view key);
   MapWriter& put_bin(std::string_view key, const void* data, std::size_t size);
+  // The header of a bin of `size` bytes whose body the caller appends right after finish()'s bytes, so a large
+  // payload can be read straight into the outgoing message. It must be the last field put.
+  MapWriter& put_bin_header(std::string_view key, std::size_t size);
   MapWriter& put(std::string_view key, const MapWriter& map);
   MapWriter& put(std::string_view key, const std::vector<MapWriter>& maps);
 

@@ -421,12 +421,17 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       for (int burst = 0; burst < 64 && (items[p].revents & ZMQ_POLLIN) && c.alive(); ++burst) {
         std::vector<zmq::message_t> frames;
         if (!zmq::recv_multipart(c.socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        std::optional<Message> reply;  // its `data` points into frames[0]
         std::uint64_t id = 0;
         std::string status;
         try {
-          Message m = Message::decode(frames.front().data(), frames.front().size());
-          id = m.root().uint("id");
-          status = std::string(m.root().str("status", 64));
+          if (frames.size() != 1) throw BadRequest("a reply in several frames");
+          DecodeLimits in_place;
+          in_place.bins_in_place = true;
+          in_place.bin = chunk_size;
+          reply = Message::decode(frames[0].data(), frames[0].size(), in_place);
+          id = reply->root().uint("id");
+          status = std::string(reply->root().str("status", 64));
         } catch (const BadRequest&) {
           drop(c, "sent an unreadable reply");
           break;
@@ -443,9 +448,12 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
         }
         c.last_progress = now;
         const auto len = chunk_bytes(index);
-        const bool good = frames.size() == 2 && frames[1].size() == len &&
-                          sha256(frames[1].data(), len) == leaves[index];
-        report.bytes_received += frames.size() == 2 ? frames[1].size() : 0;
+        const auto* field = reply->root().find("data");
+        const std::string_view data = field && field->type == msgpack::type::BIN
+                                          ? std::string_view(field->via.bin.ptr, field->via.bin.size)
+                                          : std::string_view();
+        const bool good = field && data.size() == len && sha256(data.data(), len) == leaves[index];
+        report.bytes_received += data.size();
         if (!good) {
           ++report.bad_chunks;
           avoid[index] = static_cast<std::int32_t>(polled[p]);
@@ -456,12 +464,12 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
           continue;
         }
         if (done[index]) continue;
-        if (!(fresh_part && all_zero(frames[1].data(), len))) part.write(frames[1].data(), len, index * chunk_size);
+        if (!(fresh_part && all_zero(data.data(), len))) part.write(data.data(), len, index * chunk_size);
         done[index] = 1;
         ++done_count;
         done_bytes += len;
         ++c.report.chunks;
-        advance_prefix(index, frames[1].data());
+        advance_prefix(index, data.data());
       }
       if (c.alive() && !c.in_flight.empty() && now - c.last_progress > options_.source_timeout) {
         drop(c, c.silence("stopped answering"));

@@ -11,6 +11,7 @@
 #include <zmq_addon.hpp>
 
 #include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <fcntl.h>
 #include <stdexcept>
@@ -23,19 +24,14 @@ namespace st = protocol::status;
 
 namespace {
 
-struct Reply {
-  std::string map;
-  bool with_data = false;
-};
-
 MapWriter header(std::string_view op, std::uint64_t id, std::string_view status) {
   MapWriter w;
   w.put("v", transfer::kVersion).put("op", op).put("id", id).put("status", status);
   return w;
 }
 
-std::string failure(std::string_view op, std::uint64_t id, std::string_view status, const std::string& sentence) {
-  return header(op, id, status).put("error", sentence).finish();
+zmq::message_t failure(std::string_view op, std::uint64_t id, std::string_view status, const std::string& sentence) {
+  return zmq::message_t(header(op, id, status).put("error", sentence).finish());
 }
 
 // Reads exactly `size` bytes at `offset`; false on a short read or error.
@@ -109,7 +105,7 @@ void Seeder::run() {
   }
 }
 
-bool Seeder::reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data) {
+bool Seeder::reply(std::vector<zmq::message_t>& envelope, zmq::message_t body) {
   try {
     for (auto& frame : envelope) {
       if (!router_.send(frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -117,9 +113,7 @@ bool Seeder::reply(std::vector<zmq::message_t>& envelope, const std::string& map
         return false;
       }
     }
-    const auto last = data ? zmq::send_flags::sndmore : zmq::send_flags::none;
-    router_.send(zmq::buffer(map), last | zmq::send_flags::dontwait);
-    if (data) router_.send(*data, zmq::send_flags::dontwait);
+    router_.send(body, zmq::send_flags::dontwait);
     return true;
   } catch (const zmq::error_t& e) {
     if (e.num() != EHOSTUNREACH) throw;
@@ -175,7 +169,7 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     auto content = catalog_.find(cid);
     if (!content) {
       ++refused_;
-      reply(envelope, failure(op, id, st::kFileNotExist, "this peer does not publish that content"), nullptr);
+      reply(envelope, failure(op, id, st::kFileNotExist, "this peer does not publish that content"));
       return;
     }
     const auto& h = content->hashes;
@@ -187,7 +181,7 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
       MapWriter w = header(op, id, st::kOk);
       w.put("size", h.size).put("chunk_size", h.chunk_size).put("chunks", chunks).put("root", to_hex(h.root));
       w.put("first", first).put_bin("leaves", count ? h.leaves[first].data() : nullptr, count * 32);
-      reply(envelope, w.finish(), nullptr);
+      reply(envelope, zmq::message_t(w.finish()));
       return;
     }
     const std::uint64_t index = req.uint("index");
@@ -197,30 +191,38 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     // O_NONBLOCK: a FIFO put in the file's place must not stall the seeder (regular files ignore it).
     int fd = ::open(content->path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     struct stat sb {};
-    zmq::message_t data(size);
+    // One frame: the map, with the chunk read straight into its last field. A reply in two frames could sit half
+    // delivered in the downloader's pipe when it drops this source, and libzmq 4.3 never frees such a half.
+    const std::string head = header(op, id, st::kOk)
+                                 .put("index", index)
+                                 .put("size", std::uint64_t{size})
+                                 .put_bin_header("data", size)
+                                 .finish();
+    zmq::message_t chunk_reply(head.size() + size);
+    std::memcpy(chunk_reply.data(), head.data(), head.size());
+    char* const data = static_cast<char*>(chunk_reply.data()) + head.size();
     const bool readable =
         fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<std::uint64_t>(sb.st_size) == h.size &&
         (content->mtime_ns == 0 ||
          static_cast<std::int64_t>(sb.st_mtim.tv_sec) * 1000000000LL + sb.st_mtim.tv_nsec == content->mtime_ns) &&
-        read_at(fd, data.data(), size, offset);
+        read_at(fd, data, size, offset);
     if (fd >= 0) ::close(fd);
     if (!readable) {
       ++refused_;
-      reply(envelope, failure(op, id, st::kInternalError, "the published file is gone or changed on disk"), nullptr);
+      reply(envelope, failure(op, id, st::kInternalError, "the published file is gone or changed on disk"));
       return;
     }
     const auto served = chunks_served_.fetch_add(1) + 1;
     if (options_.corrupt_every && size > 0 && served % options_.corrupt_every == 0) {
-      static_cast<char*>(data.data())[size / 2] ^= 0x5a;  // the test-only fault: a flipped byte
+      data[size / 2] ^= 0x5a;  // the test-only fault: a flipped byte
     }
-    const std::string map = header(op, id, st::kOk).put("index", index).put("size", std::uint64_t{size}).finish();
-    if (reply(envelope, map, &data)) {
+    if (reply(envelope, std::move(chunk_reply))) {
       bytes_served_ += size;
       throttle(size);  // after a delivered send: requests of a downloader that left do not spend the budget
     }
   } catch (const BadRequest& e) {
     ++refused_;
-    if (!envelope.empty()) reply(envelope, failure(op, id, st::kBadRequest, e.what()), nullptr);
+    if (!envelope.empty()) reply(envelope, failure(op, id, st::kBadRequest, e.what()));
   }
 }
 

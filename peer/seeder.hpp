@@ -46,7 +46,7 @@ class Seeder {
  private:
   void run();
   void serve(std::vector<zmq::message_t>& frames);
-  bool reply(std::vector<zmq::message_t>& envelope, const std::string& map, zmq::message_t* data);  // sent?
+  bool reply(std::vector<zmq::message_t>& envelope, zmq::message_t body);  // sent?
   void throttle(std::size_t bytes);
 
   const ContentCatalog& catalog_;

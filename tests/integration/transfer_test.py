@@ -21,8 +21,8 @@ import time
 import msgpack
 import zmq
 
-from zshare_testlib import (Broker, ServeProcess, TransferClient, allocated_bytes, curve_client, sha256_path,
-                            wait_for)
+from zshare_testlib import (TRANSFER_VERSION, Broker, ServeProcess, TransferClient, allocated_bytes, curve_client,
+                            sha256_path, wait_for)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -333,7 +333,7 @@ def expect_refusal(client, status, label, **fields):
     reply, data = client.request(op, **fields)
     check(reply.get("status") == status, "%s: %r, expected %s" % (label, reply, status))
     check(isinstance(reply.get("error"), str) and reply["error"], "%s: a refusal carries a sentence: %r" % (label, reply))
-    check(data is None, "%s: a refusal is one frame, got data" % label)
+    check(data is None, "%s: a refusal carries no data: %r" % (label, reply))
     return reply
 
 
@@ -376,7 +376,8 @@ def test_refusals(env):
         sock.setsockopt(zmq.LINGER, 0)
         secure(sock)
         sock.connect(s.endpoint)
-        sock.send(msgpack.packb({"v": 1, "op": "MANIFEST", "id": 1, "cid": public_cid}, use_bin_type=True))
+        sock.send(msgpack.packb({"v": TRANSFER_VERSION, "op": "MANIFEST", "id": 1, "cid": public_cid},
+                                use_bin_type=True))
         check(not sock.poll(1000), "a client %s gets no answer from the seeder" % label)
         sock.close(linger=0)
 
@@ -386,8 +387,12 @@ def test_refusals(env):
         reply, _ = c.request("MANIFEST", cid=public_cid)
         check(reply["status"] == "OK" and reply["size"] == len(public) and reply["chunks"] == 1 and
               manifest_root(reply["leaves"]).hex() == reply["root"], "MANIFEST of pub.txt: %r" % reply)
-        reply, data = c.request("CHUNK", cid=public_cid, index=0)
-        check(reply["status"] == "OK" and data == public, "CHUNK 0 of pub.txt: %r" % reply)
+        reply, data = c.request("CHUNK", cid=public_cid, index=0)  # one frame, the chunk in `data`
+        check(reply["status"] == "OK" and data == public and reply["size"] == len(public) and reply["index"] == 0,
+              "CHUNK 0 of pub.txt: %r" % reply)
+        reply, _ = c.request("CHUNK", cid=public_cid, index=0, v=1)
+        check(reply["status"] == "BAD REQUEST" and "version" in reply.get("error", ""),
+              "a version 1 request (two-frame replies) is refused: %r" % reply)
 
         unknown = hashlib.sha256(b"nobody has this").hexdigest()
         for op in ("MANIFEST", "CHUNK"):

@@ -437,6 +437,9 @@ class ServeProcess(DaemonProcess):
             self.proc.wait(timeout=10)
 
 
+TRANSFER_VERSION = 2  # schemas/transfer.md
+
+
 class TransferClient:
     """A DEALER speaking schemas/transfer.md to one seeder: one msgpack map per request, no delimiter frame."""
 
@@ -452,8 +455,9 @@ class TransferClient:
         self.ids = itertools.count(1)
 
     def request(self, op, **fields):
-        """Sends {v, op, id, **fields}; returns (reply map, data frame or None). Raises TimeoutError on silence."""
-        msg = {"v": 1, "op": op, "id": next(self.ids)}
+        """Sends {v, op, id, **fields}; returns (reply map, its `data` bytes or None). Raises TimeoutError on
+        silence, and AssertionError when the reply is not exactly one frame (the protocol's one-frame rule)."""
+        msg = {"v": TRANSFER_VERSION, "op": op, "id": next(self.ids)}
         msg.update(fields)
         return self.send_map(msg)
 
@@ -462,8 +466,10 @@ class TransferClient:
         if not self.sock.poll(self.timeout_ms) & zmq.POLLIN:
             raise TimeoutError("no reply to %r" % (msg,))
         frames = self.sock.recv_multipart()
+        if len(frames) != 1:
+            raise AssertionError("a transfer reply must be one frame, got %d: %r" % (len(frames), msg))
         reply = msgpack.unpackb(frames[0], raw=False)
-        return reply, (frames[1] if len(frames) > 1 else None)
+        return reply, reply.get("data")
 
     def close(self):
         self.sock.close(linger=0)

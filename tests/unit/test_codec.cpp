@@ -67,3 +67,25 @@ TEST_CASE("decode limits stop huge arrays and deep nesting before allocating", "
   limits.depth = 4;
   CHECK_THROWS_WITH(Message::decode(deep.data(), deep.size(), limits), Catch::Contains("nested"));
 }
+
+TEST_CASE("a bin header written last takes a payload appended after it, read in place or copied", "[codec]") {
+  const std::string payload(3000, 'x');
+  std::string bytes = MapWriter().put("index", std::uint64_t{3}).put_bin_header("data", payload.size()).finish();
+  bytes += payload;  // what the seeder reads from disk straight into the frame
+
+  DecodeLimits in_place;
+  in_place.bins_in_place = true;
+  Message referenced = Message::decode(bytes.data(), bytes.size(), in_place);
+  const std::string_view data = referenced.root().bin("data", payload.size());
+  CHECK(data == payload);
+  CHECK(data.data() == bytes.data() + bytes.size() - payload.size());  // no copy: it points into the frame
+  CHECK(referenced.root().uint("index") == 3);
+
+  Message copied = Message::decode(bytes.data(), bytes.size());
+  CHECK(copied.root().bin("data", payload.size()) == payload);
+  CHECK(copied.root().bin("data", payload.size()).data() != data.data());
+
+  in_place.bin = payload.size() - 1;  // the bin limit still holds in place
+  CHECK_THROWS_AS(Message::decode(bytes.data(), bytes.size(), in_place), BadRequest);
+  CHECK_THROWS_WITH(Message::decode(bytes.data(), bytes.size() - 1, in_place), Catch::Contains("truncated"));
+}
