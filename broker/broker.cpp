@@ -116,11 +116,15 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
   }
   const std::size_t bodies = frames.size() > body_at ? frames.size() - body_at : 0;
   if (throttle_.limiter().enabled()) {
-    // Before anything else, malformed messages included: frames[0] is the ROUTER's routing id.
+    // Before anything else, malformed messages included.
     const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now().time_since_epoch()).count();
     const auto body = bodies == 1 ? frames[body_at].to_string_view() : std::string_view();
-    if (auto refused = throttle_.refuse(frames[0].to_string_view(), body, now_us)) {
+    // The bucket is the client's: its CurveZMQ key, which it keeps across connections (every Lazy Pirate retry
+    // is a new one), so reconnecting buys no tokens. Over --plaintext there is no key: the connection's.
+    const char* key = zap_ && frames.size() > 1 ? zmq_msg_gets(frames[1].handle(), "User-Id") : nullptr;
+    const std::string_view client = key && *key ? std::string_view(key) : frames[0].to_string_view();
+    if (auto refused = throttle_.refuse(client, body, now_us)) {
       ++stats_.requests;
       ++stats_.rate_limited;
       p.reply = std::move(*refused);

@@ -1,5 +1,5 @@
 // rate_limiter.hpp: requests per client identity, a token bucket each (`rate` tokens a second, at most `burst`),
-// keyed by an opaque identity: the ROUTER routing id today, a CurveZMQ public key once clients have one.
+// keyed by an opaque identity: the client's CurveZMQ public key (the connection's routing id over --plaintext).
 // Invariants: the table never holds more than max_identities buckets; a bucket that has refilled to its burst
 // carries no information and is forgotten (an unknown identity starts full); at the cap the least recently seen
 // identity is forgotten first. Time is an argument (monotonic microseconds), so tests never sleep.
