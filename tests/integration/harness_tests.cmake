@@ -16,3 +16,8 @@ set_tests_properties(harness_smoke PROPERTIES TIMEOUT 120)
 add_test(NAME harness_faults
          COMMAND ${ZSHARE_PYTHON} ${ZSHARE_HARNESS_ARGS} ${PROJECT_SOURCE_DIR}/examples/scenarios/faults.zs)
 set_tests_properties(harness_faults PROPERTIES TIMEOUT 180 PROCESSORS 2)
+# The harness's broker client alone, against a broker with a tiny rate limit: RATE LIMITED is waited out.
+add_test(NAME harness_client COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/harness_client_test.py
+  --broker-bin $<TARGET_FILE:zshare-broker>)
+set_tests_properties(harness_client PROPERTIES
+  ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH}:${PROJECT_SOURCE_DIR}/tools/harness TIMEOUT 60)

@@ -157,7 +157,8 @@ class BrokerClient:
             self.sock = None
 
     def call(self, op, deadline_s=None, **fields):
-        """Sends {v, op, id, ts, ts_local, **fields} until a reply with the same id arrives. Raises Unanswered."""
+        """Sends {v, op, id, ts, ts_local, **fields} until a reply with the same id arrives (a RATE LIMITED one is
+        waited out and sent again, within the deadline). Raises Unanswered."""
         req_id = "%s:%d" % (self.prefix, next(self.counter))
         ts = self.stamps.next()
         msg = {"v": 1, "op": op, "id": req_id, "ts": ts, "ts_local": True}
@@ -182,6 +183,13 @@ class BrokerClient:
             if reply is not None:
                 if reply.get("id") != req_id:
                     raise RuntimeError("%s %s: the reply carries id %r" % (op, req_id, reply.get("id")))
+                if reply.get("status") == "RATE LIMITED" and time.monotonic() < end:
+                    # As a peer does: wait what the broker asks, then the same request, same id (nothing was
+                    # applied). Every harness client shares the operator key, so they share one bucket.
+                    wait_s = min(int(reply.get("retry_after_ms", 0)) / 1000.0, end - time.monotonic())
+                    if self.stop.wait(max(wait_s, 0.0)):
+                        raise Stopped()
+                    continue
                 now = time.monotonic()
                 return CallResult(op, fields, req_id, ts, reply, sent, self.epochs.snapshot(), now - start,
                                   attempts, time.time())
