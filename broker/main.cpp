@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
   app.add_option("--rate-limit", opts.rate_limit.rate,
-                 "requests a second per client (a token bucket per CurveZMQ key; per connection with --plaintext); 0: no limit")
+                 "requests a second per client (a token bucket per CurveZMQ key; per connection with --plaintext); "
+                 "0: no limit")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e9));
   app.add_option("--rate-burst", opts.rate_limit.burst, "requests a client may send at once before --rate-limit applies")
