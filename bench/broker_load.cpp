@@ -11,6 +11,7 @@
 #include "common/content_hash.hpp"
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
+#include "common/stop_signals.hpp"
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
@@ -775,15 +776,8 @@ int cmd_stats(const std::string& endpoint, const Dial& dial, double timeout_s, s
 // ---------------------------------------------------------------------------------------------------------------
 // echo: the baseline, a raw ROUTER that sends every message back on the envelope it came with.
 
-volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
-
 int cmd_echo(const std::string& endpoint, double max_seconds) {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  zshare::StopSignals stop;  // before the context's threads, which inherit the blocked signals
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
@@ -796,7 +790,7 @@ int cmd_echo(const std::string& endpoint, double max_seconds) {
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(max_seconds));
   std::uint64_t echoed = 0;
   std::vector<zmq::message_t> frames;
-  while (!g_stop && Clock::now() < deadline) {
+  while (!stop.flag().load() && Clock::now() < deadline) {
     zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
     try {
       zmq::poll(&item, 1, std::chrono::milliseconds(100));

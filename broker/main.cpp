@@ -2,27 +2,13 @@
 // SIGINT/SIGTERM finish the batch in hand, close the database cleanly and exit 0.
 #include "broker/broker.hpp"
 #include "common/curve_keys.hpp"
+#include "common/stop_signals.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include <atomic>
-#include <csignal>
 #include <iostream>
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-
-void on_signal(int) { g_stop.store(true); }
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: let zmq_poll return EINTR at once
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 // `zshare-broker keygen`: the long-term keypair (0600) and its public half (.pub, 0644) for the peers.
 int keygen(const std::string& key_file) {
@@ -88,14 +74,14 @@ int main(int argc, char** argv) {
                  "the traffic and act as any user" << std::endl;
   }
 
-  install_signal_handlers();
+  zshare::StopSignals stop;  // before the Broker starts its threads, which inherit the blocked signals
   try {
     zshare::broker::Broker broker(opts);
     std::cerr << "zshare-broker: control " << broker.control_endpoint() << ", events " << broker.events_endpoint()
               << ", db " << opts.db << " (" << broker.index().user_count() << " users, "
               << broker.index().file_count() << " files; broker.started is seq " << broker.seq() << ")"
               << (opts.plaintext ? std::string(", plaintext") : ", CurveZMQ key " + broker.public_key()) << std::endl;
-    broker.run(g_stop);
+    broker.run(stop.flag());
     std::cerr << "zshare-broker: stopped cleanly" << std::endl;
   } catch (const zshare::curve::KeyError& e) {
     std::cerr << "zshare-broker: fatal: " << e.what() << std::endl;

@@ -2,6 +2,7 @@
 // Precedence of an option's value: command line, then environment (ZSHARE_BROKER), then --config, then default.
 #include "peer/peer_cli.hpp"
 
+#include "common/stop_signals.hpp"
 #include "peer/broker_client.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/get_command.hpp"
@@ -13,8 +14,6 @@
 #include <zmq.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -27,10 +26,6 @@ namespace zshare::peer {
 namespace {
 
 enum class Subcommand { kShell, kRegister, kUnregister, kListUsers, kListContent, kSearch, kGet, kServe };
-
-std::atomic<bool> g_stop_serving{false};  // set by SIGINT/SIGTERM during `serve`
-
-void on_stop_signal(int) { g_stop_serving.store(true); }
 
 // Everything the command line said, filled in by CLI11.
 struct PeerOptions {
@@ -183,6 +178,9 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
   const curve::LinkSecurity security = link_security(o, io.err);
   o.shell.seeder.security = o.serve.seeder.security = security;
   o.shell.download.security = o.get.download.security = security;
+  // `serve` runs until SIGINT/SIGTERM; taken before the context starts threads, which inherit the blocked mask.
+  std::optional<StopSignals> stop_signals;
+  if (o.subcommand == Subcommand::kServe) stop_signals.emplace();
   zmq::context_t ctx;
   BrokerClient broker(ctx, o.broker, timeout, security);
   const auto heartbeat = std::chrono::milliseconds(std::llround(o.heartbeat_s * 1000.0));
@@ -212,12 +210,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
     }
     case Subcommand::kServe: {
       if (!o.advertise_host.empty()) o.serve.advertise_host = o.advertise_host;
-      struct sigaction sa {};
-      sa.sa_handler = on_stop_signal;
-      sigemptyset(&sa.sa_mask);
-      sigaction(SIGINT, &sa, nullptr);
-      sigaction(SIGTERM, &sa, nullptr);
-      return serve_command(ctx, broker, o.serve, g_stop_serving, printer);
+      return serve_command(ctx, broker, o.serve, stop_signals->flag(), printer);
     }
     case Subcommand::kRegister: result = register_command(broker, o.user); break;
     case Subcommand::kUnregister: result = unregister_command(broker, o.user); break;

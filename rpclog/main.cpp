@@ -1,22 +1,13 @@
 // main.cpp: zshare-rpclog's command line: serve the operations log (default), or `tail` it through QUERY.
 // SIGINT/SIGTERM stop the server between requests; every acknowledged batch is already fsynced.
+#include "common/stop_signals.hpp"
 #include "rpclog/log_file.hpp"
 #include "rpclog/rpclog_client.hpp"
 #include "rpclog/rpclog_server.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include <atomic>
-#include <csignal>
 #include <iostream>
-
-namespace {
-
-std::atomic<bool> g_stop{false};
-
-void on_signal(int) { g_stop.store(true); }
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"zshare-rpclog: the ONC-RPC operations logger of a zshare network"};
@@ -51,15 +42,11 @@ int main(int argc, char** argv) {
       for (const auto& r : client.query(user, operation, last)) std::cout << zshare::rpclog::format_line(r);
       return 0;
     }
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    zshare::StopSignals stop;  // first: the server's threads inherit the blocked signals
     zshare::rpclog::LogFile log(log_path, std::cerr);
     zshare::rpclog::RpcLogServer rpc(log, bind, static_cast<std::uint16_t>(port), std::cerr,
                                      std::chrono::milliseconds(record_timeout_ms));
-    rpc.run(g_stop);
+    rpc.run(stop.flag());
     std::cerr << "zshare-rpclog: stopped cleanly" << std::endl;
   } catch (const std::exception& e) {
     std::cerr << "zshare-rpclog: " << e.what() << std::endl;

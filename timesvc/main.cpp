@@ -1,11 +1,11 @@
 // main.cpp: zshare-timesvc: parse options, start a TimeServer, wait for SIGINT/SIGTERM, stop, exit 0.
 // Prints one line "zshare-timesvc listening on <url>" once it accepts connections (useful with --port 0).
-#include <csignal>
 #include <iostream>
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
 
+#include "common/stop_signals.hpp"
 #include "timesvc/time_server.hpp"
 
 int main(int argc, char** argv) {
@@ -28,13 +28,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  // Block the stop signals in every thread (the server's threads inherit this mask); main waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
+  zshare::StopSignals stop;  // first: the server's threads inherit the blocked signals
   zshare::timesvc::TimeServer server(options);
   try {
     server.start();
@@ -44,8 +38,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "zshare-timesvc listening on " << server.url() << std::endl;
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = stop.wait();
   server.stop();
   std::cout << "zshare-timesvc stopped (signal " << sig << ")" << std::endl;
   return 0;

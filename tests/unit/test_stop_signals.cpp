@@ -1,0 +1,66 @@
+// test_stop_signals.cpp: SIGTERM and SIGINT sent to the process become StopSignals' flag, taken by its watcher
+// thread; threads started after it inherit the blocked signals, and its end restores the caller's mask.
+#include "common/stop_signals.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+using namespace zshare;
+
+namespace {
+
+bool blocked_here(int sig) {
+  sigset_t mask;
+  pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+  return sigismember(&mask, sig) == 1;
+}
+
+// The flag within `deadline`, polled as a daemon's loop does.
+bool flag_within(const StopSignals& stop, std::chrono::seconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!stop.flag().load()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("StopSignals: a SIGTERM sent to the process sets the flag and names itself") {
+  StopSignals stop;
+  CHECK_FALSE(stop.flag().load());
+  CHECK(stop.received() == 0);
+  REQUIRE(kill(getpid(), SIGTERM) == 0);  // the process, as `kill PID` does: no handler runs, the watcher takes it
+  REQUIRE(flag_within(stop, std::chrono::seconds(10)));
+  CHECK(stop.received() == SIGTERM);
+  CHECK(stop.wait() == SIGTERM);  // returns at once once one has arrived
+}
+
+TEST_CASE("StopSignals: the first signal names the stop; a later one is absorbed") {
+  StopSignals stop;
+  REQUIRE(kill(getpid(), SIGINT) == 0);
+  REQUIRE(flag_within(stop, std::chrono::seconds(10)));
+  REQUIRE(kill(getpid(), SIGTERM) == 0);  // would end the process if nobody took it
+  CHECK(stop.wait() == SIGINT);
+}
+
+TEST_CASE("StopSignals: threads started after it inherit the blocked signals; its end restores the mask") {
+  REQUIRE_FALSE(blocked_here(SIGTERM));
+  {
+    StopSignals stop;
+    CHECK(blocked_here(SIGTERM));
+    CHECK(blocked_here(SIGINT));
+    bool in_worker = false;
+    std::thread worker([&] { in_worker = blocked_here(SIGTERM) && blocked_here(SIGINT); });
+    worker.join();
+    CHECK(in_worker);
+  }
+  CHECK_FALSE(blocked_here(SIGTERM));
+  CHECK_FALSE(blocked_here(SIGINT));
+}
