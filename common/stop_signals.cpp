@@ -47,4 +47,10 @@ int StopSignals::wait() {
   return signal_.load();
 }
 
+int StopSignals::wait_for(std::chrono::milliseconds deadline) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  arrived_.wait_for(lock, deadline, [this] { return stop_.load(); });
+  return signal_.load();
+}
+
 }  // namespace zshare

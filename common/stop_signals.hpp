@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -22,6 +23,7 @@ class StopSignals {
 
   const std::atomic<bool>& flag() const { return stop_; }  // true once SIGINT or SIGTERM arrived
   int wait();                                              // blocks until one arrives; returns its number
+  int wait_for(std::chrono::milliseconds deadline);        // the same, or 0 once `deadline` has passed
   int received() const { return signal_.load(); }          // 0 until one arrived
 
  private:
