@@ -4,6 +4,8 @@
 #include "common/curve_keys.hpp"
 #include "common/stop_signals.hpp"
 
+#include "common/cli_parse.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -67,7 +69,7 @@ int main(int argc, char** argv) {
   app.fallthrough();  // before add_subcommand: `keygen --key FILE` takes the main option after the subcommand
   auto* keygen_cmd = app.add_subcommand("keygen", "create the broker's keypair at --key and its public half (.pub)");
   app.require_subcommand(0, 1);
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
   if (keygen_cmd->parsed()) return keygen(opts.key_file);
   if (opts.plaintext) {
     std::cerr << "zshare-broker: WARNING: --plaintext: CurveZMQ is off; anyone who can reach these ports can read "
@@ -89,10 +91,10 @@ int main(int argc, char** argv) {
       std::cerr << "(create the keypair with `zshare-broker keygen --key " << opts.key_file
                 << "`, or run a trusted lab network with --plaintext)" << std::endl;
     }
-    return 1;
+    return zshare::cli::kExitUsage;  // the broker could not start: a usage error, never a FAIL status
   } catch (const std::exception& e) {
     std::cerr << "zshare-broker: fatal: " << e.what() << std::endl;
-    return 1;
+    return zshare::cli::kExitUsage;
   }
   return 0;
 }

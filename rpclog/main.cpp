@@ -5,6 +5,8 @@
 #include "rpclog/rpclog_client.hpp"
 #include "rpclog/rpclog_server.hpp"
 
+#include "common/cli_parse.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
   tail->add_option("--user", user, "only this user's records");
   tail->add_option("--op", operation, "only this operation (REGISTER, PUBLISH, ...)");
   tail->add_option("-n,--last", last, "how many records")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
 
   try {
     if (*tail) {

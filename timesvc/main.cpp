@@ -3,6 +3,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "common/cli_parse.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include "common/stop_signals.hpp"
@@ -26,7 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("--linger-us", options.linger_us, "wait this long on a connection for its next request")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
 
   zshare::StopSignals stop;  // first: the server's threads inherit the blocked signals
   zshare::timesvc::TimeServer server(options);
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
     server.start();
   } catch (const std::exception& e) {
     std::cerr << "zshare-timesvc: " << e.what() << std::endl;
-    return 1;
+    return zshare::cli::kExitUsage;  // could not start (the port is taken, ...): a usage error
   }
   std::cout << "zshare-timesvc listening on " << server.url() << std::endl;
 

@@ -338,7 +338,7 @@ def case_loose_key_files_are_refused(args, root, broker):
     done = subprocess.run([args.broker_bin, "--key", bkey, "--db", os.path.join(root, "x.db"), "--rpclog", "none",
                            "--bind", "tcp://127.0.0.1:%d" % free_port(), "--events",
                            "tcp://127.0.0.1:%d" % free_port()], capture_output=True, text=True, timeout=20)
-    CHECKS.eq(done.returncode, 1, "a broker key readable by its group is refused: %s" % done.stderr)
+    CHECKS.eq(done.returncode, 2, "a broker key readable by its group is refused (a usage error): %s" % done.stderr)
     CHECKS.ok("0640" in done.stderr and "chmod 600" in done.stderr, "with the fix in the message: %s" % done.stderr)
 
 

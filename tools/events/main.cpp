@@ -4,6 +4,8 @@
 
 #include "common/curve_keys.hpp"
 
+#include "common/cli_parse.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -29,7 +31,7 @@ int main(int argc, char** argv) {
   app.add_option("--broker-key", broker_key, "the broker's CurveZMQ public key, or its .pub file")
       ->envname("ZSHARE_BROKER_KEY");
   app.add_flag("--plaintext", opts.security.plaintext, "no CurveZMQ: for a broker run with --plaintext");
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
   try {
     if (opts.security.plaintext) {
       std::cerr << "zshare-events: WARNING: --plaintext: CurveZMQ is off" << std::endl;

@@ -1,0 +1,43 @@
+// cli_parse.hpp: one exit-code scheme for every program's command line: --help and --version exit 0, a usage
+// error exits 2 with CLI11's message (never CLI11's own codes such as 106 or 109). Header-only: CLI11 is too.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "common/byte_size.hpp"
+
+namespace zshare::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFail = 1;   // the operation was refused or failed (a FAIL status)
+inline constexpr int kExitUsage = 2;  // usage or connection error
+
+// Parses argv; nullopt when the program should go on, else the code it should exit with (help printed: 0).
+inline std::optional<int> parse(CLI::App& app, int argc, const char* const* argv, std::ostream& out = std::cout,
+                                std::ostream& err = std::cerr) {
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
+  }
+}
+
+// CLI11 transform for byte sizes and rates: "10M", "1.5G", "65536" become a plain number of bytes.
+inline CLI::Validator byte_size() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto bytes = parse_byte_size(value);
+        if (!bytes) return "'" + value + "' is not a size (examples: 65536, 512K, 10M, 1.5G)";
+        value = std::to_string(*bytes);
+        return "";
+      },
+      "SIZE (K, M, G, T: binary multiples)");
+}
+
+}  // namespace zshare::cli
