@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace zshare::transfer {
 
@@ -14,5 +15,11 @@ inline constexpr std::int64_t kSocketMaxMessageBytes = 32 << 20;   // a chunk (1
 inline constexpr std::uint32_t kDefaultWindow = 32;                // chunk requests in flight per source
 inline constexpr std::uint32_t kMaxWindow = 64;
 inline constexpr int kSeederSendHwm = 2 * kMaxWindow;              // replies queued per downloader at most
+
+// Statuses of the transfer protocol beyond the broker's (protocol::status): OK, FILE NOT EXIST, BAD REQUEST and
+// INTERNAL ERROR are shared.
+namespace status {
+inline constexpr std::string_view kFileChanged = "FILE CHANGED";  // the file changed on disk since it was hashed
+}  // namespace status
 
 }  // namespace zshare::transfer

@@ -47,6 +47,7 @@ HashCache::HashCache(const std::string& path) {
   sqlite3_busy_timeout(db_, 2000);
   sqlite3_exec(db_,
                "PRAGMA journal_mode=WAL;"
+               "PRAGMA synchronous=NORMAL;"  // a cache: a power cut may lose the last entries, never corrupt one
                "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
                " chunk_size INTEGER, cid BLOB, root BLOB, leaves BLOB)",
                nullptr, nullptr, nullptr);

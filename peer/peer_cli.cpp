@@ -143,6 +143,19 @@ void define_options(CLI::App& app, PeerOptions& o) {
       ->capture_default_str();
   serve->add_option("--rate-limit", o.serve.seeder.rate_limit, "upload cap in bytes per second (0: none)")
       ->capture_default_str();
+  serve->add_option_function<std::string>(
+           "--watch",
+           [&o](const std::string& mode) { o.serve.watch.mode = watch_mode_named(mode); },
+           "how the share is followed: auto (inotify, else polling), inotify, or poll")
+      ->check(CLI::IsMember({"auto", "inotify", "poll"}))
+      ->type_name("MODE")
+      ->default_str("auto");
+  serve->add_option_function<double>(
+           "--poll-interval",
+           [&o](double s) { o.serve.watch.poll_interval = std::chrono::milliseconds(std::llround(s * 1000.0)); },
+           "seconds between two looks at the share when polling (--watch poll, or inotify unavailable)")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->default_str("2");
   serve->add_option("--fault-corrupt-every", o.serve.seeder.corrupt_every,
                     "TESTING ONLY: flip a byte in every Nth chunk served")
       ->group("Testing");

@@ -1,20 +1,26 @@
 // seeder.cpp: one thread, a plain loop: poll, take a request, answer it. The ROUTER fair-queues requests
 // across downloaders, so a slow one never stalls the others; a full reply queue drops the reply (the
 // downloader asks again) instead of blocking. Files are opened per request with O_NOFOLLOW and checked
-// against their published size, so a file swapped for a symlink or changed on disk is never served.
+// against their published size and mtime, so a file swapped for a symlink or changed on disk is never served,
+// and the refusal names which happened. The upload log costs one map update per chunk served.
 #include "peer/seeder.hpp"
 
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 #include "common/transfer_protocol.hpp"
+#include "common/validate.hpp"
 
 #include <zmq_addon.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
-#include <fcntl.h>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
+
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,19 +40,88 @@ zmq::message_t failure(std::string_view op, std::uint64_t id, std::string_view s
   return zmq::message_t(header(op, id, status).put("error", sentence).finish());
 }
 
-// Reads exactly `size` bytes at `offset`; false on a short read or error.
-bool read_at(int fd, void* buf, std::size_t size, std::uint64_t offset) {
+constexpr int kShortRead = -1;  // read_at: the file ended before the chunk did
+
+// Reads exactly `size` bytes at `offset`: 0, an errno, or kShortRead.
+int read_at(int fd, void* buf, std::size_t size, std::uint64_t offset) {
   auto* p = static_cast<char*>(buf);
   while (size > 0) {
     ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n < 0) return errno;
+    if (n == 0) return kShortRead;
     p += n;
     size -= static_cast<std::size_t>(n);
     offset += static_cast<std::uint64_t>(n);
   }
-  return true;
+  return 0;
 }
+
+// Why a published file cannot be served as it was hashed.
+struct Refusal {
+  std::string_view status;
+  std::string sentence;
+};
+
+Refusal removed(const SharedContent& c) { return {st::kFileNotExist, c.name + " was removed from the share"}; }
+
+Refusal changed(const SharedContent& c) {
+  return {transfer::status::kFileChanged,
+          c.name + " changed on disk since it was published; it will be re-published with its new content id"};
+}
+
+Refusal not_regular(const SharedContent& c) {
+  return {transfer::status::kFileChanged,
+          c.name + " is no longer a regular file in the share (a link, folder or device took its place); "
+                   "it is not served"};
+}
+
+Refusal unreadable(const SharedContent& c, const char* what, int err) {
+  return {st::kInternalError, "cannot " + std::string(what) + " " + c.name + ": " + std::strerror(err)};
+}
+
+// A descriptor closed when it goes out of scope.
+struct OpenFile {
+  int fd = -1;
+  OpenFile() = default;
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Opens the published file and checks it is still what was hashed: there, a regular file, the same size and
+// modification time. Never follows a symlink; O_NONBLOCK so a FIFO put in the file's place cannot stall the seeder
+// (regular files ignore it). Nothing when `file` may be served.
+std::optional<Refusal> open_as_published(const SharedContent& c, OpenFile& file) {
+  file.fd = ::open(c.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (file.fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return removed(c);
+    if (err == ELOOP) return not_regular(c);  // O_NOFOLLOW met a symlink
+    return unreadable(c, "open", err);
+  }
+  struct stat sb {};
+  if (::fstat(file.fd, &sb) != 0) return unreadable(c, "stat", errno);
+  if (!S_ISREG(sb.st_mode)) return not_regular(c);
+  const std::int64_t mtime_ns = static_cast<std::int64_t>(sb.st_mtim.tv_sec) * 1000000000LL + sb.st_mtim.tv_nsec;
+  if (static_cast<std::uint64_t>(sb.st_size) != c.hashes.size || (c.mtime_ns != 0 && mtime_ns != c.mtime_ns)) {
+    return changed(c);
+  }
+  return std::nullopt;
+}
+
+// Who sent `request`: its CurveZMQ public key when a ZAP handler named it (User-Id), and its address.
+std::string downloader_of(const zmq::message_t& request) {
+  const char* key = zmq_msg_gets(request.handle(), "User-Id");
+  const char* address = zmq_msg_gets(request.handle(), "Peer-Address");
+  std::string who = key && *key ? std::string(key) : std::string("an unnamed peer");
+  if (address && *address) who += std::string(" at ") + address;
+  return who;
+}
+
+constexpr std::chrono::milliseconds kUploadSweep{250};  // how often idle uploads are looked for
 
 }  // namespace
 
@@ -76,6 +151,7 @@ Seeder::Seeder(zmq::context_t& ctx, const std::string& bind_address, const Conte
 Seeder::~Seeder() {
   stop_ = true;
   thread_.join();
+  flush_uploads(true);  // the thread is gone: its upload table is ours now
 }
 
 SeederStats Seeder::stats() const {
@@ -87,6 +163,7 @@ void Seeder::run() {
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 1, std::chrono::milliseconds(100));
+      flush_uploads(false);
       if (!(items[0].revents & ZMQ_POLLIN)) continue;
       for (int i = 0; i < 64 && !stop_; ++i) {  // a burst, then re-check stop
         std::vector<zmq::message_t> frames;
@@ -174,9 +251,18 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     }
     const auto& h = content->hashes;
     const std::uint64_t chunks = h.leaves.size();
+    OpenFile file;
+    auto refused_as_changed = [&] {  // the file is no longer what was hashed: say why, serve nothing
+      auto refusal = open_as_published(*content, file);
+      if (!refusal) return false;
+      ++refused_;
+      reply(envelope, failure(op, id, refusal->status, refusal->sentence));
+      return true;
+    };
     if (op == "MANIFEST") {
       const std::uint64_t first = req.opt_uint("first").value_or(0);
       if (first > chunks) throw BadRequest("field 'first' is past the last chunk");
+      if (refused_as_changed()) return;  // the leaves come from memory, but a gone file is said at once
       const std::uint64_t count = std::min<std::uint64_t>(chunks - first, transfer::kMaxLeavesPerManifest);
       MapWriter w = header(op, id, st::kOk);
       w.put("size", h.size).put("chunk_size", h.chunk_size).put("chunks", chunks).put("root", to_hex(h.root));
@@ -188,9 +274,7 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     if (index >= chunks) throw BadRequest("field 'index' is past the last chunk");
     const std::uint64_t offset = index * h.chunk_size;
     const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(h.chunk_size, h.size - offset));
-    // O_NONBLOCK: a FIFO put in the file's place must not stall the seeder (regular files ignore it).
-    int fd = ::open(content->path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    struct stat sb {};
+    if (refused_as_changed()) return;
     // One frame: the map, with the chunk read straight into its last field. A reply in two frames could sit half
     // delivered in the downloader's pipe when it drops this source, and libzmq 4.3 never frees such a half.
     const std::string head = header(op, id, st::kOk)
@@ -201,28 +285,57 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     zmq::message_t chunk_reply(head.size() + size);
     std::memcpy(chunk_reply.data(), head.data(), head.size());
     char* const data = static_cast<char*>(chunk_reply.data()) + head.size();
-    const bool readable =
-        fd >= 0 && ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<std::uint64_t>(sb.st_size) == h.size &&
-        (content->mtime_ns == 0 ||
-         static_cast<std::int64_t>(sb.st_mtim.tv_sec) * 1000000000LL + sb.st_mtim.tv_nsec == content->mtime_ns) &&
-        read_at(fd, data, size, offset);
-    if (fd >= 0) ::close(fd);
-    if (!readable) {
+    if (const int err = read_at(file.fd, data, size, offset)) {
       ++refused_;
-      reply(envelope, failure(op, id, st::kInternalError, "the published file is gone or changed on disk"));
+      const Refusal refusal = err == kShortRead ? changed(*content) : unreadable(*content, "read", err);
+      reply(envelope, failure(op, id, refusal.status, refusal.sentence));
       return;
     }
     const auto served = chunks_served_.fetch_add(1) + 1;
     if (options_.corrupt_every && size > 0 && served % options_.corrupt_every == 0) {
       data[size / 2] ^= 0x5a;  // the test-only fault: a flipped byte
     }
+    const std::string routing_id = options_.log && !envelope.empty() ? envelope.front().to_string() : std::string();
     if (reply(envelope, std::move(chunk_reply))) {
       bytes_served_ += size;
+      if (options_.log) count_upload(body, routing_id, *content, size);
       throttle(size);  // after a delivered send: requests of a downloader that left do not spend the budget
     }
   } catch (const BadRequest& e) {
     ++refused_;
     if (!envelope.empty()) reply(envelope, failure(op, id, st::kBadRequest, e.what()));
+  }
+}
+
+void Seeder::count_upload(const zmq::message_t& request, const std::string& routing_id, const SharedContent& content,
+                          std::size_t bytes) {
+  const Hash& cid = content.hashes.cid;
+  const std::string key = routing_id + std::string(reinterpret_cast<const char*>(cid.data()), cid.size());
+  auto [it, fresh] = uploads_.try_emplace(key);
+  Upload& upload = it->second;
+  if (fresh) {
+    upload.name = content.name;
+    upload.cid_hex = log_cid(cid);
+    upload.who = downloader_of(request);
+  }
+  upload.bytes += bytes;
+  ++upload.chunks;
+  upload.last = std::chrono::steady_clock::now();
+}
+
+void Seeder::flush_uploads(bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  if (uploads_.empty() || (!all && now - swept_ < kUploadSweep)) return;
+  swept_ = now;
+  for (auto it = uploads_.begin(); it != uploads_.end();) {
+    const Upload& u = it->second;
+    if (!all && now - u.last < options_.upload_idle) {
+      ++it;
+      continue;
+    }
+    options_.log("uploaded " + u.name + " (cid " + u.cid_hex + ") to " + u.who + ": " + std::to_string(u.bytes) +
+                 " bytes in " + std::to_string(u.chunks) + " chunks");
+    it = uploads_.erase(it);
   }
 }
 

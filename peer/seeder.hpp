@@ -1,18 +1,23 @@
 // seeder.hpp: the peer's transfer ROUTER and the thread that serves it (schemas/transfer.md): MANIFEST and
 // CHUNK requests for content in the ContentCatalog, by content id only. Bound for the object's whole life.
 // Memory stays bounded: downloaders keep a window of requests in flight and each one's reply queue is capped.
+// A refused CHUNK says why: the file was removed (FILE NOT EXIST) or changed on disk since it was hashed
+// (FILE CHANGED), or it could not be read (INTERNAL ERROR). With a log, each finished upload is one line.
 #pragma once
 
 #include "common/curve_keys.hpp"
 #include "peer/content_catalog.hpp"
+#include "peer/line_log.hpp"
 
 #include <zmq.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace zshare::peer {
@@ -21,6 +26,8 @@ struct SeederOptions {
   curve::LinkSecurity security;    // CurveZMQ server with the peer's own key, the one the broker lists
   std::uint64_t rate_limit = 0;     // bytes per second for all uploads together; 0: unlimited
   std::uint32_t corrupt_every = 0;  // test-only fault switch: flip a byte in every Nth chunk served
+  LineLog log;                      // one line per finished upload (from the seeder's thread); empty: none
+  std::chrono::milliseconds upload_idle{2000};  // a downloader silent this long has finished its upload
 };
 
 struct SeederStats {
@@ -48,6 +55,19 @@ class Seeder {
   void serve(std::vector<zmq::message_t>& frames);
   bool reply(std::vector<zmq::message_t>& envelope, zmq::message_t body);  // sent?
   void throttle(std::size_t bytes);
+  // Upload log: chunks served, summed per (downloader, content); a line once the downloader has been idle.
+  void count_upload(const zmq::message_t& request, const std::string& routing_id, const SharedContent& content,
+                    std::size_t bytes);
+  void flush_uploads(bool all);
+
+  struct Upload {
+    std::string name;
+    std::string cid_hex;
+    std::string who;  // the downloader's CurveZMQ key (User-Id, when a ZAP handler names it) and address
+    std::uint64_t bytes = 0;
+    std::uint64_t chunks = 0;
+    std::chrono::steady_clock::time_point last;
+  };
 
   const ContentCatalog& catalog_;
   SeederOptions options_;
@@ -57,6 +77,8 @@ class Seeder {
   std::atomic<std::uint64_t> chunks_served_{0}, bytes_served_{0}, refused_{0}, dropped_{0};
   double tokens_ = 0;  // rate limiter's budget in bytes
   std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+  std::unordered_map<std::string, Upload> uploads_;  // routing id + raw cid -> what it took so far
+  std::chrono::steady_clock::time_point swept_ = std::chrono::steady_clock::now();
   std::thread thread_;
 };
 

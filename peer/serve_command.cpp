@@ -1,19 +1,20 @@
-// serve_command.cpp: the share is a flat folder of regular files; symlinks, dotfiles and names the protocol
-// refuses are skipped with a note, so nothing outside the share is ever published or served.
+// serve_command.cpp: the start-up sequence (register, listen, connect, heartbeat), one reconcile pass, then the
+// loop: wait for the watcher (at most kStopCheck, so a stop is seen at once) and reconcile when it reports a settled
+// change. The share is a flat folder of regular files; what is skipped and why is share_folder.hpp's rule.
 #include "peer/serve_command.hpp"
 
 #include "common/protocol.hpp"
-#include "common/validate.hpp"
+#include "common/zap_handler.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/content_catalog.hpp"
 #include "peer/hash_cache.hpp"
-#include "peer/publish_sync.hpp"
 #include "peer/session_keeper.hpp"
+#include "peer/share_sync.hpp"
 
 #include <filesystem>
 #include <iostream>
-#include <map>
-#include <thread>
+#include <memory>
+#include <system_error>
 
 namespace zshare::peer {
 
@@ -21,31 +22,27 @@ namespace {
 
 namespace status = protocol::status;
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
-struct ShareFile {
-  std::string name;
-  std::string path;
-};
+constexpr std::chrono::milliseconds kStopCheck{150};  // the longest the loop waits before looking at `stop`
+constexpr std::chrono::seconds kSyncRetry{2};         // after a pass the broker could not answer
 
-std::vector<ShareFile> scan_share(const std::string& share, ResponsePrinter& printer) {
-  std::vector<ShareFile> files;
-  for (const auto& entry : fs::directory_iterator(share)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
-    std::error_code ec;
-    const auto st = entry.symlink_status(ec);
-    if (ec || fs::is_symlink(st)) {
-      printer.note("serve: skipping " + name + ": symlinks are not published (they may lead out of the share)");
-      continue;
+// The main loop: reconcile after each settled change, and again later when a pass could not reach the broker.
+void follow_share(ShareWatcher& watcher, ShareSync& share, BrokerClient& broker, const std::string& user,
+                  const std::atomic<bool>& stop, const LineLog& log) {
+  auto retry_at = Clock::time_point::max();
+  while (!stop) {
+    const bool changed = watcher.wait(kStopCheck);
+    if (!changed && !(share.index_in_doubt() && Clock::now() >= retry_at)) continue;
+    try {
+      share.reconcile(broker, user, watcher.busy(), &stop);
+      retry_at = Clock::time_point::max();
+    } catch (const std::exception& e) {  // BrokerUnreachable, BadReply, an unreadable folder
+      log(std::string("serve: cannot follow the share right now (") + e.what() + "); trying again in " +
+          std::to_string(kSyncRetry.count()) + " s");
+      retry_at = Clock::now() + kSyncRetry;
     }
-    if (!fs::is_regular_file(st)) continue;
-    if (!is_valid_file_name(name)) {
-      printer.note("serve: skipping " + name + ": not a valid published name");
-      continue;
-    }
-    files.push_back(ShareFile{name, fs::absolute(entry.path()).string()});
   }
-  return files;
 }
 
 }  // namespace
@@ -57,6 +54,15 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
     printer.print(CommandResult::local("SERVE", Outcome::kUsage, status::kBadRequest, o.share + " is not a folder"));
     return 2;
   }
+  const LineLog log = o.log ? o.log : locked_line_log(std::cerr);
+  // Followed from before the first scan, so a change made while it runs is not missed.
+  std::unique_ptr<ShareWatcher> watcher;
+  try {
+    watcher = std::make_unique<ShareWatcher>(o.share, o.watch, log);
+  } catch (const std::exception& e) {
+    printer.print(CommandResult::local("SERVE", Outcome::kUsage, status::kBadRequest, e.what()));
+    return 2;
+  }
   CommandResult reg = register_command(broker, o.user);
   if (!reg.ok() && reg.status != status::kUsernameInUse) {
     printer.print(reg);
@@ -64,10 +70,16 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   }
 
   ContentCatalog catalog;
+  // With CurveZMQ, a ZAP handler names each downloader by its public key (User-Id) in the upload lines. It must
+  // exist before the seeder binds, and outlive it.
+  std::optional<curve::ZapHandler> zap;
+  if (!o.seeder.security.plaintext) zap.emplace(ctx);
+  SeederOptions seeder_options = o.seeder;
+  seeder_options.log = [log](const std::string& line) { log("serve: " + line); };
   std::unique_ptr<Seeder> seeder;
   std::string endpoint;
   try {
-    seeder = std::make_unique<Seeder>(ctx, o.listen, catalog, o.seeder);
+    seeder = std::make_unique<Seeder>(ctx, o.listen, catalog, seeder_options);
     endpoint = advertised_endpoint(seeder->bound_endpoint(), o.advertise_host);
   } catch (const std::exception& e) {
     printer.print(CommandResult::local("SERVE", Outcome::kUsage, status::kBadRequest,
@@ -92,44 +104,35 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
         ctx, SessionKeeperOptions{broker.endpoint(), o.timesvc, o.user, endpoint, o.heartbeat, broker.security()}, catalog, std::cerr);
   }
 
-  // Hash the share (from the cache where it can), then make the index match it.
+  // Hash the share (from the cache where it can), then make the index match it: the first reconcile pass.
   HashCache cache(o.hash_cache.empty() ? default_hash_cache_path() : o.hash_cache);
-  std::uint64_t hashed = 0, cached = 0;
-  for (const auto& file : scan_share(o.share, printer)) {
-    if (stop) break;
-    try {
-      bool fresh = false;
-      const std::int64_t mtime = file_mtime_ns(file.path);  // before hashing: a later change is caught
-      ContentHashes h = cache.hashes_of(file.path, o.chunk_size, &fresh);
-      (fresh ? hashed : cached)++;
-      catalog.add(std::make_shared<SharedContent>(SharedContent{file.name, file.path, std::move(h), "", mtime}));
-    } catch (const std::exception& e) {
-      printer.note("serve: skipping " + file.name + ": " + e.what());
-    }
-  }
-  SyncReport sync;
+  log("serve: following " + o.share + " " + watcher->description());
+  ShareSync share(o.share, o.chunk_size, catalog, cache, log);
+  ReconcileReport first;
   try {
-    sync = sync_published(broker, o.user, catalog, true);
+    first = share.reconcile(broker, o.user, {}, &stop);
+  } catch (const std::system_error& e) {  // the folder could not be read
+    printer.print(CommandResult::local("SERVE", Outcome::kUsage, status::kBadRequest, e.what()));
+    return 2;
   } catch (const std::exception& e) {
     printer.print(CommandResult::local("SERVE", Outcome::kUnreachable, status::kBrokerUnreachable, e.what()));
     return 2;
   }
-  for (const auto& f : sync.failures) printer.note("serve: " + f);
-  const std::uint64_t published = sync.published, failed = sync.failures.size();
 
   CommandResult serving = CommandResult::local("SERVE", Outcome::kOk, status::kOk, "");
   serving.fields["user"] = o.user;
   serving.fields["endpoint"] = endpoint;
   serving.fields["files"] = catalog.all().size();
-  serving.fields["published"] = published;
-  serving.fields["hashed"] = hashed;
-  serving.fields["from_cache"] = cached;
-  serving.fields["failed"] = failed;
+  serving.fields["published"] = first.sync.sent();
+  serving.fields["hashed"] = first.changes.hashed;
+  serving.fields["from_cache"] = first.changes.from_cache;
+  serving.fields["failed"] = first.sync.failures.size() + first.changes.failures.size();
   printer.print(serving);
-  printer.note("serve: " + o.user + " serves " + std::to_string(catalog.all().size()) + " files on " + endpoint +
-               " (" + std::to_string(hashed) + " hashed, " + std::to_string(cached) + " from the hash cache)");
+  log("serve: " + o.user + " serves " + std::to_string(catalog.all().size()) + " files on " + endpoint + " (" +
+      std::to_string(first.changes.hashed) + " hashed, " + std::to_string(first.changes.from_cache) +
+      " from the hash cache)");
 
-  while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // seeder and keeper do the work
+  follow_share(*watcher, share, broker, o.user, stop, log);
   keeper.reset();
   seeder.reset();
   CommandResult bye = ask_broker("DISCONNECT", broker, [&] { return broker.disconnect(o.user); });

@@ -62,7 +62,7 @@ void SessionKeeper::run() {
       }
       const SyncReport sync = sync_published(broker, options_.user, catalog_, false);
       ++reconnects_;
-      report_ << "zshare-peer: reconnected " << options_.user << " to the broker; republished " << sync.published
+      report_ << "zshare-peer: reconnected " << options_.user << " to the broker; republished " << sync.sent()
               << " files" << std::endl;
       for (const auto& f : sync.failures) report_ << "zshare-peer: re-sync: " << f << std::endl;
       outage = false;

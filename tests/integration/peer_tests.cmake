@@ -4,3 +4,9 @@ add_test(NAME shell_scenario
   COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/shell_scenario.py
           --broker-bin $<TARGET_FILE:zshare-broker> --peer-bin $<TARGET_FILE:zshare-peer>)
 set_tests_properties(shell_scenario PROPERTIES ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH} TIMEOUT 120)
+# serve_follow_test.py: `zshare-peer serve` follows its folder (inotify and polling) against a real broker: adds,
+# writes still open, moves, deletes, rewrites, skipped entries, a burst of 2,000 files, refusals and log lines.
+add_test(NAME serve_follow
+  COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_follow_test.py
+          --broker-bin $<TARGET_FILE:zshare-broker> --peer-bin $<TARGET_FILE:zshare-peer>)
+set_tests_properties(serve_follow PROPERTIES ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH} TIMEOUT 180)

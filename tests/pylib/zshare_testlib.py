@@ -437,6 +437,96 @@ class ServeProcess(DaemonProcess):
             self.proc.wait(timeout=10)
 
 
+class CaseEnv:
+    """What one case of a peer process test needs: the binaries, the broker, a temp folder of its own, and the
+    processes it started (ServeProcess or Popen objects in self.processes), stopped by cleanup()."""
+
+    def __init__(self, peer_bin, broker, root):
+        self.peer_bin = peer_bin
+        self.broker = broker
+        self.root = root
+        self.processes = []
+
+    def folder(self, *parts):
+        path = os.path.join(self.root, *parts)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def key_dir(self, user):
+        """The key folder of `user`'s peer (made by zshare-peer on its first run, kept across restarts)."""
+        return os.path.join(self.root, "keys", user)
+
+    def cleanup(self):
+        for p in self.processes:
+            try:
+                if isinstance(p, ServeProcess):
+                    p.stop()
+                elif p.poll() is None:
+                    p.kill()
+                    p.communicate(timeout=10)
+            except Exception as e:  # cleanup goes on for the others
+                print("# cleanup: %s" % e, flush=True)
+        self.processes = []
+
+
+def run_cases(cases, make_env, broker, only=None, stderr_tail=None):
+    """Runs (name, test) cases one by one: env = make_env(test), then test(env); prints `ok - NAME (Ns)`, or
+    `FAIL - NAME: ...` with the case's serve processes' stderr (its last `stderr_tail` characters when given), then
+    cleans the env and its folder up. Stops early when the broker died. Returns (passed, failed)."""
+    passed = failed = 0
+    for name, test in cases:
+        if only and only not in name:
+            continue
+        env = make_env(test)
+        t0 = time.monotonic()
+        try:
+            test(env)
+            passed += 1
+            print("ok - %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
+        except Exception as e:  # report every case, then fail
+            failed += 1
+            print("FAIL - %s: %s: %s" % (name, type(e).__name__, e), flush=True)
+            for p in env.processes:
+                text = p.stderr().rstrip() if isinstance(p, ServeProcess) else ""
+                if text:
+                    print("# serve %s stderr:\n%s" % (p.user, text[-stderr_tail:] if stderr_tail else text), flush=True)
+        finally:
+            env.cleanup()
+            shutil.rmtree(env.root, ignore_errors=True)
+        if broker.proc.poll() is not None:
+            failed += 1
+            print("FAIL - the broker died (exit %s):\n%s" % (broker.proc.returncode, broker.stderr()), flush=True)
+            break
+    return passed, failed
+
+
+def process_test_main(description, cases, make_env, temp_prefix, add_arguments=None, stderr_tail=None):
+    """The main() of a peer process test: parses --broker-bin, --peer-bin, --only (and whatever
+    add_arguments(parser) adds), starts a broker, runs the cases with run_cases, each with
+    make_env(args, broker, its own folder), prints `# Ns in all` and `N passed, N failed`; returns the exit code."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--broker-bin", required=True)
+    parser.add_argument("--peer-bin", required=True)
+    parser.add_argument("--only", help="run only the cases whose name contains this")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args()
+    root = tempfile.mkdtemp(prefix=temp_prefix)
+    broker = Broker(args.broker_bin)
+    started = time.monotonic()
+    try:
+        broker.start()
+        passed, failed = run_cases(cases, lambda test: make_env(args, broker, os.path.join(root, test.__name__)),
+                                   broker, only=args.only, stderr_tail=stderr_tail)
+    finally:
+        broker.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+    print("# %.1fs in all" % (time.monotonic() - started), flush=True)
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed else 0
+
+
 TRANSFER_VERSION = 2  # schemas/transfer.md
 
 
@@ -448,8 +538,7 @@ class TransferClient:
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        if server_key:
-            curve_client(self.sock, server_key)
+        self.keys = curve_client(self.sock, server_key) if server_key else None  # (public, secret), Z85 bytes
         self.sock.connect(endpoint)
         self.timeout_ms = timeout_ms
         self.ids = itertools.count(1)
