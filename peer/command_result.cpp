@@ -2,6 +2,8 @@
 // A broker refusal keeps the broker's own error sentence as the diagnostic.
 #include "peer/command_result.hpp"
 
+#include <csignal>
+
 namespace zshare::peer {
 
 CommandResult CommandResult::from_reply(std::string command, BrokerReply reply) {
@@ -32,6 +34,7 @@ int exit_code(const CommandResult& result) {
     case Outcome::kRefused: return 1;
     case Outcome::kUsage:
     case Outcome::kUnreachable: return 2;
+    case Outcome::kInterrupted: return 128 + (result.signal ? result.signal : SIGINT);
   }
   return 2;
 }

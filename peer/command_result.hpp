@@ -16,6 +16,7 @@ enum class Outcome {
   kRefused,      // the broker (or the peer's own rules, e.g. USER NOT CONNECTED) gave a FAIL status
   kUsage,        // the command line was wrong: missing argument, invalid name; nothing was sent
   kUnreachable,  // no answer, or an unreadable one, from the broker
+  kInterrupted,  // SIGINT or SIGTERM stopped it (exit 128 + the signal's number, as shells report it)
 };
 
 struct CommandResult {
@@ -23,6 +24,7 @@ struct CommandResult {
   std::string status;      // "OK", "USERNAME IN USE", "BROKER UNREACHABLE", ...
   Outcome outcome = Outcome::kOk;
   std::string diagnostic;  // one sentence for stderr; empty when there is nothing to say
+  int signal = 0;          // kInterrupted: the signal that stopped it (SIGINT when unknown)
   nlohmann::json fields = nlohmann::json::object();
 
   bool ok() const { return outcome == Outcome::kOk; }
@@ -32,7 +34,7 @@ struct CommandResult {
   static CommandResult local(std::string command, Outcome outcome, std::string_view status, std::string sentence);
 };
 
-// 0 on OK, 1 on a FAIL status, 2 on usage or connection errors.
+// 0 on OK, 1 on a FAIL status, 2 on usage or connection errors, 128 + N when signal N interrupted it.
 int exit_code(const CommandResult& result);
 
 }  // namespace zshare::peer

@@ -1,6 +1,7 @@
 // downloader.cpp: the scheduler is one loop over all sources: top up each source's window, poll, verify and
 // write what came back, drop sources that go silent or send bad data and hand their chunks to the others.
 // A chunk is written only after its hash matched its leaf, and the leaves only after they matched the root.
+// The caller owns the PartFile: it decides what to do with it when the run ends (commit, keep or discard).
 #include "peer/downloader.hpp"
 
 #include "common/codec.hpp"
@@ -16,7 +17,6 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
-#include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -30,76 +30,6 @@ namespace zshare::peer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::runtime_error io_error(const std::string& what, const std::string& path) {
-  return std::runtime_error(what + " " + path + ": " + std::strerror(errno));
-}
-
-// <dest>.part: created sparse at full size, written chunk by chunk, renamed into place when complete.
-class PartFile {
- public:
-  PartFile(const std::string& dest, std::uint64_t size) : dest_(dest), path_(dest + ".part") {
-    struct stat st {};
-    existed_ = ::stat(path_.c_str(), &st) == 0;
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw io_error("cannot open", path_);
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
-      const auto error = io_error("cannot size", path_);
-      ::close(fd_);
-      throw error;
-    }
-  }
-  ~PartFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool existed() const { return existed_; }
-  const std::string& path() const { return path_; }
-
-  bool read(void* buf, std::size_t n, std::uint64_t offset) const {
-    auto* p = static_cast<char*>(buf);
-    while (n > 0) {
-      ssize_t r = ::pread(fd_, p, n, static_cast<off_t>(offset));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
-      p += r;
-      n -= static_cast<std::size_t>(r);
-      offset += static_cast<std::uint64_t>(r);
-    }
-    return true;
-  }
-
-  void write(const void* buf, std::size_t n, std::uint64_t offset) {
-    const auto* p = static_cast<const char*>(buf);
-    while (n > 0) {
-      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) throw io_error("cannot write", path_);
-      p += w;
-      n -= static_cast<std::size_t>(w);
-      offset += static_cast<std::uint64_t>(w);
-    }
-  }
-
-  // fsync, rename to dest, fsync the folder: the file appears whole or not at all.
-  void commit() {
-    if (::fsync(fd_) != 0) throw io_error("cannot sync", path_);
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(path_.c_str(), dest_.c_str()) != 0) throw io_error("cannot rename into", dest_);
-    const auto folder = std::filesystem::path(dest_).parent_path();
-    int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-      ::fsync(dir);
-      ::close(dir);
-    }
-  }
-
- private:
-  std::string dest_;
-  std::string path_;
-  int fd_ = -1;
-  bool existed_ = false;
-};
 
 // One source: its DEALER, its requests in flight (request id -> chunk index) and its record.
 struct Connection {
@@ -193,6 +123,15 @@ std::optional<std::vector<zmq::message_t>> receive(zmq::socket_t& s, std::chrono
   return frames;
 }
 
+// "; alice stopped answering; bob answered FILE CHANGED (...)": what became of each source, for the user.
+std::string why_dropped(const std::vector<std::unique_ptr<Connection>>& conns) {
+  std::string why;
+  for (const auto& c : conns) {
+    if (!c->report.dropped_because.empty()) why += "; " + c->report.user + " " + c->report.dropped_because;
+  }
+  return why;
+}
+
 bool all_zero(const void* p, std::size_t n) {
   const auto* b = static_cast<const unsigned char*>(p);
   return n == 0 || (b[0] == 0 && std::memcmp(b, b + 1, n - 1) == 0);
@@ -200,7 +139,8 @@ bool all_zero(const void* p, std::size_t n) {
 
 }  // namespace
 
-DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progress) {
+DownloadReport Downloader::run(const DownloadPlan& plan, PartFile& part, const ProgressFn& progress,
+                               const OrderedSink& sink) {
   const auto started = Clock::now();
   DownloadReport report;
   report.size = plan.size;
@@ -218,20 +158,19 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
     return report;
   }
 
-  PartFile part(plan.dest, plan.size);
+  auto stopped = [&] { return options_.stop && options_.stop->load(); };
   std::vector<std::unique_ptr<Connection>> conns;
   for (const auto& s : plan.sources) conns.push_back(std::make_unique<Connection>(ctx_, s, options_.security));
   auto finish = [&](bool ok, std::string error) {
     for (const auto& c : conns) report.sources.push_back(c->report);
     report.ok = ok;
+    report.interrupted = !ok && stopped();
+    if (report.interrupted) error = "interrupted";
     report.error = std::move(error);
     report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     return report;
   };
-  if (n == 0) {
-    part.commit();
-    return finish(true, "");
-  }
+  if (n == 0) return finish(true, "");
 
   // 1. The chunk hashes: every source is asked at once, and the first whose leaves hash up to the indexed
   //    root wins, so one dead source listed first costs nothing. Slow sources stay in for the chunks.
@@ -284,9 +223,10 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       waiting.push_back(k);
     }
     const auto now = Clock::now();
-    if (items.empty() || now >= manifest_deadline) break;
-    zmq::poll(items.data(), items.size(),
-              std::chrono::duration_cast<std::chrono::milliseconds>(manifest_deadline - now) + std::chrono::milliseconds(1));
+    if (items.empty() || now >= manifest_deadline || stopped()) break;
+    const auto wait = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(manifest_deadline - now) +
+                                   std::chrono::milliseconds(1), std::chrono::milliseconds(100));
+    zmq::poll(items.data(), items.size(), wait);
     for (std::size_t i = 0; i < items.size() && leaves.empty(); ++i) {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;
       auto& c = *conns[waiting[i]];
@@ -304,12 +244,14 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
     }
   }
   if (leaves.empty()) {
+    if (stopped()) return finish(false, "");
+    report.sources_failed = true;
     for (std::size_t k = 0; k < conns.size(); ++k) {
       if (conns[k]->alive() && asked[k] != 0) {
         conns[k]->report.dropped_because = conns[k]->silence("did not answer MANIFEST");
       }
     }
-    return finish(false, "no source gave a manifest matching the index");
+    return finish(false, "no source gave a manifest matching the index" + why_dropped(conns));
   }
 
   // 2. What an earlier, interrupted run left in the .part and is still good.
@@ -327,6 +269,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       }
     }
     report.chunks_resumed = done_count;
+    report.bytes_resumed = done_bytes;
   }
   const bool fresh_part = !part.existed();  // a fresh sparse .part already reads zeros: zero chunks need no write
 
@@ -338,12 +281,15 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
   auto advance_prefix = [&](std::uint64_t in_hand_index, const void* in_hand) {
     while (prefix < n && done[prefix]) {
       const auto len = chunk_bytes(prefix);
-      if (prefix == in_hand_index) {
-        whole.update(in_hand, len);
-      } else {
-        if (!part.read(reread.data(), len, prefix * chunk_size)) throw io_error("cannot read back", part.path());
-        whole.update(reread.data(), len);
+      const void* bytes = in_hand;
+      if (prefix != in_hand_index) {
+        if (!part.read(reread.data(), len, prefix * chunk_size)) {
+          throw DestinationError("cannot read back what was written to " + (part.named() ? part.path() : "the temporary file"));
+        }
+        bytes = reread.data();
       }
+      whole.update(bytes, len);
+      if (sink) sink(bytes, len);
       ++prefix;
     }
   };
@@ -381,11 +327,31 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
     return std::nullopt;
   };
 
+  // The download cap: a token bucket in bytes, spent when a chunk is asked for, at most a tenth of a second ahead.
+  double tokens = 0;
+  auto refilled = Clock::now();
+  auto may_ask = [&](std::uint64_t bytes) {
+    if (options_.rate_limit == 0) return true;
+    const auto now = Clock::now();
+    const double rate = static_cast<double>(options_.rate_limit);
+    tokens = std::min(rate / 10, tokens + rate * std::chrono::duration<double>(now - refilled).count());
+    refilled = now;
+    if (tokens < 0) return false;
+    tokens -= static_cast<double>(bytes);
+    return true;
+  };
+  auto report_progress = [&] {
+    report.bytes_done = done_bytes;
+    if (progress) progress(Progress{"", done_bytes, plan.size, done_bytes - report.bytes_resumed, live_count()});
+  };
+
   auto last_progress_call = Clock::now();
   while (done_count < n) {
+    if (stopped()) return finish(false, "");
     if (live_count() == 0) {
+      report.sources_failed = true;
       return finish(false, "no source left: " + std::to_string(done_count) + " of " + std::to_string(n) +
-                               " chunks verified; " + part.path() + " is kept for a resume");
+                               " chunks verified" + why_dropped(conns));
     }
     // Top up the windows one request per source per round, so the chunks spread over every source even when
     // the file has fewer chunks than one window.
@@ -394,6 +360,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
       for (std::size_t k = 0; k < conns.size(); ++k) {
         auto& c = *conns[k];
         if (!c.alive() || c.in_flight.size() >= options_.window) continue;
+        if (!may_ask(chunk_size)) break;
         auto index = pick(static_cast<std::int32_t>(k));
         if (!index) break;
         const auto id = next_id++;
@@ -423,7 +390,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
         if (!zmq::recv_multipart(c.socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
         std::optional<Message> reply;  // its `data` points into frames[0]
         std::uint64_t id = 0;
-        std::string status;
+        std::string status, sentence;
         try {
           if (frames.size() != 1) throw BadRequest("a reply in several frames");
           DecodeLimits in_place;
@@ -432,6 +399,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
           reply = Message::decode(frames[0].data(), frames[0].size(), in_place);
           id = reply->root().uint("id");
           status = std::string(reply->root().str("status", 64));
+          if (auto e = reply->root().opt_str("error", 1024)) sentence = std::string(*e);
         } catch (const BadRequest&) {
           drop(c, "sent an unreadable reply");
           break;
@@ -443,7 +411,7 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
         in_flight[index] = 0;
         if (status != protocol::status::kOk) {
           retry.push_front(index);
-          drop(c, "answered " + status);
+          drop(c, "answered " + status + (sentence.empty() ? "" : " (" + sentence + ")"));
           break;
         }
         c.last_progress = now;
@@ -475,17 +443,16 @@ DownloadReport Downloader::run(const DownloadPlan& plan, const ProgressFn& progr
         drop(c, c.silence("stopped answering"));
       }
     }
-    if (progress && now - last_progress_call > std::chrono::milliseconds(200)) {
-      progress(done_bytes, plan.size, live_count());
+    if (now - last_progress_call > std::chrono::milliseconds(200)) {
+      report_progress();
       last_progress_call = now;
     }
   }
-  if (progress) progress(done_bytes, plan.size, live_count());
+  report_progress();
   if (whole.finish() != plan.cid) {
     return finish(false, "every chunk matched the published tree, but the whole file's SHA-256 is not the content id: "
-                         "the publisher's index entry is inconsistent; " + part.path() + " is kept");
+                         "the publisher's index entry is inconsistent");
   }
-  part.commit();
   return finish(true, "");
 }
 

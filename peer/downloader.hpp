@@ -1,14 +1,18 @@
 // downloader.hpp: fetches one file from one or more seeders at once (multi-source, credit-based: each source
 // has a window of chunk requests in flight), verifies every chunk against the Merkle tree whose root the
-// broker's index holds, writes to <dest>.part and renames it when complete. Resumes from a kept .part.
+// broker's index holds, writes them to a PartFile (the caller commits it). Resumes from a kept .part; can feed
+// the verified bytes in file order to a sink (standard output); stops early when its stop flag is raised.
 #pragma once
 
 #include "common/curve_keys.hpp"
 #include "common/transfer_protocol.hpp"
 #include "common/validate.hpp"
+#include "peer/part_file.hpp"
+#include "peer/progress_meter.hpp"
 
 #include <zmq.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -30,7 +34,6 @@ struct DownloadPlan {
   std::uint64_t size = 0;
   std::uint32_t chunk_size = 0;
   std::vector<Source> sources;
-  std::string dest;
 };
 
 struct DownloadOptions {
@@ -38,6 +41,8 @@ struct DownloadOptions {
   std::chrono::milliseconds source_timeout{5000};            // a source silent this long is dropped
   std::uint32_t max_bad_chunks_per_source = 3;               // a source sending more bad chunks is dropped
   curve::LinkSecurity security;                              // our keys; each source's key comes with it
+  std::uint64_t rate_limit = 0;                              // bytes per second from all sources; 0: no cap
+  const std::atomic<bool>* stop = nullptr;                   // raised (SIGINT, SIGTERM): give up at once
 };
 
 struct SourceReport {
@@ -50,25 +55,32 @@ struct SourceReport {
 
 struct DownloadReport {
   bool ok = false;
+  bool interrupted = false;      // the stop flag was raised
+  bool sources_failed = false;   // it failed for want of a working source: another try may succeed
   std::string error;             // why it failed, one sentence
   std::uint64_t size = 0;
   std::uint64_t chunks = 0;
   std::uint64_t chunks_resumed = 0;   // verified chunks found in an existing .part
   std::uint64_t bad_chunks = 0;
   std::uint64_t bytes_received = 0;
+  std::uint64_t bytes_done = 0;       // verified bytes in the file, resumed ones included
+  std::uint64_t bytes_resumed = 0;    // of those, found in an existing .part
   double seconds = 0;
   std::vector<SourceReport> sources;
 };
 
-// Called now and then while downloading: bytes verified so far, total, sources in use.
-using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total, std::size_t sources)>;
+// Called now and then while downloading (Progress::name is left empty).
+using ProgressFn = std::function<void(const Progress&)>;
+// Given every verified byte once, in file order (a download to standard output); throws to abort.
+using OrderedSink = std::function<void(const void* data, std::size_t size)>;
 
 class Downloader {
  public:
   Downloader(zmq::context_t& ctx, DownloadOptions options) : ctx_(ctx), options_(options) {}
-  // Never throws for network or source trouble (that is the report's error); throws std::runtime_error only
-  // when the destination cannot be written at all.
-  DownloadReport run(const DownloadPlan& plan, const ProgressFn& progress = {});
+  // Never throws for network or source trouble (that is the report's error); throws DestinationError when the
+  // file cannot be written, and whatever `sink` throws.
+  DownloadReport run(const DownloadPlan& plan, PartFile& part, const ProgressFn& progress = {},
+                     const OrderedSink& sink = {});
 
  private:
   zmq::context_t& ctx_;

@@ -1,20 +1,27 @@
-// get_command.cpp: sources are the online holders of the content id whose index entry agrees on size, chunk
-// size and root (the largest such group, so one inconsistent publisher cannot steer the download).
+// get_command.cpp: the steps of one GET, in order: what (content id and published name), where (destination
+// checks, free space), from whom (the online holders whose index entry agrees on size, chunk size and root: the
+// largest such group, so one inconsistent publisher cannot steer the download), then the tries.
 #include "peer/get_command.hpp"
 
+#include "common/byte_size.hpp"
 #include "common/protocol.hpp"
 #include "common/validate.hpp"
 #include "peer/broker_commands.hpp"
+#include "peer/destination.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <cstdio>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
 #include <set>
 #include <thread>
+#include <sys/stat.h>
 #include <tuple>
+#include <unistd.h>
+#include <variant>
 
 namespace zshare::peer {
 
@@ -23,8 +30,13 @@ namespace {
 namespace status = protocol::status;
 using nlohmann::json;
 
+constexpr std::string_view kDownloadFailed = "DOWNLOAD FAILED";
+constexpr std::string_view kDestinationRefused = "DESTINATION REFUSED";
+constexpr std::string_view kNoSpace = "NO SPACE";
+constexpr std::string_view kInterrupted = "INTERRUPTED";
+
 struct Entry {
-  std::string user, endpoint, key, cid, root;
+  std::string user, name, endpoint, key, cid, root;
   std::uint64_t size = 0, chunk_size = 0;
   bool online = false;
 };
@@ -32,6 +44,7 @@ struct Entry {
 Entry entry_of(const json& f) {
   Entry e;
   e.user = f.value("user", "");
+  e.name = f.value("name", "");
   e.endpoint = f.value("endpoint", "");
   e.key = f.value("key", "");
   e.cid = f.value("cid", "");
@@ -42,58 +55,33 @@ Entry entry_of(const json& f) {
   return e;
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
+// What the target names: a content id, and the name it was published under (the file name to save it as).
+struct Target {
+  std::string cid;
+  std::string name;  // empty until a holder is known, for a content id
+};
+
+// The sources that can serve the content now, all agreeing on one tree.
+struct Holders {
+  std::vector<Entry> sources;
+  std::size_t offline = 0;
+};
+
+bool stopped(const GetRequest& request) { return request.download.stop && request.download.stop->load(); }
+
+// Sleeps `d` in slices, returning early when the stop flag rises.
+void pause(const GetRequest& request, std::chrono::milliseconds d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (!stopped(request) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(d, std::chrono::milliseconds(50)));
   }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", b, units[u]);
-  return buf;
 }
 
-}  // namespace
-
-ProgressFn terminal_progress(std::ostream& err) {
-  auto start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-  return [&err, start](std::uint64_t done, std::uint64_t total, std::size_t sources) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - *start).count();
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    const double pct = total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
-    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-    char line[160];
-    std::snprintf(line, sizeof line, "\r  %s / %s  %3.0f%%  %s/s  ETA %.0fs  %zu source%s   ",
-                  human_bytes(static_cast<double>(done)).c_str(), human_bytes(static_cast<double>(total)).c_str(),
-                  pct, human_bytes(rate).c_str(), eta, sources, sources == 1 ? "" : "s");
-    err << line << (done == total ? "\n" : "") << std::flush;
-  };
-}
-
-CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::string& command,
-                          const GetRequest& request, const ProgressFn& progress) {
-  auto fail = [&](Outcome outcome, std::string_view st, std::string sentence) {
-    return CommandResult::local(command, outcome, st, std::move(sentence));
-  };
-  std::string cid = request.target;
-  Hash parsed{};
-  if (!try_parse_hash(request.target, parsed)) {
-    const auto colon = request.target.find(':');
-    if (colon == std::string::npos) {
-      return fail(Outcome::kUsage, status::kBadRequest, "what to get is a content id (64 hex digits) or user:name");
-    }
-    const std::string user = request.target.substr(0, colon), name = request.target.substr(colon + 1);
-    if (auto bad = invalid_user(command, user)) return *bad;
-    if (auto bad = invalid_file_name(command, name)) return *bad;
-    CommandResult found = ask_broker(command, broker, [&] { return broker.lookup(user, name); });
-    if (!found.ok()) return found;
-    cid = entry_of(found.fields.value("file", json::object())).cid;
-  }
-
-  // Every holder of the content, online or not, page by page. Right after a broker restart the index still
-  // knows every holder but their sessions are not back yet (a seeder reconnects at its next heartbeat): while
-  // holders exist and none is online, ask again every 200 ms, for request.source_wait at most.
+// Every holder of the content, online or not, page by page. Right after a broker restart the index still knows
+// every holder but their sessions are not back yet (a seeder reconnects at its next heartbeat): while holders
+// exist and none is online, ask again every 200 ms, for request.source_wait at most.
+std::variant<Holders, CommandResult> find_holders(BrokerClient& broker, const std::string& command,
+                                                  const GetRequest& request, const std::string& cid) {
   SearchQuery query;
   query.cid = cid;
   query.page_size = 1000;
@@ -119,59 +107,233 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
       }
       groups[{e.size, e.chunk_size, e.root}].push_back(std::move(e));
     }
-    if (!groups.empty() || offline == 0 || std::chrono::steady_clock::now() + poll > give_up) break;
+    if (!groups.empty() || offline == 0 || std::chrono::steady_clock::now() + poll > give_up || stopped(request)) break;
     std::this_thread::sleep_for(poll);
   }
-  if (groups.empty()) {
-    if (request.only_user && offline) {
-      return fail(Outcome::kRefused, status::kUserNotConnected,
-                  *request.only_user + " is not connected, so nobody can send " + request.target.substr(
-                      request.target.find(':') + 1));
-    }
-    return fail(Outcome::kRefused, status::kUserNotConnected,
-                offline ? "every peer holding that content is offline (" + std::to_string(offline) + ")"
-                        : "nobody publishes that content");
-  }
-  const auto& best = std::max_element(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
-                       return a.second.size() < b.second.size();
-                     })->second;
+  if (groups.empty()) return Holders{{}, offline};
+  auto best = std::max_element(groups.begin(), groups.end(),
+                               [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
+  return Holders{std::move(best->second), offline};
+}
 
+CommandResult no_holder(const std::string& command, const GetRequest& request, std::size_t offline) {
+  if (request.only_user && offline) {
+    return CommandResult::local(command, Outcome::kRefused, status::kUserNotConnected,
+                                *request.only_user + " is not connected, so nobody can send " +
+                                    request.target.substr(request.target.find(':') + 1));
+  }
+  return CommandResult::local(command, Outcome::kRefused, status::kUserNotConnected,
+                              offline ? "every peer holding that content is offline (" + std::to_string(offline) + ")"
+                                      : "nobody publishes that content");
+}
+
+DownloadPlan plan_of(const std::string& cid, const Holders& holders) {
+  const Entry& first = holders.sources.front();
   DownloadPlan plan;
   plan.cid = parse_hash(cid, "cid");
-  plan.root = parse_hash(best.front().root, "root");
-  plan.size = best.front().size;
+  plan.root = parse_hash(first.root, "root");
+  plan.size = first.size;
   plan.chunk_size = static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(best.front().chunk_size, std::numeric_limits<std::uint32_t>::max()));  // checked later
-  plan.dest = request.dest;
+      std::min<std::uint64_t>(first.chunk_size, std::numeric_limits<std::uint32_t>::max()));  // checked later
   std::set<std::string> endpoints;  // one connection per (endpoint, key): a key names who must answer there
-  for (const auto& e : best) {
+  for (const auto& e : holders.sources) {
     if (endpoints.insert(e.endpoint + " " + e.key).second) plan.sources.push_back(Source{e.user, e.endpoint, e.key});
   }
+  return plan;
+}
 
-  Downloader downloader(ctx, request.download);
-  DownloadReport report;
-  try {
-    report = downloader.run(plan, progress);
-  } catch (const std::exception& e) {
-    return fail(Outcome::kUsage, "DOWNLOAD FAILED", e.what());
-  }
-  CommandResult result = report.ok ? CommandResult::local(command, Outcome::kOk, status::kOk, "")
-                                   : fail(Outcome::kRefused, "DOWNLOAD FAILED", report.error);
+// Writes every byte to standard output (fd 1), skipping the first `skip` (already written by an earlier try).
+OrderedSink stdout_sink(std::uint64_t& emitted) {
+  auto seen = std::make_shared<std::uint64_t>(0);
+  return [&emitted, seen](const void* data, std::size_t size) {
+    const auto* p = static_cast<const char*>(data);
+    std::uint64_t from = *seen;
+    *seen += size;
+    if (*seen <= emitted) return;
+    const std::size_t skip = emitted > from ? static_cast<std::size_t>(emitted - from) : 0;
+    p += skip;
+    size -= skip;
+    while (size > 0) {
+      ssize_t w = ::write(STDOUT_FILENO, p, size);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw DestinationError(std::string("cannot write to standard output: ") + std::strerror(errno));
+      p += w;
+      size -= static_cast<std::size_t>(w);
+      emitted += static_cast<std::uint64_t>(w);
+    }
+  };
+}
+
+json sources_json(const DownloadReport& report) {
   json sources = json::array();
   for (const auto& s : report.sources) {
     sources.push_back({{"user", s.user}, {"endpoint", s.endpoint}, {"chunks", s.chunks},
                        {"bad_chunks", s.bad_chunks}, {"dropped", s.dropped_because}});
   }
-  result.fields["dest"] = request.dest;
-  result.fields["cid"] = cid;
-  result.fields["size"] = report.size;
+  return sources;
+}
+
+}  // namespace
+
+CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::string& command,
+                          const GetRequest& request, const GetObserver& observer) {
+  auto fail = [&](Outcome outcome, std::string_view st, std::string sentence) {
+    return CommandResult::local(command, outcome, st, std::move(sentence));
+  };
+  auto note = [&](const std::string& sentence) {
+    if (observer.note) observer.note(sentence);
+  };
+
+  // 1. What: the content id, and the name it is published under.
+  Target target{request.target, ""};
+  Hash parsed{};
+  if (!try_parse_hash(request.target, parsed)) {
+    const auto colon = request.target.find(':');
+    if (colon == std::string::npos) {
+      return fail(Outcome::kUsage, status::kBadRequest, "what to get is a content id (64 hex digits) or user:name");
+    }
+    const std::string user = request.target.substr(0, colon), name = request.target.substr(colon + 1);
+    if (auto bad = invalid_user(command, user)) return *bad;
+    if (auto bad = invalid_file_name(command, name)) return *bad;
+    CommandResult found = ask_broker(command, broker, [&] { return broker.lookup(user, name); });
+    if (!found.ok()) return found;
+    target = Target{entry_of(found.fields.value("file", json::object())).cid, name};
+  }
+
+  // 2. From whom: the first set of sources (a content id's name comes from its holders).
+  auto holders = find_holders(broker, command, request, target.cid);
+  if (auto* refused = std::get_if<CommandResult>(&holders)) return *refused;
+  Holders current = std::get<Holders>(std::move(holders));
+  if (current.sources.empty()) return no_holder(command, request, current.offline);
+  if (target.name.empty()) target.name = current.sources.front().name;
+  DownloadPlan plan = plan_of(target.cid, current);
+
+  // 3. Where: checked before a single byte moves.
+  Destination dest;
+  ExistingFile existing = ExistingFile::kAbsent;
+  try {
+    dest = resolve_destination(request.dest, target.name);
+    existing = check_existing(dest, plan.cid, plan.size, request.force);
+    if (existing != ExistingFile::kSameContent) check_free_space(dest, plan.size);
+  } catch (const DestinationError& e) {
+    const bool space = std::string_view(e.what()).rfind("not enough free space", 0) == 0;
+    return fail(Outcome::kRefused, space ? kNoSpace : kDestinationRefused, e.what());
+  }
+  CommandResult result = CommandResult::local(command, Outcome::kOk, status::kOk, "");
+  result.fields["dest"] = dest.to_stdout ? "-" : dest.path;
+  result.fields["name"] = target.name;
+  result.fields["cid"] = target.cid;
+  result.fields["size"] = plan.size;
+  result.fields["already"] = existing == ExistingFile::kSameContent;
+  if (existing == ExistingFile::kSameContent) {
+    for (const char* k : {"chunks", "chunks_resumed", "bad_chunks", "bytes_received", "tries"}) result.fields[k] = 0;
+    result.fields["seconds"] = 0.0;
+    result.fields["sources"] = json::array();
+    return result;
+  }
+
+  // 4. The tries: each resumes from what the ones before it verified.
+  std::uint64_t emitted = 0;  // bytes already on standard output
+  DownloadReport report;
+  std::uint64_t received = 0, bad = 0;
+  double seconds = 0;
+  unsigned tries = 0;
+  std::optional<PartFile> part;
+  const bool part_existed = [&] {
+    struct stat st {};
+    return !dest.to_stdout && ::lstat((dest.path + ".part").c_str(), &st) == 0;
+  }();
+  try {
+    part.emplace(dest.to_stdout ? PartFile::anonymous(plan.size) : PartFile::beside(dest.path, plan.size));
+    for (;;) {
+      ++tries;
+      Downloader downloader(ctx, request.download);
+      auto progress = [&](const Progress& p) {
+        if (observer.progress) observer.progress(Progress{target.name, p.done, p.total, p.fetched, p.sources});
+      };
+      report = downloader.run(plan, *part, progress, dest.to_stdout ? stdout_sink(emitted) : OrderedSink{});
+      received += report.bytes_received;
+      bad += report.bad_chunks;
+      seconds += report.seconds;
+      if (report.ok || report.interrupted || !report.sources_failed || tries >= request.max_tries) break;
+      part->mark_resumable();
+      note(command + ": " + target.name + ": " + report.error + "; trying again in " +
+           std::to_string(request.retry_wait.count()) + " ms (try " +
+           std::to_string(tries + 1) + " of " + std::to_string(request.max_tries) + ")");
+      pause(request, request.retry_wait);
+      if (stopped(request)) break;
+      auto again = find_holders(broker, command, request, target.cid);
+      if (auto* refused = std::get_if<CommandResult>(&again)) return *refused;
+      Holders now = std::get<Holders>(std::move(again));
+      if (!now.sources.empty()) {
+        DownloadPlan next = plan_of(target.cid, now);
+        if (next.root == plan.root && next.size == plan.size && next.chunk_size == plan.chunk_size) plan = next;
+      }
+    }
+    if (report.ok) part->commit(dest.path, existing == ExistingFile::kReplace);
+  } catch (const DestinationError& e) {  // the destination failed us mid-way (a full disk, an I/O error)
+    if (!part || !part->named()) return fail(Outcome::kRefused, kDownloadFailed, e.what());
+    const std::uint64_t held = allocated_bytes(part->path());
+    if (held == 0 && !part_existed) {
+      part->discard();
+      return fail(Outcome::kRefused, kDownloadFailed, e.what());
+    }
+    CommandResult failed = fail(Outcome::kRefused, kDownloadFailed,
+                                std::string(e.what()) + "; what was verified is kept in " + part->path() +
+                                    ": make room and run the same command to resume");
+    failed.fields["part"] = part->path();
+    return failed;
+  }
+
   result.fields["chunks"] = report.chunks;
   result.fields["chunks_resumed"] = report.chunks_resumed;
-  result.fields["bad_chunks"] = report.bad_chunks;
-  result.fields["bytes_received"] = report.bytes_received;
-  result.fields["seconds"] = report.seconds;
-  result.fields["sources"] = sources;
-  return result;
+  result.fields["bad_chunks"] = bad;
+  result.fields["bytes_received"] = received;
+  result.fields["seconds"] = seconds;
+  result.fields["tries"] = tries;
+  result.fields["sources"] = sources_json(report);
+  if (report.ok) return result;
+
+  // Failed or interrupted: keep the .part only when it holds something to resume.
+  const bool keep = part->named() && (report.bytes_done > 0 || part_existed);
+  if (!keep && part->named()) part->discard();
+  std::string kept;
+  if (keep) {
+    result.fields["part"] = part->path();
+    kept = format_bytes(double(report.bytes_done)) + " kept in " + part->path() + "; run the same command to resume";
+  }
+  const bool interrupted = report.interrupted || stopped(request);
+  std::string sentence = interrupted ? "interrupted" : target.name + ": " + report.error;
+  if (!kept.empty()) sentence += (interrupted ? ": " : "; ") + kept;
+  else if (!interrupted && dest.to_stdout) sentence += "; nothing can be resumed from standard output";
+  CommandResult failed = fail(interrupted ? Outcome::kInterrupted : Outcome::kRefused,
+                              interrupted ? kInterrupted : kDownloadFailed, sentence);
+  for (auto& [k, v] : result.fields.items()) {
+    if (k != "status" && k != "error") failed.fields[k] = v;
+  }
+  return failed;
+}
+
+std::string get_summary_line(const CommandResult& r) {
+  const auto& f = r.fields;
+  const std::string dest = f.value("dest", "");
+  const std::string where = dest == "-" ? "standard output" : dest;
+  if (f.value("already", false)) {
+    return where + " already holds this content (" + f.value("cid", "").substr(0, 16) + "...): nothing to transfer";
+  }
+  const double size = static_cast<double>(f.value("size", std::uint64_t{0}));
+  const double secs = f.value("seconds", 0.0);
+  const auto sources = f.value("sources", json::array());
+  std::size_t used = 0;
+  for (const auto& s : sources) used += s.value("chunks", std::uint64_t{0}) > 0 ? 1 : 0;
+  const auto received = static_cast<double>(f.value("bytes_received", std::uint64_t{0}));
+  std::string line = "saved " + where + ": " + format_bytes(size) + " in " + format_duration(secs) + " (" +
+                     format_bytes(secs > 0 ? received / secs : 0) + "/s) from " + std::to_string(used) + " source" +
+                     (used == 1 ? "" : "s");
+  if (const auto resumed = f.value("chunks_resumed", std::uint64_t{0})) {
+    line += ", " + std::to_string(resumed) + " chunks resumed";
+  }
+  return line;
 }
 
 }  // namespace zshare::peer

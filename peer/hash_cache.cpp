@@ -29,6 +29,9 @@ Stat stat_of(const std::string& path) {
 }  // namespace
 
 std::string default_hash_cache_path() {
+  if (const char* zshare_home = std::getenv("ZSHARE_HOME"); zshare_home && *zshare_home) {
+    return (std::filesystem::path(zshare_home) / "hashes.db").string();
+  }
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
   std::filesystem::path base = xdg && *xdg ? xdg : (home && *home ? std::filesystem::path(home) / ".cache" : "/tmp");

@@ -30,7 +30,7 @@ class HashCache {
   sqlite3* db_ = nullptr;
 };
 
-// The default cache file: $XDG_CACHE_HOME/zshare/hashes.db, or ~/.cache/zshare/hashes.db.
+// The default cache file: $ZSHARE_HOME/hashes.db, else $XDG_CACHE_HOME/zshare/hashes.db, else ~/.cache/zshare/hashes.db.
 std::string default_hash_cache_path();
 
 }  // namespace zshare::peer

@@ -2,10 +2,12 @@
 // Precedence of an option's value: command line, then environment (ZSHARE_BROKER), then --config, then default.
 #include "peer/peer_cli.hpp"
 
+#include "common/cli_parse.hpp"
 #include "common/stop_signals.hpp"
 #include "peer/broker_client.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/get_command.hpp"
+#include "peer/progress_meter.hpp"
 #include "peer/serve_command.hpp"
 #include "peer/response_printer.hpp"
 #include "peer/shell.hpp"
@@ -16,9 +18,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace zshare::peer {
@@ -42,8 +47,14 @@ struct PeerOptions {
   std::optional<std::uint64_t> limit;
   bool search_all = false;
   GetRequest get;
+  std::vector<std::string> get_what;  // targets, and perhaps a destination last (`get WHAT DEST`)
+  std::string get_dir;                // -d: every target saved there under its published name
+  std::string get_output;             // -o: the one target saved as this file ("-": standard output)
+  bool quiet = false;
+  bool no_progress = false;
   double source_timeout_s = 5.0;
   double wait_sources_s = 2.0;
+  double retry_wait_s = 1.0;
   ServeOptions serve;
   double heartbeat_s = 1.0;
   std::string broker_key;  // the broker's public key, or a file holding it
@@ -63,7 +74,10 @@ std::string join(const std::vector<std::string>& words) {
 void define_options(CLI::App& app, PeerOptions& o) {
   app.fallthrough();  // global options may also follow the subcommand
   app.require_subcommand(1);
-  app.set_config("--config", "", "read options from this file (TOML or INI; [shell] section for shell options)");
+  const char* home = std::getenv("ZSHARE_HOME");  // moves everything of a peer: keys, hash cache, this file
+  app.set_config("--config", home && *home ? std::string(home) + "/config.toml" : "",
+                 "read options from this file (TOML or INI; [shell], [get], [serve] sections; default "
+                 "$ZSHARE_HOME/config.toml when ZSHARE_HOME is set and the file exists)");
   app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
   app.add_option("--timesvc", o.timesvc, "the SOAP time service, http://HOST:PORT (stamps every operation)")
       ->envname("ZSHARE_TIMESVC");
@@ -117,11 +131,19 @@ void define_options(CLI::App& app, PeerOptions& o) {
   search->add_flag("--all", o.search_all, "also files whose owner is offline (by default: online sources only)");
   search->callback(chosen(Subcommand::kSearch));
 
-  auto* get = app.add_subcommand("get", "download a file from every online peer that holds it, verified");
-  get->add_option("what", o.get.target, "a content id (64 hex digits) or user:name")->required();
-  get->add_option("dest", o.get.dest, "where to write the file (via dest.part)")->required();
+  auto* get = app.add_subcommand("get", "download files from every online peer that holds them, verified");
+  get->add_option("what", o.get_what,
+                  "content ids (64 hex digits) or user:name, then optionally where to save the one file: a file, a "
+                  "folder, or - for standard output (default: the current folder, under the published name)")
+      ->required();
+  get->add_option("-d,--dir", o.get_dir, "save every file in this folder, under its published name");
+  get->add_option("-o,--output", o.get_output, "save the one file as this path (- : standard output)");
+  get->add_flag("--force", o.get.force, "replace an existing file that holds other content");
   get->add_option("--window", o.get.download.window, "chunk requests in flight per source")
       ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  get->add_option("--rate-limit", o.get.download.rate_limit, "download cap in bytes per second, e.g. 10M (0: none)")
+      ->transform(cli::byte_size())
       ->capture_default_str();
   get->add_option("--source-timeout", o.source_timeout_s, "seconds a silent source is given before it is dropped")
       ->check(CLI::Range(0.1, 3600.0))
@@ -130,6 +152,14 @@ void define_options(CLI::App& app, PeerOptions& o) {
                   "seconds to keep asking when every holder is offline (a broker restart: they reconnect)")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
+  get->add_option("--max-tries", o.get.max_tries, "downloads tried when every source failed (resuming each time)")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  get->add_option("--retry-wait", o.retry_wait_s, "seconds between tries")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  get->add_flag("-q,--quiet", o.quiet, "no progress, no summary, no notes: only failures, on stderr");
+  get->add_flag("--no-progress", o.no_progress, "no progress line (it shows only on a terminal anyway)");
   get->callback(chosen(Subcommand::kGet));
 
   auto* serve = app.add_subcommand("serve", "publish every file of a folder and serve it until SIGINT/SIGTERM");
@@ -141,7 +171,8 @@ void define_options(CLI::App& app, PeerOptions& o) {
   serve->add_option("--chunk-size", o.serve.chunk_size, "bytes per chunk for newly hashed files (power of two)")
       ->check(CLI::Range(16384u, 16777216u))
       ->capture_default_str();
-  serve->add_option("--rate-limit", o.serve.seeder.rate_limit, "upload cap in bytes per second (0: none)")
+  serve->add_option("--rate-limit", o.serve.seeder.rate_limit, "upload cap in bytes per second, e.g. 10M (0: none)")
+      ->transform(cli::byte_size())
       ->capture_default_str();
   serve->add_option_function<std::string>(
            "--watch",
@@ -160,7 +191,8 @@ void define_options(CLI::App& app, PeerOptions& o) {
                     "TESTING ONLY: flip a byte in every Nth chunk served")
       ->group("Testing");
   serve->callback(chosen(Subcommand::kServe));
-  shell->add_option("--rate-limit", o.shell.seeder.rate_limit, "upload cap in bytes per second (0: none)")
+  shell->add_option("--rate-limit", o.shell.seeder.rate_limit, "upload cap in bytes per second, e.g. 10M (0: none)")
+      ->transform(cli::byte_size())
       ->capture_default_str();
   shell->add_option("--window", o.shell.download.window, "GET_FILE: chunk requests in flight per source")
       ->check(CLI::Range(1u, 64u))
@@ -186,14 +218,91 @@ curve::LinkSecurity link_security(const PeerOptions& o, std::ostream& err) {
   return security;
 }
 
+// A positional of `get` that names something to fetch (a content id or user:name), not a destination.
+bool names_a_target(const std::string& word) {
+  Hash ignored{};
+  if (try_parse_hash(word, ignored)) return true;
+  const auto colon = word.find(':');
+  return colon != std::string::npos && is_valid_user(word.substr(0, colon)) && is_valid_file_name(word.substr(colon + 1));
+}
+
+// `get WHAT... [DEST]`, `get WHAT... -d DIR`, `get WHAT -o FILE`: the targets and the one destination they share.
+// Throws CLI::ValidationError for a combination that cannot mean anything.
+std::pair<std::vector<std::string>, std::string> get_targets(const PeerOptions& o) {
+  std::vector<std::string> targets = o.get_what;
+  if (!o.get_dir.empty() && !o.get_output.empty()) throw CLI::ValidationError("-d and -o", "give one of them");
+  if (!o.get_output.empty()) {
+    if (targets.size() != 1) throw CLI::ValidationError("-o", "names one file; for several use -d DIR");
+    return {targets, o.get_output};
+  }
+  if (!o.get_dir.empty()) {
+    for (const auto& t : targets) {
+      if (!names_a_target(t)) throw CLI::ValidationError("what", "'" + t + "' is not a content id or user:name");
+    }
+    return {targets, o.get_dir.back() == '/' ? o.get_dir : o.get_dir + "/"};
+  }
+  std::string dest;
+  if (targets.size() >= 2 && !names_a_target(targets.back())) {
+    dest = targets.back();
+    targets.pop_back();
+  }
+  if (dest == "-" && targets.size() > 1) throw CLI::ValidationError("-", "standard output takes one file");
+  return {targets, dest};
+}
+
+// Runs one GET per target, each reported on its own; the exit code is the worst of them (an interrupt stops all).
+int run_get(PeerOptions& o, zmq::context_t& ctx, BrokerClient& broker, ProcessIo io, const StopSignals& stop) {
+  std::vector<std::string> targets;
+  std::string dest;
+  try {
+    std::tie(targets, dest) = get_targets(o);
+  } catch (const CLI::ValidationError& e) {
+    io.err << "zshare-peer get: " << e.what() << '\n' << std::flush;
+    return cli::kExitUsage;
+  }
+  o.get.download.source_timeout =
+      std::chrono::milliseconds(std::max<long long>(100, std::llround(o.source_timeout_s * 1000.0)));
+  o.get.source_wait = std::chrono::milliseconds(std::llround(o.wait_sources_s * 1000.0));
+  o.get.retry_wait = std::chrono::milliseconds(std::llround(o.retry_wait_s * 1000.0));
+  o.get.download.stop = &stop.flag();
+  const bool to_stdout = dest == "-";  // then standard output carries the file's bytes and nothing else
+  ResponsePrinter printer(to_stdout ? io.err : io.out, io.err, o.json ? OutputFormat::kJson : OutputFormat::kText);
+  ProgressMeter meter(io.err);
+  GetObserver observer;
+  if (io.stderr_is_tty && !o.json && !o.quiet && !o.no_progress) {
+    observer.progress = [&meter](const Progress& p) { meter.update(p); };
+  }
+  if (!o.quiet) {
+    observer.note = [&meter, &io](const std::string& sentence) {
+      meter.break_line();
+      io.err << sentence << '\n' << std::flush;
+    };
+  }
+  int code = cli::kExitOk;
+  for (const auto& target : targets) {
+    GetRequest request = o.get;
+    request.target = target;
+    request.dest = dest;
+    CommandResult result = get_command(ctx, broker, "GET", request, observer);
+    meter.break_line();  // a failure, or whatever follows, starts on its own line
+    if (result.outcome == Outcome::kInterrupted) result.signal = stop.received();
+    printer.print(result);
+    if (result.ok() && !o.json && !o.quiet) io.err << get_summary_line(result) << '\n' << std::flush;
+    code = std::max(code, exit_code(result));
+    if (result.outcome == Outcome::kInterrupted) break;
+  }
+  return code;
+}
+
 int run_subcommand(PeerOptions& o, ProcessIo io) {
   const auto timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(o.timeout_s * 1000.0)));
   const curve::LinkSecurity security = link_security(o, io.err);
   o.shell.seeder.security = o.serve.seeder.security = security;
   o.shell.download.security = o.get.download.security = security;
-  // `serve` runs until SIGINT/SIGTERM; taken before the context starts threads, which inherit the blocked mask.
+  // `serve` runs until SIGINT/SIGTERM, and `get` stops on them keeping its .part; taken before the context starts
+  // threads, which inherit the blocked mask.
   std::optional<StopSignals> stop_signals;
-  if (o.subcommand == Subcommand::kServe) stop_signals.emplace();
+  if (o.subcommand == Subcommand::kServe || o.subcommand == Subcommand::kGet) stop_signals.emplace();
   zmq::context_t ctx;
   BrokerClient broker(ctx, o.broker, timeout, security);
   const auto heartbeat = std::chrono::milliseconds(std::llround(o.heartbeat_s * 1000.0));
@@ -213,14 +322,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
       Shell console(ctx, broker, printer, o.shell);
       return console.run(io.in);
     }
-    case Subcommand::kGet: {
-      o.get.download.source_timeout =
-          std::chrono::milliseconds(std::max<long long>(100, std::llround(o.source_timeout_s * 1000.0)));
-      o.get.source_wait = std::chrono::milliseconds(std::llround(o.wait_sources_s * 1000.0));
-      const bool show_progress = io.stderr_is_tty && !o.json;
-      result = get_command(ctx, broker, "GET", o.get, show_progress ? terminal_progress(io.err) : ProgressFn{});
-      break;
-    }
+    case Subcommand::kGet: return run_get(o, ctx, broker, io, *stop_signals);
     case Subcommand::kServe: {
       if (!o.advertise_host.empty()) o.serve.advertise_host = o.advertise_host;
       return serve_command(ctx, broker, o.serve, stop_signals->flag(), printer);
@@ -253,12 +355,7 @@ int run_peer_cli(int argc, const char* const* argv, ProcessIo io) {
                "zshare-peer"};
   PeerOptions options;
   define_options(app, options);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e, io.out, io.err);
-    return code == 0 ? 0 : 2;
-  }
+  if (auto code = cli::parse(app, argc, argv, io.out, io.err)) return *code;
   try {
     return run_subcommand(options, io);
   } catch (const std::exception& e) {  // a last resort: report and fail, never abort
