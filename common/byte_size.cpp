@@ -3,6 +3,8 @@
 #include "common/byte_size.hpp"
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 
@@ -29,8 +31,11 @@ std::optional<std::uint64_t> parse_byte_size(const std::string& text) {
     if (i < text.size() && (text[i] == 'B' || text[i] == 'b')) ++i;
   }
   if (i != text.size()) return std::nullopt;
-  const double value = std::floor(std::stod(number) * factor);
-  if (!(value < 18446744073709551616.0)) return std::nullopt;  // 2^64
+  errno = 0;
+  const double parsed = std::strtod(number.c_str(), nullptr);  // digits and one point: always a number, maybe inf
+  const double value = std::floor(parsed * factor);
+  if (errno == ERANGE || !(value < 18446744073709551616.0)) return std::nullopt;  // past 2^64
+
   return static_cast<std::uint64_t>(value);
 }
 

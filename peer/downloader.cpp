@@ -161,7 +161,9 @@ DownloadReport Downloader::run(const DownloadPlan& plan, PartFile& part, const P
   auto stopped = [&] { return options_.stop && options_.stop->load(); };
   std::vector<std::unique_ptr<Connection>> conns;
   for (const auto& s : plan.sources) conns.push_back(std::make_unique<Connection>(ctx_, s, options_.security));
+  std::uint64_t done_bytes = 0;  // verified bytes in the file, resumed ones included
   auto finish = [&](bool ok, std::string error) {
+    report.bytes_done = done_bytes;
     for (const auto& c : conns) report.sources.push_back(c->report);
     report.ok = ok;
     report.interrupted = !ok && stopped();
@@ -256,11 +258,11 @@ DownloadReport Downloader::run(const DownloadPlan& plan, PartFile& part, const P
 
   // 2. What an earlier, interrupted run left in the .part and is still good.
   std::vector<std::uint8_t> done(n, 0);
-  std::uint64_t done_count = 0, done_bytes = 0;
+  std::uint64_t done_count = 0;
   auto chunk_bytes = [&](std::uint64_t i) { return std::min(chunk_size, plan.size - i * chunk_size); };
   if (part.existed()) {
     std::vector<char> buf(chunk_size);
-    for (std::uint64_t i = 0; i < n; ++i) {
+    for (std::uint64_t i = 0; i < n && !stopped(); ++i) {
       const auto len = chunk_bytes(i);
       if (part.read(buf.data(), len, i * chunk_size) && sha256(buf.data(), len) == leaves[i]) {
         done[i] = 1;

@@ -208,13 +208,20 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   if (target.name.empty()) target.name = current.sources.front().name;
   DownloadPlan plan = plan_of(target.cid, current);
 
-  // 3. Where: checked before a single byte moves.
+  // 3. Where: checked before a single byte moves, and the .part opened (and locked) there.
   Destination dest;
   ExistingFile existing = ExistingFile::kAbsent;
+  std::optional<PartFile> part;
+  bool part_existed = false;  // a .part from an earlier run: kept whatever happens, it may hold good chunks
   try {
     dest = resolve_destination(request.dest, target.name);
     existing = check_existing(dest, plan.cid, plan.size, request.force);
-    if (existing != ExistingFile::kSameContent) check_free_space(dest, plan.size);
+    if (existing != ExistingFile::kSameContent) {
+      check_free_space(dest, plan.size);
+      part.emplace(dest.to_stdout ? PartFile::anonymous(plan.size)
+                                  : PartFile::beside(dest.path, plan.size, request.force));
+      part_existed = part->existed();
+    }
   } catch (const DestinationError& e) {
     const bool space = std::string_view(e.what()).rfind("not enough free space", 0) == 0;
     return fail(Outcome::kRefused, space ? kNoSpace : kDestinationRefused, e.what());
@@ -233,18 +240,14 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   }
 
   // 4. The tries: each resumes from what the ones before it verified.
-  std::uint64_t emitted = 0;  // bytes already on standard output
+  std::uint64_t emitted = 0;   // bytes already on standard output
+  std::uint64_t verified = 0;  // the most any try had verified in the file
   DownloadReport report;
   std::uint64_t received = 0, bad = 0;
   double seconds = 0;
   unsigned tries = 0;
-  std::optional<PartFile> part;
-  const bool part_existed = [&] {
-    struct stat st {};
-    return !dest.to_stdout && ::lstat((dest.path + ".part").c_str(), &st) == 0;
-  }();
+  std::string write_error;  // the destination failed mid-way (a full disk, an I/O error)
   try {
-    part.emplace(dest.to_stdout ? PartFile::anonymous(plan.size) : PartFile::beside(dest.path, plan.size));
     for (;;) {
       ++tries;
       Downloader downloader(ctx, request.download);
@@ -255,6 +258,7 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
       received += report.bytes_received;
       bad += report.bad_chunks;
       seconds += report.seconds;
+      verified = std::max(verified, report.bytes_done);
       if (report.ok || report.interrupted || !report.sources_failed || tries >= request.max_tries) break;
       part->mark_resumable();
       note(command + ": " + target.name + ": " + report.error + "; trying again in " +
@@ -263,26 +267,19 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
       pause(request, request.retry_wait);
       if (stopped(request)) break;
       auto again = find_holders(broker, command, request, target.cid);
-      if (auto* refused = std::get_if<CommandResult>(&again)) return *refused;
+      if (auto* refused = std::get_if<CommandResult>(&again)) {  // the broker failed us: this try failed too
+        report.error = "the broker did not give the sources again (" + refused->status + ")";
+        if (tries >= request.max_tries) break;
+        continue;
+      }
       Holders now = std::get<Holders>(std::move(again));
       if (!now.sources.empty()) {
         DownloadPlan next = plan_of(target.cid, now);
         if (next.root == plan.root && next.size == plan.size && next.chunk_size == plan.chunk_size) plan = next;
       }
     }
-    if (report.ok) part->commit(dest.path, existing == ExistingFile::kReplace);
-  } catch (const DestinationError& e) {  // the destination failed us mid-way (a full disk, an I/O error)
-    if (!part || !part->named()) return fail(Outcome::kRefused, kDownloadFailed, e.what());
-    const std::uint64_t held = allocated_bytes(part->path());
-    if (held == 0 && !part_existed) {
-      part->discard();
-      return fail(Outcome::kRefused, kDownloadFailed, e.what());
-    }
-    CommandResult failed = fail(Outcome::kRefused, kDownloadFailed,
-                                std::string(e.what()) + "; what was verified is kept in " + part->path() +
-                                    ": make room and run the same command to resume");
-    failed.fields["part"] = part->path();
-    return failed;
+  } catch (const DestinationError& e) {
+    write_error = e.what();
   }
 
   result.fields["chunks"] = report.chunks;
@@ -292,18 +289,28 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   result.fields["seconds"] = seconds;
   result.fields["tries"] = tries;
   result.fields["sources"] = sources_json(report);
-  if (report.ok) return result;
+  if (report.ok && write_error.empty()) {
+    try {
+      part->commit(dest.path, existing == ExistingFile::kReplace);
+      return result;
+    } catch (const DestinationError& e) {  // a file appeared at the destination meanwhile: the .part stays
+      CommandResult failed = fail(Outcome::kRefused, kDownloadFailed, e.what());
+      failed.fields["part"] = part->path();
+      return failed;
+    }
+  }
 
-  // Failed or interrupted: keep the .part only when it holds something to resume.
-  const bool keep = part->named() && (report.bytes_done > 0 || part_existed);
+  // Failed or interrupted: keep the .part whenever it may hold something to resume.
+  const bool keep = part->named() && (part_existed || verified > 0 || allocated_bytes(part->path()) > 0);
   if (!keep && part->named()) part->discard();
   std::string kept;
   if (keep) {
     result.fields["part"] = part->path();
-    kept = format_bytes(double(report.bytes_done)) + " kept in " + part->path() + "; run the same command to resume";
+    kept = format_bytes(double(verified)) + " kept in " + part->path() + "; " +
+           (write_error.empty() ? "run the same command to resume" : "make room and run the same command to resume");
   }
-  const bool interrupted = report.interrupted || stopped(request);
-  std::string sentence = interrupted ? "interrupted" : target.name + ": " + report.error;
+  const bool interrupted = write_error.empty() && (report.interrupted || stopped(request));
+  std::string sentence = interrupted ? "interrupted" : target.name + ": " + (write_error.empty() ? report.error : write_error);
   if (!kept.empty()) sentence += (interrupted ? ": " : "; ") + kept;
   else if (!interrupted && dest.to_stdout) sentence += "; nothing can be resumed from standard output";
   CommandResult failed = fail(interrupted ? Outcome::kInterrupted : Outcome::kRefused,

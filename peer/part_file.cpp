@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ bool rename_no_replace(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-PartFile PartFile::beside(const std::string& dest, std::uint64_t size) {
+PartFile PartFile::beside(const std::string& dest, std::uint64_t size, bool reuse_other) {
   const std::string path = dest + ".part";
   struct stat st {};
   const bool existed = ::lstat(path.c_str(), &st) == 0;
@@ -61,6 +62,16 @@ PartFile PartFile::beside(const std::string& dest, std::uint64_t size) {
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     throw DestinationError(path + " is not a regular file");
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw DestinationError("another download is writing " + path + " (a second `get` to the same destination?)");
+  }
+  if (existed && static_cast<std::uint64_t>(st.st_size) != size && !reuse_other) {
+    ::close(fd);
+    throw DestinationError(path + " holds an unfinished download of something else (" + std::to_string(st.st_size) +
+                           " bytes, this file has " + std::to_string(size) +
+                           "); it is left alone: remove it, or use --force to start over in it");
   }
   size_to(fd, size, path);
   return PartFile(fd, path, existed);

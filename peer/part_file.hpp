@@ -19,9 +19,10 @@ class DestinationError : public std::runtime_error {
 
 class PartFile {
  public:
-  // Opens (or creates) <dest>.part and sizes it; refuses a .part that is not a regular file (a symlink, FIFO,
-  // device). Throws DestinationError.
-  static PartFile beside(const std::string& dest, std::uint64_t size);
+  // Opens (or creates) <dest>.part, locks it (flock) and sizes it. Refuses a .part that is not a regular file (a
+  // symlink, FIFO, device), one another process is writing, and one of another size (an unfinished download of
+  // something else) unless `reuse_other`. Throws DestinationError.
+  static PartFile beside(const std::string& dest, std::uint64_t size, bool reuse_other = false);
   // An unnamed file in $TMPDIR (or /tmp), gone when closed: a download to standard output.
   static PartFile anonymous(std::uint64_t size);
 

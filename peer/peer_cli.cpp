@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -246,7 +247,17 @@ std::pair<std::vector<std::string>, std::string> get_targets(const PeerOptions& 
     dest = targets.back();
     targets.pop_back();
   }
+  for (const auto& t : targets) {
+    if (!names_a_target(t)) throw CLI::ValidationError("what", "'" + t + "' is not a content id or user:name");
+  }
   if (dest == "-" && targets.size() > 1) throw CLI::ValidationError("-", "standard output takes one file");
+  if (!dest.empty() && dest.find(':') != std::string::npos && dest.find('/') == std::string::npos) {
+    throw CLI::ValidationError("what", "'" + dest + "' looks like a mistyped user:name; to save under that name, "
+                                       "use -o ./" + dest);
+  }
+  if (targets.size() > 1 && !dest.empty() && dest.back() != '/' && !std::filesystem::is_directory(dest)) {
+    throw CLI::ValidationError("dest", "several files go to a folder, and " + dest + " is not one (use -d DIR)");
+  }
   return {targets, dest};
 }
 
@@ -283,7 +294,12 @@ int run_get(PeerOptions& o, zmq::context_t& ctx, BrokerClient& broker, ProcessIo
     GetRequest request = o.get;
     request.target = target;
     request.dest = dest;
-    CommandResult result = get_command(ctx, broker, "GET", request, observer);
+    CommandResult result;
+    try {
+      result = get_command(ctx, broker, "GET", request, observer);
+    } catch (const std::exception& e) {  // an index entry that cannot be used (a malformed root...): this file only
+      result = CommandResult::local("GET", Outcome::kRefused, "DOWNLOAD FAILED", target + ": " + e.what());
+    }
     meter.break_line();  // a failure, or whatever follows, starts on its own line
     if (result.outcome == Outcome::kInterrupted) result.signal = stop.received();
     printer.print(result);

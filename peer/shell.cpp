@@ -215,11 +215,16 @@ CommandResult Shell::get_file(const std::string& user, const std::string& name, 
   if (auto refused = require_connected(command)) return *refused;
   if (auto bad = invalid_user(command, user)) return *bad;
   if (auto bad = invalid_file_name(command, name)) return *bad;
+  if (local_path == "-") {  // the console's own output carries its answers, not file bytes
+    return CommandResult::local(command, Outcome::kUsage, status::kBadRequest,
+                                "the console cannot write a file to standard output; give a path");
+  }
   GetRequest request;
   request.target = user + ":" + name;
   request.dest = local_path;
   request.only_user = user;
   request.download = options_.download;
+  request.max_tries = 1;  // the console answers each command at once; `zshare-peer get` is the one that retries
   return get_command(ctx_, broker_, command, request);
 }
 

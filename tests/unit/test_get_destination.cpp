@@ -58,6 +58,7 @@ TEST_CASE("byte sizes: plain numbers, binary multiples, decimals; nonsense refus
   CHECK_FALSE(parse_byte_size("10X"));
   CHECK_FALSE(parse_byte_size("1.2.3"));
   CHECK_FALSE(parse_byte_size("99999999999T"));  // past 2^64
+  CHECK_FALSE(parse_byte_size(std::string(400, '9')));  // past any double: refused, never thrown
   CHECK(format_bytes(512) == "512 B");
   CHECK(format_bytes(1536) == "1.5 KiB");
   CHECK(format_bytes(40.0 * 1024 * 1024) == "40.0 MiB");
