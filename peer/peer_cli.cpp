@@ -228,7 +228,8 @@ bool names_a_target(const std::string& word) {
 }
 
 // `get WHAT... [DEST]`, `get WHAT... -d DIR`, `get WHAT -o FILE`: the targets and the one destination they share.
-// Throws CLI::ValidationError for a combination that cannot mean anything.
+// Throws CLI::ValidationError for a combination that cannot mean anything; a malformed target itself is left to
+// get_command, which answers it `GET FAIL, BAD REQUEST` like any other.
 std::pair<std::vector<std::string>, std::string> get_targets(const PeerOptions& o) {
   std::vector<std::string> targets = o.get_what;
   if (!o.get_dir.empty() && !o.get_output.empty()) throw CLI::ValidationError("-d and -o", "give one of them");
@@ -237,18 +238,12 @@ std::pair<std::vector<std::string>, std::string> get_targets(const PeerOptions& 
     return {targets, o.get_output};
   }
   if (!o.get_dir.empty()) {
-    for (const auto& t : targets) {
-      if (!names_a_target(t)) throw CLI::ValidationError("what", "'" + t + "' is not a content id or user:name");
-    }
     return {targets, o.get_dir.back() == '/' ? o.get_dir : o.get_dir + "/"};
   }
   std::string dest;
   if (targets.size() >= 2 && !names_a_target(targets.back())) {
     dest = targets.back();
     targets.pop_back();
-  }
-  for (const auto& t : targets) {
-    if (!names_a_target(t)) throw CLI::ValidationError("what", "'" + t + "' is not a content id or user:name");
   }
   if (dest == "-" && targets.size() > 1) throw CLI::ValidationError("-", "standard output takes one file");
   if (!dest.empty() && dest.find(':') != std::string::npos && dest.find('/') == std::string::npos) {
