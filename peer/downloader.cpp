@@ -329,16 +329,18 @@ DownloadReport Downloader::run(const DownloadPlan& plan, PartFile& part, const P
     return std::nullopt;
   };
 
-  // The download cap: a token bucket in bytes, spent when a chunk is asked for, at most a tenth of a second ahead.
+  // The download cap: a token bucket in bytes; a chunk is asked for only once its bytes are in the bucket (which
+  // holds a tenth of a second, or one chunk when that is more), so the mean rate never exceeds the cap.
   double tokens = 0;
   auto refilled = Clock::now();
   auto may_ask = [&](std::uint64_t bytes) {
     if (options_.rate_limit == 0) return true;
     const auto now = Clock::now();
     const double rate = static_cast<double>(options_.rate_limit);
-    tokens = std::min(rate / 10, tokens + rate * std::chrono::duration<double>(now - refilled).count());
+    const double room = std::max(rate / 10, static_cast<double>(chunk_size));
+    tokens = std::min(room, tokens + rate * std::chrono::duration<double>(now - refilled).count());
     refilled = now;
-    if (tokens < 0) return false;
+    if (tokens < static_cast<double>(bytes)) return false;
     tokens -= static_cast<double>(bytes);
     return true;
   };

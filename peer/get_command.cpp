@@ -10,6 +10,7 @@
 #include "peer/destination.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -59,6 +60,7 @@ Entry entry_of(const json& f) {
 struct Target {
   std::string cid;
   std::string name;  // empty until a holder is known, for a content id
+  std::string user;  // for user:name: whose file it is (looked up again when its content changes)
 };
 
 // The sources that can serve the content now, all agreeing on one tree.
@@ -123,7 +125,8 @@ CommandResult no_holder(const std::string& command, const GetRequest& request, s
                                     request.target.substr(request.target.find(':') + 1));
   }
   return CommandResult::local(command, Outcome::kRefused, status::kUserNotConnected,
-                              offline ? "every peer holding that content is offline (" + std::to_string(offline) + ")"
+                              offline ? "every peer holding that content is offline (" + std::to_string(offline) +
+                                                    (offline == 1 ? " holder)" : " holders)")
                                       : "nobody publishes that content");
 }
 
@@ -173,6 +176,20 @@ json sources_json(const DownloadReport& report) {
   return sources;
 }
 
+// For user:name: when the file's content id changed in the index (the seeder's file was rewritten and
+// republished), follow it to its new version. True when it did.
+bool follow_new_version(BrokerClient& broker, Target& target, const std::function<void(const std::string&)>& note,
+                        const std::string& command) {
+  CommandResult found = ask_broker(command, broker, [&] { return broker.lookup(target.user, target.name); });
+  if (!found.ok()) return false;
+  const std::string cid = entry_of(found.fields.value("file", json::object())).cid;
+  if (cid.empty() || cid == target.cid) return false;
+  note(command + ": " + target.user + ":" + target.name + " changed at its source; fetching its new version (" +
+       cid.substr(0, 16) + "...)");
+  target.cid = cid;
+  return true;
+}
+
 }  // namespace
 
 CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::string& command,
@@ -184,10 +201,14 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
     if (observer.note) observer.note(sentence);
   };
 
-  // 1. What: the content id, and the name it is published under.
-  Target target{request.target, ""};
+  // 1. What: the content id (upper-case hex is read too), and the name it is published under.
+  std::string what = request.target;
+  if (what.size() == 64 && std::all_of(what.begin(), what.end(), [](unsigned char c) { return std::isxdigit(c); })) {
+    std::transform(what.begin(), what.end(), what.begin(), [](unsigned char c) { return std::tolower(c); });
+  }
+  Target target{what, "", ""};
   Hash parsed{};
-  if (!try_parse_hash(request.target, parsed)) {
+  if (!try_parse_hash(what, parsed)) {
     const auto colon = request.target.find(':');
     if (colon == std::string::npos) {
       return fail(Outcome::kUsage, status::kBadRequest, "what to get is a content id (64 hex digits) or user:name");
@@ -197,7 +218,7 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
     if (auto bad = invalid_file_name(command, name)) return *bad;
     CommandResult found = ask_broker(command, broker, [&] { return broker.lookup(user, name); });
     if (!found.ok()) return found;
-    target = Target{entry_of(found.fields.value("file", json::object())).cid, name};
+    target = Target{entry_of(found.fields.value("file", json::object())).cid, name, user};
   }
 
   // 2. From whom: the first set of sources (a content id's name comes from its holders).
@@ -219,7 +240,7 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
     if (existing != ExistingFile::kSameContent) {
       check_free_space(dest, plan.size);
       part.emplace(dest.to_stdout ? PartFile::anonymous(plan.size)
-                                  : PartFile::beside(dest.path, plan.size, request.force));
+                                  : PartFile::beside(dest.path, plan.size, what, request.force));
       part_existed = part->existed();
     }
   } catch (const DestinationError& e) {
@@ -266,6 +287,9 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
            std::to_string(tries + 1) + " of " + std::to_string(request.max_tries) + ")");
       pause(request, request.retry_wait);
       if (stopped(request)) break;
+      if (!target.user.empty() && follow_new_version(broker, target, note, command)) {  // it changed at its source
+        result.fields["cid"] = target.cid;
+      }
       auto again = find_holders(broker, command, request, target.cid);
       if (auto* refused = std::get_if<CommandResult>(&again)) {  // the broker failed us: this try failed too
         report.error = "the broker did not give the sources again (" + refused->status + ")";
@@ -275,7 +299,13 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
       Holders now = std::get<Holders>(std::move(again));
       if (!now.sources.empty()) {
         DownloadPlan next = plan_of(target.cid, now);
-        if (next.root == plan.root && next.size == plan.size && next.chunk_size == plan.chunk_size) plan = next;
+        if (next.cid != plan.cid) {  // a new version: the .part takes its size; chunks that still match are kept
+          part->resize(next.size);
+          plan = next;
+          result.fields["size"] = plan.size;
+        } else if (next.root == plan.root && next.size == plan.size && next.chunk_size == plan.chunk_size) {
+          plan = next;
+        }
       }
     }
   } catch (const DestinationError& e) {
@@ -334,12 +364,12 @@ std::string get_summary_line(const CommandResult& r) {
   std::size_t used = 0;
   for (const auto& s : sources) used += s.value("chunks", std::uint64_t{0}) > 0 ? 1 : 0;
   const auto received = static_cast<double>(f.value("bytes_received", std::uint64_t{0}));
-  std::string line = "saved " + where + ": " + format_bytes(size) + " in " + format_duration(secs) + " (" +
+  const auto resumed = f.value("chunks_resumed", std::uint64_t{0});
+  const std::string what = resumed ? format_bytes(received) + " fetched of " + format_bytes(size) : format_bytes(size);
+  std::string line = "saved " + where + ": " + what + " in " + format_duration(secs) + " (" +
                      format_bytes(secs > 0 ? received / secs : 0) + "/s) from " + std::to_string(used) + " source" +
                      (used == 1 ? "" : "s");
-  if (const auto resumed = f.value("chunks_resumed", std::uint64_t{0})) {
-    line += ", " + std::to_string(resumed) + " chunks resumed";
-  }
+  if (resumed) line += "; the rest (" + std::to_string(resumed) + " chunks) was resumed from the .part";
   return line;
 }
 

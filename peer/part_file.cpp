@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace zshare::peer {
@@ -39,6 +40,15 @@ void sync_folder_of(const std::string& path) {
   }
 }
 
+constexpr const char* kTag = "user.zshare.target";  // the .part's extended attribute: what it is a download of
+
+// The target a .part was tagged with; empty when it has none (or the filesystem keeps no extended attributes).
+std::string tag_of(int fd) {
+  char buf[512];
+  const ssize_t n = ::fgetxattr(fd, kTag, buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
 // rename() that never replaces: renameat2's RENAME_NOREPLACE, or link + unlink where it is not supported.
 bool rename_no_replace(const std::string& from, const std::string& to) {
   if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return true;
@@ -50,7 +60,7 @@ bool rename_no_replace(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-PartFile PartFile::beside(const std::string& dest, std::uint64_t size, bool reuse_other) {
+PartFile PartFile::beside(const std::string& dest, std::uint64_t size, const std::string& what, bool reuse_other) {
   const std::string path = dest + ".part";
   struct stat st {};
   const bool existed = ::lstat(path.c_str(), &st) == 0;
@@ -67,13 +77,14 @@ PartFile PartFile::beside(const std::string& dest, std::uint64_t size, bool reus
     ::close(fd);
     throw DestinationError("another download is writing " + path + " (a second `get` to the same destination?)");
   }
-  if (existed && static_cast<std::uint64_t>(st.st_size) != size && !reuse_other) {
+  if (existed && static_cast<std::uint64_t>(st.st_size) != size && !reuse_other && tag_of(fd) != what) {
     ::close(fd);
     throw DestinationError(path + " holds an unfinished download of something else (" + std::to_string(st.st_size) +
                            " bytes, this file has " + std::to_string(size) +
                            "); it is left alone: remove it, or use --force to start over in it");
   }
   size_to(fd, size, path);
+  if (!what.empty()) ::fsetxattr(fd, kTag, what.data(), what.size(), 0);  // best effort: not every filesystem has them
   return PartFile(fd, path, existed);
 }
 
@@ -98,6 +109,10 @@ PartFile::PartFile(PartFile&& other) noexcept
 
 PartFile::~PartFile() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+void PartFile::resize(std::uint64_t size) {
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw io_error("cannot size", named() ? path_ : "the temporary file");
 }
 
 bool PartFile::read(void* buf, std::size_t n, std::uint64_t offset) const {

@@ -19,10 +19,12 @@ class DestinationError : public std::runtime_error {
 
 class PartFile {
  public:
-  // Opens (or creates) <dest>.part, locks it (flock) and sizes it. Refuses a .part that is not a regular file (a
-  // symlink, FIFO, device), one another process is writing, and one of another size (an unfinished download of
-  // something else) unless `reuse_other`. Throws DestinationError.
-  static PartFile beside(const std::string& dest, std::uint64_t size, bool reuse_other = false);
+  // Opens (or creates) <dest>.part, locks it (flock), sizes it and tags it with `what` (an extended attribute:
+  // the target as given, so a later run knows the .part is its own). Refuses a .part that is not a regular file
+  // (a symlink, FIFO, device), one another process is writing, and one of another size that is not tagged with
+  // `what` (an unfinished download of something else) unless `reuse_other`. Throws DestinationError.
+  static PartFile beside(const std::string& dest, std::uint64_t size, const std::string& what = "",
+                         bool reuse_other = false);
   // An unnamed file in $TMPDIR (or /tmp), gone when closed: a download to standard output.
   static PartFile anonymous(std::uint64_t size);
 
@@ -38,6 +40,7 @@ class PartFile {
 
   bool read(void* buf, std::size_t n, std::uint64_t offset) const;  // false on a short read
   void write(const void* buf, std::size_t n, std::uint64_t offset);  // throws DestinationError (ENOSPC, EIO...)
+  void resize(std::uint64_t size);  // a new version of the same target; throws DestinationError
 
   // fsync, rename onto `dest`, fsync the folder: the file appears whole or not at all. Without `replace`, a
   // `dest` that exists by now is left alone (the .part stays) and DestinationError says so.

@@ -27,6 +27,9 @@
 #include <utility>
 #include <vector>
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 namespace zshare::peer {
 
 namespace {
@@ -168,7 +171,7 @@ void define_options(CLI::App& app, PeerOptions& o) {
   serve->add_option("--share", o.serve.share, "the folder whose regular files are published")->required();
   serve->add_option("--listen", o.serve.listen, "where the transfer ROUTER binds")->capture_default_str();
   serve->add_option("--advertise", o.advertise_host, "host other peers should dial instead of the bound one, or a whole tcp://HOST:PORT (a forwarded port)");
-  serve->add_option("--hash-cache", o.serve.hash_cache, "hash cache file (default ~/.cache/zshare/hashes.db)");
+  serve->add_option("--hash-cache", o.serve.hash_cache, "hash cache file (default $ZSHARE_HOME/hashes.db, else ~/.cache/zshare/hashes.db)");
   serve->add_option("--chunk-size", o.serve.chunk_size, "bytes per chunk for newly hashed files (power of two)")
       ->check(CLI::Range(16384u, 16777216u))
       ->capture_default_str();
@@ -237,7 +240,10 @@ std::pair<std::vector<std::string>, std::string> get_targets(const PeerOptions& 
     if (targets.size() != 1) throw CLI::ValidationError("-o", "names one file; for several use -d DIR");
     return {targets, o.get_output};
   }
-  if (!o.get_dir.empty()) {
+  if (!o.get_dir.empty()) {  // made when missing, as aria2c -d does
+    std::error_code ec;
+    std::filesystem::create_directories(o.get_dir, ec);
+    if (ec) throw CLI::ValidationError("-d", "cannot make the folder " + o.get_dir + ": " + ec.message());
     return {targets, o.get_dir.back() == '/' ? o.get_dir : o.get_dir + "/"};
   }
   std::string dest;
@@ -273,7 +279,9 @@ int run_get(PeerOptions& o, zmq::context_t& ctx, BrokerClient& broker, ProcessIo
   o.get.download.stop = &stop.flag();
   const bool to_stdout = dest == "-";  // then standard output carries the file's bytes and nothing else
   ResponsePrinter printer(to_stdout ? io.err : io.out, io.err, o.json ? OutputFormat::kJson : OutputFormat::kText);
-  ProgressMeter meter(io.err);
+  struct winsize terminal {};
+  const std::size_t columns = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &terminal) == 0 ? terminal.ws_col : 0;
+  ProgressMeter meter(io.err, std::chrono::seconds(5), columns);
   GetObserver observer;
   if (io.stderr_is_tty && !o.json && !o.quiet && !o.no_progress) {
     observer.progress = [&meter](const Progress& p) { meter.update(p); };

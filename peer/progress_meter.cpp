@@ -4,12 +4,14 @@
 
 #include "common/byte_size.hpp"
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace zshare::peer {
 
-ProgressMeter::ProgressMeter(std::ostream& err, std::chrono::seconds window)
-    : err_(err), window_(window), started_(Clock::now()) {}
+ProgressMeter::ProgressMeter(std::ostream& err, std::chrono::seconds window, std::size_t columns)
+    : err_(err), window_(window), columns_(columns), started_(Clock::now()) {}
 
 double ProgressMeter::rate() const {
   if (samples_.size() < 2) return 0;
@@ -21,17 +23,25 @@ double ProgressMeter::rate() const {
 }
 
 std::string ProgressMeter::line(const Progress& p, Clock::time_point now) const {
-  const double r = rate();
-  const double pct = p.total ? 100.0 * static_cast<double>(p.done) / static_cast<double>(p.total) : 100.0;
+  const double elapsed = std::chrono::duration<double>(now - started_).count();
+  double r = rate();
+  if (r == 0 && elapsed > 0 && p.done >= p.total) r = static_cast<double>(p.fetched) / elapsed;  // too short a window
+  // Rounded down, so 100% means complete; the ETA rounded up, so 0:00 means done.
+  const double pct = p.total ? std::floor(100.0 * static_cast<double>(p.done) / static_cast<double>(p.total)) : 100.0;
   std::string eta = "--:--";
   if (p.done >= p.total) eta = "0:00";
-  else if (r > 0) eta = format_duration(static_cast<double>(p.total - p.done) / r);
-  char text[512];
-  std::snprintf(text, sizeof text, "%s  %s / %s  %3.0f%%  %s/s  ETA %s  %zu source%s  %s", p.name.c_str(),
+  else if (r > 0) eta = format_duration(std::ceil(static_cast<double>(p.total - p.done) / r));
+  char tail[256];
+  std::snprintf(tail, sizeof tail, "  %s / %s  %3.0f%%  %s/s  ETA %s  %zu source%s  %s",
                 format_bytes(static_cast<double>(p.done)).c_str(), format_bytes(static_cast<double>(p.total)).c_str(),
                 pct, format_bytes(r).c_str(), eta.c_str(), p.sources, p.sources == 1 ? "" : "s",
-                format_duration(std::chrono::duration<double>(now - started_).count()).c_str());
-  return text;
+                format_duration(elapsed).c_str());
+  std::string name = p.name;
+  const std::size_t room = columns_ > std::strlen(tail) + 4 ? columns_ - std::strlen(tail) - 4 : 0;
+  if (columns_ > 0 && name.size() > room) {  // one terminal line: the name gives way, keeping its end
+    name = room > 3 ? "..." + name.substr(name.size() - (room - 3)) : name.substr(0, room);
+  }
+  return name + tail;
 }
 
 void ProgressMeter::update(const Progress& p, Clock::time_point now) {

@@ -22,7 +22,9 @@ struct Progress {
 class ProgressMeter {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit ProgressMeter(std::ostream& err, std::chrono::seconds window = std::chrono::seconds(5));
+  // `columns`: the terminal's width (0: unknown); the line is kept shorter than it, so redraws never wrap.
+  explicit ProgressMeter(std::ostream& err, std::chrono::seconds window = std::chrono::seconds(5),
+                         std::size_t columns = 0);
 
   // Redraws the line (at most every 200 ms unless the download is complete). `now` is for tests.
   void update(const Progress& p, Clock::time_point now = Clock::now());
@@ -40,6 +42,7 @@ class ProgressMeter {
   };
   std::ostream& err_;
   std::chrono::seconds window_;
+  std::size_t columns_;
   std::string name_;
   Clock::time_point started_;
   Clock::time_point drawn_{};

@@ -52,6 +52,8 @@ std::vector<std::string> text_lines(const CommandResult& result) {
       lines.push_back(field_text(f, "name") + "\t" + field_text(f, "size") + "\t" + field_text(f, "cid") + "\t" +
                       field_text(f, "description"));
     }
+  } else if (result.command == "GET") {  // where the file went (several files: which is which)
+    lines.push_back(field_text(result.fields, "dest"));
   } else if (result.command == "SEARCH") {
     for (const auto& f : items(result.fields, "results")) {
       lines.push_back(field_text(f, "user") + "\t" + field_text(f, "name") + "\t" + field_text(f, "size") + "\t" +

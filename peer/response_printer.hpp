@@ -14,7 +14,7 @@ enum class OutputFormat { kText, kJson };
 
 // The stdout lines of a result in text form: the status line, then (on OK) one line per listed item:
 // LIST_USERS `<user> <endpoint>`; LIST_CONTENT `<name>\t<size>\t<cid>\t<description>`;
-// SEARCH `<user>\t<name>\t<size>\t<cid>\t<endpoint>\t<description>`. Control characters in values
+// SEARCH `<user>\t<name>\t<size>\t<cid>\t<endpoint>\t<description>`; GET the destination. Control characters in values
 // become spaces, so an item is always exactly one line.
 std::vector<std::string> text_lines(const CommandResult& result);
 

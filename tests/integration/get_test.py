@@ -43,6 +43,14 @@ def json_lines(out):
     return [json.loads(line) for line in out.strip().splitlines() if line.startswith("{")]
 
 
+def finish(proc):
+    """Waits for a process whose stderr a StderrWatcher reads; returns its stdout (communicate() would race the
+    watcher for stderr)."""
+    out = proc.stdout.read()
+    proc.wait(timeout=GET_DEADLINE_S)
+    return out
+
+
 class StderrWatcher:
     """Reads a process's stderr in a thread, so a case can wait for a line without blocking the process."""
 
@@ -264,11 +272,42 @@ def test_vanishing_source_tried_again(env):
     wait_for(lambda: watcher.holds("trying again"), 20, "get to say it tries again")
     check(get.poll() is None, "get waits for the source instead of failing", watcher.now())
     env.serve("vanish-a", share, "--rate-limit", "8M", cache=cache)
-    out, _ = get.communicate(timeout=GET_DEADLINE_S)
+    out = finish(get)
     summary = json_lines(out)[-1]
     check(get.returncode == 0 and summary["status"] == "OK" and sha256_path(dest) == cid,
           "finished after the source came back: %r" % summary, watcher.all())
     check(summary["tries"] >= 2 and summary["chunks_resumed"] > 0, "tried again, resuming: %r" % summary)
+
+
+def test_file_changed_at_its_source(env):
+    """The seeder's file is rewritten mid-download: its seeder refuses the old content (FILE CHANGED), serve
+    republishes it, and `get user:name` follows it to its new version and finishes with the new bytes, keeping the
+    chunks that did not change."""
+    seeder, share, old_cid = serve_one(env, "chg-a", "log.txt", 6 * MiB, "--rate-limit", "2M")
+    dest = os.path.join(env.folder("chg", "out"), "log.txt")
+    get = subprocess.Popen([env.peer_bin] + env.peer_args() + ["--json", "get", "chg-a:log.txt", dest,
+                            "--source-timeout", "2", "--max-tries", "20", "--retry-wait", "0.3"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env.processes.append(get)
+    watcher = StderrWatcher(get)
+    wait_part_grows(dest + ".part", 2 * MiB, get, 30, "file changed")
+    path = os.path.join(share, "log.txt")
+    with open(path, "ab") as f:  # the log grows: the first 6 MiB stay as they were
+        f.write(os.urandom(1 * MiB))
+    new_cid = sha256_path(path)
+    out = finish(get)
+    summary = json_lines(out)[-1]
+    err = watcher.all()
+    check(get.returncode == 0 and summary["cid"] == new_cid and sha256_path(dest) == new_cid,
+          "finished with the new version: %r" % summary, err)
+    # The seeder refuses the old content as changed, or as gone once serve has republished it: either is said.
+    check(("FILE CHANGED" in err or "FILE NOT EXIST" in err) and "changed at its source" in err,
+          "and said why it switched", err)
+    delivered = sum(src["chunks"] for src in summary["sources"])
+    check(summary["tries"] >= 2 and summary["chunks_resumed"] > 0 and
+          delivered + summary["chunks_resumed"] == summary["chunks"],
+          "the unchanged chunks already fetched were kept, the rest fetched: %r" % summary)
+    check(old_cid != new_cid, "the content did change")
 
 
 def test_tries_exhausted_part_kept(env):
@@ -362,7 +401,8 @@ def test_progress_on_a_terminal(env):
     dest = os.path.join(env.folder("tty", "out"), "album.zip")
     argv = [env.peer_bin] + env.peer_args() + ["get", "tty-a:album.zip", dest]
     code, out, text = run_on_tty(argv, GET_DEADLINE_S)
-    check(code == 0 and out == b"GET OK\n" and sha256_path(dest) == cid, "exit %d, stdout %r" % (code, out), text)
+    check(code == 0 and out == b"GET OK\n" + dest.encode() + b"\n" and sha256_path(dest) == cid,
+          "exit %d, stdout %r" % (code, out), text)
     check("\ralbum.zip  " in text and "/s  ETA " in text and "1 source" in text, "a progress line", text)
     check("\nsaved %s: 4.0 MiB in " % dest in text, "a summary line of its own", text)
 
@@ -385,7 +425,7 @@ def test_progress_on_a_terminal(env):
     check("stopped answering" in text[at:], "and says what the source did", text)
 
     code, out, text = run_on_tty(argv + ["--quiet"], GET_DEADLINE_S)
-    check(code == 0 and out == b"GET OK\n" and text == "" and sha256_path(dest) == cid,
+    check(code == 0 and out == b"GET OK\n" + dest.encode() + b"\n" and text == "" and sha256_path(dest) == cid,
           "--quiet: the file, the status on stdout, and nothing on the terminal: %r" % text)
 
 
@@ -408,7 +448,8 @@ def test_several_files(env):
         check(sha256_path(os.path.join(out_dir, name)) == cid, "%s saved and verified" % name)
     out2 = env.folder("many", "out2")
     code, stdout, err = get_text(env, "many-a:one.bin", cid_b, out2)  # the last word a folder: the destination
-    check(code == 0 and stdout == b"GET OK\nGET OK\n" and sorted(os.listdir(out2)) == ["one.bin", "three.bin"],
+    wanted = ("GET OK\n%s\nGET OK\n%s\n" % (os.path.join(out2, "one.bin"), os.path.join(out2, "three.bin"))).encode()
+    check(code == 0 and stdout == wanted and sorted(os.listdir(out2)) == ["one.bin", "three.bin"],
           "two targets then a folder: %r %r" % (stdout, os.listdir(out2)), err)
 
 
@@ -481,6 +522,7 @@ TESTS = [
     ("disk full mid-download, then resumed", test_disk_full_mid_download),
     ("SIGINT / SIGTERM then resume", test_interrupted_then_resumed),
     ("vanishing source tried again", test_vanishing_source_tried_again),
+    ("a file changed at its source: get follows its new version", test_file_changed_at_its_source),
     ("tries exhausted: the .part is kept", test_tries_exhausted_part_kept),
     ("a .part in use or of another size is guarded", test_part_guarded),
     ("nothing resumable: no .part", test_nothing_resumable_no_part),

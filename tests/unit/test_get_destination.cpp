@@ -85,6 +85,12 @@ TEST_CASE("the progress rate covers only the last seconds and only bytes fetched
   CHECK(line.find("4.0 MiB/s") != std::string::npos);
   CHECK(line.find("2 sources") != std::string::npos);
   CHECK(line.find("0:20") != std::string::npos);  // elapsed
+  ProgressMeter narrow(err, std::chrono::seconds(5), 80);  // an 80-column terminal: the line never wraps
+  const std::string long_name(200, 'x');
+  const std::string fitted = narrow.line(Progress{long_name + ".iso", 1, 1000, 1, 1}, t0);
+  CHECK(fitted.size() < 80);
+  CHECK(fitted.find("x.iso  ") != std::string::npos);  // the name keeps its end
+  CHECK(fitted.find("  0%") != std::string::npos);       // rounded down: 100% only when complete
   meter.break_line();
   CHECK(err.str().back() == '\n');  // what follows starts on its own line
   const auto before = err.str().size();
