@@ -2,8 +2,6 @@
 // share one content id; the index points at one of them and is repaired when that one is removed.
 #include "peer/content_catalog.hpp"
 
-#include <sys/stat.h>
-
 namespace zshare::peer {
 
 namespace {
@@ -11,12 +9,6 @@ namespace {
 std::string key(const Hash& cid) { return std::string(reinterpret_cast<const char*>(cid.data()), cid.size()); }
 
 }  // namespace
-
-std::int64_t file_mtime_ns(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-}
 
 void ContentCatalog::add(std::shared_ptr<const SharedContent> content) {
   std::lock_guard<std::mutex> lock(mutex_);

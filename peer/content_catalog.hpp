@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common/content_hash.hpp"
+#include "peer/file_identity.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -18,11 +19,10 @@ struct SharedContent {
   std::string path;  // the local file
   ContentHashes hashes;
   std::string description;
-  std::int64_t mtime_ns = 0;  // when it was hashed; a file modified since is not served (its bytes are new)
+  // The file as it was before hashing (size, mtime, ctime, inode): a file whose identity differs now is not served
+  // (its bytes may be new, even with the same size and mtime) until a rescan has hashed it again.
+  FileIdentity identity;
 };
-
-// The file's modification time in nanoseconds, 0 when it cannot be read (then only its size is checked).
-std::int64_t file_mtime_ns(const std::string& path);
 
 class ContentCatalog {
  public:

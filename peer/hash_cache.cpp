@@ -1,5 +1,9 @@
-// hash_cache.cpp: one table; leaves are stored as one blob of 32-byte hashes. A stat before and after hashing
-// guards against caching hashes of a file that changed while it was read.
+// hash_cache.cpp: one table; leaves are stored as one blob of 32-byte hashes. A row answers only for the very file
+// it was hashed from: the same path, size, mtime, ctime and inode (FileIdentity). A FileIdentity read before and
+// after hashing guards against caching hashes of a file that changed while it was read.
+// Schema history: the first caches had no ctime_ns and inode columns. Opening one adds them (ALTER TABLE ... ADD
+// COLUMN) holding NULL, which equals nothing in SQL, so every old row misses once and is replaced when its file is
+// hashed again. Nothing about an old or damaged cache file fails the open: at worst, every lookup misses.
 #include "peer/hash_cache.hpp"
 
 #include <sqlite3.h>
@@ -8,22 +12,32 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
-#include <sys/stat.h>
 
 namespace zshare::peer {
 
 namespace {
 
-struct Stat {
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
-};
+bool has_column(sqlite3* db, const char* table, const std::string& column) {
+  sqlite3_stmt* s = nullptr;
+  const std::string sql = std::string("PRAGMA table_info(") + table + ")";
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return false;
+  bool found = false;
+  while (!found && sqlite3_step(s) == SQLITE_ROW) {
+    const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));  // cid, name, type, ...
+    found = name && column == name;
+  }
+  sqlite3_finalize(s);
+  return found;
+}
 
-Stat stat_of(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": " + std::strerror(errno));
-  return Stat{static_cast<std::uint64_t>(st.st_size),
-              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec};
+// Brings a cache file of an older schema up to this one. Errors are ignored (another serve sharing the file may
+// have added the column a moment ago; a read-only file stays as it is and then only misses).
+void add_missing_columns(sqlite3* db) {
+  for (const char* column : {"ctime_ns", "inode"}) {
+    if (has_column(db, "hashes", column)) continue;
+    const std::string sql = std::string("ALTER TABLE hashes ADD COLUMN ") + column + " INTEGER";  // NULL: never matches
+    sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+  }
 }
 
 }  // namespace
@@ -52,28 +66,34 @@ HashCache::HashCache(const std::string& path) {
                "PRAGMA journal_mode=WAL;"
                "PRAGMA synchronous=NORMAL;"  // a cache: a power cut may lose the last entries, never corrupt one
                "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-               " chunk_size INTEGER, cid BLOB, root BLOB, leaves BLOB)",
+               " chunk_size INTEGER, cid BLOB, root BLOB, leaves BLOB, ctime_ns INTEGER, inode INTEGER)",
                nullptr, nullptr, nullptr);
+  add_missing_columns(db_);
 }
 
 HashCache::~HashCache() { sqlite3_close(db_); }
 
-std::optional<ContentHashes> HashCache::find(const std::string& path, std::uint64_t size, std::int64_t mtime_ns,
+std::optional<ContentHashes> HashCache::find(const std::string& path, const FileIdentity& identity,
                                              std::uint32_t chunk_size) const {
   sqlite3_stmt* s = nullptr;
-  sqlite3_prepare_v2(db_,
-                     "SELECT cid, root, leaves FROM hashes WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3"
-                     " AND chunk_size = ?4",
-                     -1, &s, nullptr);
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT cid, root, leaves FROM hashes WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3"
+                         " AND ctime_ns = ?4 AND inode = ?5 AND chunk_size = ?6",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return std::nullopt;  // an unreadable or unmigratable cache file: a miss
+  }
   sqlite3_bind_text(s, 1, path.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(size));
-  sqlite3_bind_int64(s, 3, mtime_ns);
-  sqlite3_bind_int64(s, 4, chunk_size);
+  sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(identity.size));
+  sqlite3_bind_int64(s, 3, identity.mtime_ns);
+  sqlite3_bind_int64(s, 4, identity.ctime_ns);
+  sqlite3_bind_int64(s, 5, static_cast<sqlite3_int64>(identity.inode));
+  sqlite3_bind_int64(s, 6, chunk_size);
   std::optional<ContentHashes> out;
   if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 && sqlite3_column_bytes(s, 1) == 32 &&
       sqlite3_column_bytes(s, 2) % 32 == 0) {
     ContentHashes h;
-    h.size = size;
+    h.size = identity.size;
     h.chunk_size = chunk_size;
     std::memcpy(h.cid.data(), sqlite3_column_blob(s, 0), 32);
     std::memcpy(h.root.data(), sqlite3_column_blob(s, 1), 32);
@@ -86,32 +106,37 @@ std::optional<ContentHashes> HashCache::find(const std::string& path, std::uint6
   return out;
 }
 
-void HashCache::put(const std::string& path, std::int64_t mtime_ns, const ContentHashes& h) {
+void HashCache::put(const std::string& path, const FileIdentity& identity, const ContentHashes& h) {
   sqlite3_stmt* s = nullptr;
-  sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO hashes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &s, nullptr);
+  if (sqlite3_prepare_v2(db_,
+                         "INSERT OR REPLACE INTO hashes (path, size, mtime_ns, ctime_ns, inode, chunk_size, cid, root,"
+                         " leaves) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return;  // a cache: a failed write only costs a re-hash next time
+  }
   sqlite3_bind_text(s, 1, path.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(h.size));
-  sqlite3_bind_int64(s, 3, mtime_ns);
-  sqlite3_bind_int64(s, 4, h.chunk_size);
-  sqlite3_bind_blob(s, 5, h.cid.data(), 32, SQLITE_TRANSIENT);
-  sqlite3_bind_blob(s, 6, h.root.data(), 32, SQLITE_TRANSIENT);
-  sqlite3_bind_blob(s, 7, h.leaves.empty() ? nullptr : h.leaves.data(), static_cast<int>(h.leaves.size() * 32),
+  sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(identity.size));
+  sqlite3_bind_int64(s, 3, identity.mtime_ns);
+  sqlite3_bind_int64(s, 4, identity.ctime_ns);
+  sqlite3_bind_int64(s, 5, static_cast<sqlite3_int64>(identity.inode));
+  sqlite3_bind_int64(s, 6, h.chunk_size);
+  sqlite3_bind_blob(s, 7, h.cid.data(), 32, SQLITE_TRANSIENT);
+  sqlite3_bind_blob(s, 8, h.root.data(), 32, SQLITE_TRANSIENT);
+  sqlite3_bind_blob(s, 9, h.leaves.empty() ? nullptr : h.leaves.data(), static_cast<int>(h.leaves.size() * 32),
                     SQLITE_TRANSIENT);
   sqlite3_step(s);  // a cache: a failed write only costs a re-hash next time
   sqlite3_finalize(s);
 }
 
 ContentHashes HashCache::hashes_of(const std::string& path, std::uint32_t chunk_size, bool* hashed) {
-  const Stat before = stat_of(path);
-  if (auto cached = find(path, before.size, before.mtime_ns, chunk_size)) {
+  const FileIdentity before = identity_of(path);
+  if (auto cached = find(path, before, chunk_size)) {
     if (hashed) *hashed = false;
     return *cached;
   }
   ContentHashes h = hash_file(path, chunk_size);
-  const Stat after = stat_of(path);
-  if (after.size == before.size && after.mtime_ns == before.mtime_ns && h.size == before.size) {
-    put(path, before.mtime_ns, h);
-  }
+  if (identity_of(path) == before && h.size == before.size) put(path, before, h);
   if (hashed) *hashed = true;
   return h;
 }

@@ -1,8 +1,11 @@
-// hash_cache.hpp: a seeder's memory of file hashes, keyed by path, size and modification time, in a small
-// SQLite file, so a restarted `zshare-peer serve` does not read its whole share again. A changed file misses.
+// hash_cache.hpp: a seeder's memory of file hashes, keyed by path and FileIdentity (size, mtime, ctime, inode), in
+// a small SQLite file, so a restarted `zshare-peer serve` does not read its whole share again. A changed file
+// misses, even one replaced by another of the same size and mtime. A cache file written before ctime and inode
+// were part of the key is migrated on open (the columns are added, empty): its rows miss once, then are rewritten.
 #pragma once
 
 #include "common/content_hash.hpp"
+#include "peer/file_identity.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -19,9 +22,9 @@ class HashCache {
   HashCache(const HashCache&) = delete;
   HashCache& operator=(const HashCache&) = delete;
 
-  std::optional<ContentHashes> find(const std::string& path, std::uint64_t size, std::int64_t mtime_ns,
+  std::optional<ContentHashes> find(const std::string& path, const FileIdentity& identity,
                                     std::uint32_t chunk_size) const;
-  void put(const std::string& path, std::int64_t mtime_ns, const ContentHashes& hashes);
+  void put(const std::string& path, const FileIdentity& identity, const ContentHashes& hashes);
 
   // Hashes from the cache, or by reading the file (then remembered). `hashed` tells which happened.
   ContentHashes hashes_of(const std::string& path, std::uint32_t chunk_size, bool* hashed = nullptr);

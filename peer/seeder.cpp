@@ -1,14 +1,15 @@
 // seeder.cpp: one thread, a plain loop: poll, take a request, answer it. The ROUTER fair-queues requests
 // across downloaders, so a slow one never stalls the others; a full reply queue drops the reply (the
 // downloader asks again) instead of blocking. Files are opened per request with O_NOFOLLOW and checked
-// against their published size and mtime, so a file swapped for a symlink or changed on disk is never served,
-// and the refusal names which happened. The upload log costs one map update per chunk served.
+// against their published FileIdentity (size, mtime, ctime, inode), so a file swapped for a symlink or changed on
+// disk is never served, and the refusal names which happened. The upload log costs one map update per chunk served.
 #include "peer/seeder.hpp"
 
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 #include "common/transfer_protocol.hpp"
 #include "common/validate.hpp"
+#include "peer/file_identity.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -91,9 +92,11 @@ struct OpenFile {
   }
 };
 
-// Opens the published file and checks it is still what was hashed: there, a regular file, the same size and
-// modification time. Never follows a symlink; O_NONBLOCK so a FIFO put in the file's place cannot stall the seeder
-// (regular files ignore it). Nothing when `file` may be served.
+// Opens the published file and checks it is still what was hashed: there, a regular file, the same FileIdentity
+// (size, mtime, ctime, inode: a file replaced by one of the same size and mtime has another inode or ctime). A chmod
+// or chown moves ctime too: such a file is refused until the rescan its IN_ATTRIB causes has hashed it again and
+// put it back in the catalog under the same content id. Never follows a symlink; O_NONBLOCK so a FIFO put in the
+// file's place cannot stall the seeder (regular files ignore it). Nothing when `file` may be served.
 std::optional<Refusal> open_as_published(const SharedContent& c, OpenFile& file) {
   file.fd = ::open(c.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (file.fd < 0) {
@@ -105,10 +108,7 @@ std::optional<Refusal> open_as_published(const SharedContent& c, OpenFile& file)
   struct stat sb {};
   if (::fstat(file.fd, &sb) != 0) return unreadable(c, "stat", errno);
   if (!S_ISREG(sb.st_mode)) return not_regular(c);
-  const std::int64_t mtime_ns = static_cast<std::int64_t>(sb.st_mtim.tv_sec) * 1000000000LL + sb.st_mtim.tv_nsec;
-  if (static_cast<std::uint64_t>(sb.st_size) != c.hashes.size || (c.mtime_ns != 0 && mtime_ns != c.mtime_ns)) {
-    return changed(c);
-  }
+  if (identity_of(sb) != c.identity || static_cast<std::uint64_t>(sb.st_size) != c.hashes.size) return changed(c);
   return std::nullopt;
 }
 

@@ -31,9 +31,7 @@ std::vector<FolderEntry> read_folder(const std::string& folder) {
     if (name == "." || name == "..") continue;
     struct stat st {};
     if (::fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone since readdir
-    out.push_back(FolderEntry{name, static_cast<unsigned>(st.st_mode), static_cast<std::uint64_t>(st.st_size),
-                              static_cast<std::uint64_t>(st.st_ino),
-                              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec});
+    out.push_back(FolderEntry{name, static_cast<unsigned>(st.st_mode), identity_of(st)});
   }
   ::closedir(dir);
   return out;

@@ -4,7 +4,8 @@
 // Entries are read with lstat(): nothing here follows a link.
 #pragma once
 
-#include <cstdint>
+#include "peer/file_identity.hpp"
+
 #include <string>
 #include <vector>
 
@@ -13,13 +14,9 @@ namespace zshare::peer {
 struct FolderEntry {
   std::string name;
   unsigned mode = 0;  // st_mode
-  std::uint64_t size = 0;
-  std::uint64_t inode = 0;
-  std::int64_t mtime_ns = 0;
+  FileIdentity identity;  // size, mtime, ctime, inode: a change to any of them is a change to the entry
 
-  bool operator==(const FolderEntry& o) const {
-    return name == o.name && mode == o.mode && size == o.size && inode == o.inode && mtime_ns == o.mtime_ns;
-  }
+  bool operator==(const FolderEntry& o) const { return name == o.name && mode == o.mode && identity == o.identity; }
   bool operator!=(const FolderEntry& o) const { return !(*this == o); }
 };
 

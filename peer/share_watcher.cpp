@@ -151,7 +151,7 @@ void ShareWatcher::on_event(std::uint32_t mask, const std::string& name) {
     return;
   }
   if (mask & (IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE)) busy_.erase(name);
-  changed(now);  // those and IN_ATTRIB (a new mtime must reach the catalog, or the seeder refuses the file)
+  changed(now);  // those and IN_ATTRIB (a new mtime or ctime must reach the catalog, or the seeder refuses the file)
 }
 
 void ShareWatcher::changed(Clock::time_point now) {

@@ -2,7 +2,7 @@
 // inotify on the folder (the default), or polling it every --poll-interval when inotify cannot be set up or is
 // not wanted. Bursts are coalesced: a change marks the folder dirty, and wait() reports it once the folder has
 // been quiet for a moment (bounded by a maximum delay, so a constant stream of changes is still followed).
-// Invariant: a name in busy() is a file still being written (open for writing under inotify; size or mtime
+// Invariant: a name in busy() is a file still being written (open for writing under inotify; its FileIdentity
 // changed since the previous poll); a reconcile leaves it alone until a later wait() reports it settled.
 #pragma once
 

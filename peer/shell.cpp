@@ -7,6 +7,7 @@
 #include "common/protocol.hpp"
 #include "common/validate.hpp"
 #include "peer/broker_commands.hpp"
+#include "peer/file_identity.hpp"
 #include "peer/get_command.hpp"
 
 #include <cctype>
@@ -184,9 +185,10 @@ CommandResult Shell::publish(const ShellCommand& c) {
   if (!std::filesystem::is_regular_file(path, ec)) {
     return usage(command, path + " is not a readable regular file" + (ec ? ": " + ec.message() : std::string()));
   }
-  const std::int64_t mtime = file_mtime_ns(path);  // before hashing: a later change is caught by the seeder
+  FileIdentity identity;  // taken before hashing: a later change is caught by the seeder
   ContentHashes hashes;
   try {
+    identity = identity_of(path);
     hashes = hash_file(path);
   } catch (const std::exception& e) {
     return usage(command, std::string("cannot read the file: ") + e.what());
@@ -196,7 +198,8 @@ CommandResult Shell::publish(const ShellCommand& c) {
   CommandResult result = ask_broker(command, broker_, [&] { return broker_.publish(request); });
   if (result.ok()) {
     const std::string absolute = std::filesystem::absolute(path).string();
-    catalog_.add(std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes), description, mtime}));
+    catalog_.add(
+        std::make_shared<SharedContent>(SharedContent{name, absolute, std::move(hashes), description, identity}));
   }
   return result;
 }

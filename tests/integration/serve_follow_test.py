@@ -2,10 +2,11 @@
 # serve_follow_test.py: `zshare-peer serve` follows its folder without a restart: real serve processes against a real
 # zshare-broker on loopback, each change observed through `zshare-peer list-content` (and raw schemas/transfer.md
 # requests to the seeder) with a deadline, never a sleep. Covers: a file written then closed, one still open for
-# writing, one moved in, deleted, rewritten; dotfiles, *.part and subfolders never published; a burst of 2,000
-# files synced in few passes (the broker's request count proves it); polling mode; the seeder's refusals
-# (FILE CHANGED, FILE NOT EXIST with their sentences); serve's log lines (published, withdrawn, uploaded); and a
-# short --plaintext run.
+# writing, one moved in, deleted, rewritten; one replaced by a file of the same size and mtime (moved over it,
+# rewritten in place with its mtime restored, or replaced while serve was stopped: the hash cache must not answer),
+# then downloaded; dotfiles, *.part and subfolders never published; a burst of 2,000 files synced in few passes (the
+# broker's request count proves it); polling mode; the seeder's refusals (FILE CHANGED, FILE NOT EXIST with their
+# sentences); serve's log lines (published, withdrawn, uploaded); and a short --plaintext run.
 import hashlib
 import json
 import os
@@ -194,33 +195,138 @@ def test_rewritten_republished(env):
         c.close()
 
 
+def copy_mtime(path, like):
+    """Gives `path` the modification time of `like`, to the nanosecond (as `touch -r` and `cp -p` do)."""
+    st = os.stat(like)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def download(env, user, name, dest, data):
+    """`zshare-peer get user:name dest` must succeed and save exactly `data`."""
+    code, out, err = env.peer("get", "%s:%s" % (user, name), dest, timeout=60)
+    check(code == 0, "get %s:%s exited %d: %s" % (user, name, code, out), err)
+    with open(dest, "rb") as f:
+        check(f.read() == data, "get %s:%s saved other bytes than the file's" % (user, name))
+
+
+def test_replaced_same_size_and_mtime(env):
+    """`mv a.txt b.txt` where both have the same size and mtime (as two files written within one clock tick): b.txt
+    is another file (another inode), so it is hashed again and republished with its new cid; a download of it
+    succeeds with the new bytes, and the old content is no longer served."""
+    share = env.folder("replaced", "share")
+    a, b = os.path.join(share, "a.txt"), os.path.join(share, "b.txt")
+    a_data, b_data = content("replaced-a"), content("replaced-b")
+    a_cid, b_cid = write_file(a, a_data), write_file(b, b_data)
+    copy_mtime(a, b)
+    s = env.serve("replaced-a", share)
+    env.wait_listed("replaced-a", "a.txt and b.txt to be published", lambda f: f == {"a.txt": a_cid, "b.txt": b_cid})
+    old_b = os.stat(b)
+    os.rename(a, b)
+    new_b = os.stat(b)
+    check(new_b.st_size == old_b.st_size and new_b.st_mtime_ns == old_b.st_mtime_ns and new_b.st_ino != old_b.st_ino,
+          "the case needs a replacement of the same size and mtime")
+    env.wait_listed("replaced-a", "b.txt republished with a.txt's cid", lambda f: f == {"b.txt": a_cid})
+    wait_log(s, "serve: republished b.txt (changed; now %d bytes, cid %s)" % (3 * KiB, a_cid[:12]),
+             "the republished line")
+    wait_log(s, "serve: withdrawn a.txt", "the withdrawn line")
+    download(env, "replaced-a", "b.txt", os.path.join(env.folder("replaced", "out"), "b.txt"), a_data)
+    c = env.seeder_client(s)
+    try:
+        expect_refusal(c, "FILE NOT EXIST", "", "CHUNK of b.txt's old content", op="CHUNK", cid=b_cid, index=0)
+    finally:
+        c.close()
+
+
+def test_rewritten_in_place_mtime_restored(env):
+    """A file rewritten in place with bytes of the same size, then given back its old mtime (`touch -r`): the same
+    inode, size and mtime, but a new ctime (which nobody can set back), so it is republished with its new cid."""
+    share = env.folder("restored", "share")
+    path = os.path.join(share, "doc.txt")
+    old_cid = write_file(path, content("restored-v1"))
+    s = env.serve("restored-a", share)
+    env.wait_listed("restored-a", "doc.txt to be published", lambda f: f.get("doc.txt") == old_cid)
+    before = os.stat(path)
+    new_data = content("restored-v2")
+    with open(path, "r+b") as f:  # in place: the same inode
+        f.write(new_data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    check((after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+          and after.st_ctime_ns != before.st_ctime_ns,
+          "the case needs the same inode, size and mtime and a new ctime: %r then %r" % (before, after))
+    new_cid = hashlib.sha256(new_data).hexdigest()
+    env.wait_listed("restored-a", "doc.txt republished with its new cid", lambda f: f.get("doc.txt") == new_cid)
+    wait_log(s, "serve: republished doc.txt (changed", "the republished line")
+    download(env, "restored-a", "doc.txt", os.path.join(env.folder("restored", "out"), "doc.txt"), new_data)
+
+
+def test_replaced_while_stopped(env):
+    """serve stopped, b.txt replaced by a file of the same size and mtime, serve started again with the same hash
+    cache: the cached hashes of the old b.txt do not answer for the new one (the cache key has the inode and
+    ctime), so b.txt is hashed again and published with its new cid."""
+    share = env.folder("restart", "share")
+    a, b = os.path.join(share, "a.txt"), os.path.join(share, "b.txt")
+    a_cid, b_cid = write_file(a, content("restart-a")), write_file(b, content("restart-b"))
+    s = env.serve("restart-a", share)
+    check(s.serving["hashed"] == 2, "the first start hashes both files: %r" % s.serving)
+    env.wait_listed("restart-a", "a.txt and b.txt to be published", lambda f: f == {"a.txt": a_cid, "b.txt": b_cid})
+    code, _ = s.terminate()
+    check(code == 0, "serve exits 0 on SIGTERM, not %r" % code, s.stderr())
+    staging = env.folder("restart", "staging")
+    new_data = content("restart-b2")
+    new_cid = write_file(os.path.join(staging, "b.txt"), new_data)
+    copy_mtime(os.path.join(staging, "b.txt"), b)
+    os.rename(os.path.join(staging, "b.txt"), b)  # same folder, same filesystem: a rename, as `mv` does
+    s = env.serve("restart-a", share)
+    check(s.serving["hashed"] == 1 and s.serving["from_cache"] == 1,
+          "a.txt comes from the hash cache, b.txt is hashed again: %r" % s.serving)
+    env.wait_listed("restart-a", "b.txt published with its new cid", lambda f: f == {"a.txt": a_cid, "b.txt": new_cid})
+    download(env, "restart-a", "b.txt", os.path.join(env.folder("restart", "out"), "b.txt"), new_data)
+
+
 def test_refusals_before_the_change_is_seen(env):
     """Polling every 60 s: a change is not picked up during the case, so the seeder still holds the old entry and
-    must refuse it, saying why: changed on disk, no longer a regular file, removed."""
+    must refuse it, saying why: changed on disk (even replaced by a file of the same size and mtime, moved over it
+    or rewritten in place with its mtime restored), no longer a regular file, removed."""
     share = env.folder("refuse", "share")
+    staging = env.folder("refuse", "staging")
     changed_cid = write_file(os.path.join(share, "changed.bin"), content("refuse-changed"))
     removed_cid = write_file(os.path.join(share, "removed.bin"), content("refuse-removed"))
     swapped_cid = write_file(os.path.join(share, "swapped.bin"), content("refuse-swapped"))
+    replaced_cid = write_file(os.path.join(share, "replaced.bin"), content("refuse-replaced"))
+    restored_cid = write_file(os.path.join(share, "restored.bin"), content("refuse-restored"))
+    write_file(os.path.join(staging, "replaced.bin"), content("refuse-replaced-again"))
+    copy_mtime(os.path.join(staging, "replaced.bin"), os.path.join(share, "replaced.bin"))
     s = env.serve("refuse-a", share, "--watch", "poll", "--poll-interval", "60")
-    check(s.serving["files"] == 3, "SERVE: %r" % s.serving)
+    check(s.serving["files"] == 5, "SERVE: %r" % s.serving)
     check(log_lines(s, "by polling every 60 s (--watch poll)"), "serve says it polls", s.stderr())
     write_file(os.path.join(share, "changed.bin"), content("refuse-changed-again"))  # same size, new bytes
+    os.rename(os.path.join(staging, "replaced.bin"), os.path.join(share, "replaced.bin"))  # same size and mtime
+    restored = os.stat(os.path.join(share, "restored.bin"))
+    write_file(os.path.join(share, "restored.bin"), content("refuse-restored-again"))  # same size, same inode
+    os.utime(os.path.join(share, "restored.bin"), ns=(restored.st_atime_ns, restored.st_mtime_ns))
+    now = os.stat(os.path.join(share, "restored.bin"))
+    check((now.st_ino, now.st_size, now.st_mtime_ns) == (restored.st_ino, restored.st_size, restored.st_mtime_ns)
+          and now.st_ctime_ns != restored.st_ctime_ns, "restored.bin: only its ctime may differ: %r" % (now,))
     os.unlink(os.path.join(share, "removed.bin"))
     os.unlink(os.path.join(share, "swapped.bin"))
     os.mkdir(os.path.join(share, "swapped.bin"))
     c = env.seeder_client(s)
     try:
         for op in ("CHUNK", "MANIFEST"):
-            expect_refusal(c, "FILE CHANGED", "changed.bin changed on disk since it was published; it will be "
-                           "re-published with its new content id", op + " of a rewritten file", op=op,
-                           cid=changed_cid, index=0)
+            for name, cid, how in (("changed.bin", changed_cid, "a rewritten file"),
+                                   ("replaced.bin", replaced_cid, "a file replaced with the same size and mtime"),
+                                   ("restored.bin", restored_cid, "a file rewritten, its mtime restored")):
+                expect_refusal(c, "FILE CHANGED", "%s changed on disk since it was published; it will be "
+                               "re-published with its new content id" % name, op + " of " + how, op=op, cid=cid,
+                               index=0)
             expect_refusal(c, "FILE NOT EXIST", "removed.bin was removed from the share", op + " of a deleted file",
                            op=op, cid=removed_cid, index=0)
             expect_refusal(c, "FILE CHANGED", "swapped.bin is no longer a regular file", op + " of a file a folder "
                            "replaced", op=op, cid=swapped_cid, index=0)
     finally:
         c.close()
-    check(set(env.listed("refuse-a")) == {"changed.bin", "removed.bin", "swapped.bin"},
+    check(set(env.listed("refuse-a")) == {"changed.bin", "removed.bin", "swapped.bin", "replaced.bin", "restored.bin"},
           "nothing was re-synced yet: the case ran inside one poll interval")
 
 
@@ -359,6 +465,10 @@ TESTS = [
     ("a file moved in is published, moved away withdrawn", test_moved_in),
     ("a deleted file is withdrawn and refused", test_deleted_withdrawn),
     ("a rewritten file is republished with its new cid", test_rewritten_republished),
+    ("a file moved over one of the same size and mtime is republished and downloads",
+     test_replaced_same_size_and_mtime),
+    ("a file rewritten in place, its old mtime restored, is republished", test_rewritten_in_place_mtime_restored),
+    ("a file replaced while serve was stopped is not taken from the hash cache", test_replaced_while_stopped),
     ("the seeder says why it refuses a changed, swapped or removed file", test_refusals_before_the_change_is_seen),
     ("dotfiles, .part files, subfolders and symlinks are never published", test_never_published),
     ("a burst of %d files is synced in a few passes" % BURST_FILES, test_burst),

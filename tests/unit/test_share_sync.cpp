@@ -1,7 +1,8 @@
 // test_share_sync.cpp: serve's reconcile pass (ShareSync) on a real folder: which entries are published, what a
-// rescan does to the catalog (added, changed, touched, removed, busy files left alone, nothing hashed twice), the
-// skip notes logged once; and a whole pass against the Broker class in-process (plaintext, real sockets): the
-// index follows the folder, one LIST_CONTENT per pass, no broker request when nothing changed.
+// rescan does to the catalog (added, changed, touched, removed, busy files left alone, nothing hashed twice; a file
+// replaced by one of the same size and mtime, by a rename or a rewrite in place, is hashed again, after a restart
+// too), the skip notes logged once; and a whole pass against the Broker class in-process (plaintext, real sockets):
+// the index follows the folder, one LIST_CONTENT per pass, no broker request when nothing changed.
 #include "broker/broker.hpp"
 #include "common/validate.hpp"
 #include "peer/broker_client.hpp"
@@ -12,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -38,6 +40,24 @@ struct TempShare {
     const timespec times[2] = {{seconds, 0}, {seconds, 0}};
     REQUIRE(::utimensat(AT_FDCWD, path(name).c_str(), times, 0) == 0);
   }
+  // Sets the file's modification time to `mtime_ns` exactly, as `touch -r` or `cp -p` do.
+  void set_mtime_ns(const std::string& name, std::int64_t mtime_ns) const {
+    const timespec t{static_cast<time_t>(mtime_ns / 1000000000LL), static_cast<long>(mtime_ns % 1000000000LL)};
+    const timespec times[2] = {t, t};
+    REQUIRE(::utimensat(AT_FDCWD, path(name).c_str(), times, 0) == 0);
+  }
+  // Waits (1 s at most) until the clock the kernel stamps ctime with has moved past `ctime_ns`, so the next change
+  // to a file gets another ctime even where timestamps are coarse (one tick is a few ms): a probe outside the
+  // share is rewritten until its ctime is later.
+  void wait_ctime_past(std::int64_t ctime_ns) const {
+    const std::string probe = root / "clock-probe";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (;;) {
+      std::ofstream(probe, std::ios::trunc) << "tick";
+      if (identity_of(probe).ctime_ns > ctime_ns) return;
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+    }
+  }
 
   test::TempFolder root{"zshare-share-sync"};
   std::string share;
@@ -62,7 +82,7 @@ struct Fixture {
   ShareSync sync;
 };
 
-FolderEntry entry(const std::string& name, unsigned mode) { return FolderEntry{name, mode, 1, 1, 1}; }
+FolderEntry entry(const std::string& name, unsigned mode) { return FolderEntry{name, mode, FileIdentity{1, 1, 1, 1}}; }
 
 std::string cid_of(const ContentCatalog& catalog, const std::string& name) {
   auto c = catalog.find_name(name);
@@ -114,7 +134,52 @@ TEST_CASE("rescan: new, changed, touched and removed files reach the catalog, no
     ShareChanges again = f.sync.rescan({});
     CHECK_FALSE(again.index_affected());
     CHECK(again.touched == 1);
-    CHECK(f.catalog.find_name("a.txt")->mtime_ns == 1000000000LL * 1000000000LL);
+    CHECK(f.catalog.find_name("a.txt")->identity.mtime_ns == 1000000000LL * 1000000000LL);
+  }
+  SECTION("a file moved over another of the same size and mtime gets its new content id (another inode)") {
+    f.folder.write("c.txt", "other b");  // the same size as b.txt
+    const FileIdentity b = identity_of(f.folder.path("b.txt"));
+    f.folder.set_mtime_ns("c.txt", b.mtime_ns);
+    REQUIRE(::rename(f.folder.path("c.txt").c_str(), f.folder.path("b.txt").c_str()) == 0);
+    const FileIdentity now = identity_of(f.folder.path("b.txt"));
+    REQUIRE((now.size == b.size && now.mtime_ns == b.mtime_ns && now.inode != b.inode));
+    ShareChanges again = f.sync.rescan({});
+    CHECK(again.changed == std::vector<std::string>{"b.txt"});
+    CHECK(cid_of(f.catalog, "b.txt") == to_hex(sha256("other b", 7)));
+    CHECK(f.catalog.find_name("b.txt")->identity == now);
+  }
+  SECTION("a file rewritten in place with the same size, its mtime set back, gets its new content id (ctime)") {
+    const FileIdentity a = identity_of(f.folder.path("a.txt"));
+    f.folder.wait_ctime_past(a.ctime_ns);
+    f.folder.write("a.txt", "other a");
+    f.folder.set_mtime_ns("a.txt", a.mtime_ns);
+    const FileIdentity now = identity_of(f.folder.path("a.txt"));
+    REQUIRE((now.size == a.size && now.mtime_ns == a.mtime_ns && now.inode == a.inode && now.ctime_ns != a.ctime_ns));
+    ShareChanges again = f.sync.rescan({});
+    CHECK(again.changed == std::vector<std::string>{"a.txt"});
+    CHECK(cid_of(f.catalog, "a.txt") == to_hex(sha256("other a", 7)));
+  }
+  SECTION("a chmod alone (a new ctime) is hashed again and keeps its content id: the index is not touched") {
+    const FileIdentity a = identity_of(f.folder.path("a.txt"));
+    f.folder.wait_ctime_past(a.ctime_ns);
+    REQUIRE(::chmod(f.folder.path("a.txt").c_str(), 0600) == 0);
+    ShareChanges again = f.sync.rescan({});
+    CHECK_FALSE(again.index_affected());
+    CHECK(again.touched == 1);
+    CHECK(again.hashed == 1);
+    CHECK(cid_of(f.catalog, "a.txt") == a_cid);
+  }
+  SECTION("a restart with the same hash cache after a same-size, same-mtime replacement hashes the new file") {
+    f.folder.write("c.txt", "other a");
+    const FileIdentity a = identity_of(f.folder.path("a.txt"));
+    f.folder.set_mtime_ns("c.txt", a.mtime_ns);
+    REQUIRE(::rename(f.folder.path("c.txt").c_str(), f.folder.path("a.txt").c_str()) == 0);
+    ContentCatalog catalog;  // a new serve: an empty catalog over the same cache
+    ShareSync restarted(f.folder.share, 16384, catalog, f.cache, {});
+    ShareChanges again = restarted.rescan({});
+    CHECK(again.hashed == 1);      // a.txt: the cached row is for the file it replaced
+    CHECK(again.from_cache == 1);  // b.txt: unchanged
+    CHECK(cid_of(catalog, "a.txt") == to_hex(sha256("other a", 7)));
   }
   SECTION("a deleted file leaves the catalog, so the seeder no longer finds its content") {
     REQUIRE(::unlink(f.folder.path("b.txt").c_str()) == 0);
