@@ -3,7 +3,9 @@
 // change. The share is a flat folder of regular files; what is skipped and why is share_folder.hpp's rule.
 #include "peer/serve_command.hpp"
 
+#include "common/codec.hpp"
 #include "common/protocol.hpp"
+#include "common/transfer_protocol.hpp"
 #include "common/zap_handler.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/content_catalog.hpp"
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 namespace zshare::peer {
@@ -43,6 +46,42 @@ void follow_share(ShareWatcher& watcher, ShareSync& share, BrokerClient& broker,
       retry_at = Clock::now() + kSyncRetry;
     }
   }
+}
+
+// The endpoint of `user`'s current session when a seeder answers there with the key the broker lists for the
+// user: another serve of this user is running, and taking its session over would make the two fight. nullopt
+// when the session is a leftover (nobody answers within a second).
+std::optional<std::string> live_session_endpoint(zmq::context_t& ctx, BrokerClient& broker, const std::string& user,
+                                                 const curve::LinkSecurity& security) {
+  std::string endpoint, key;
+  try {
+    BrokerReply listed = broker.list_users();
+    for (const auto& u : listed.fields.value("users", nlohmann::json::array())) {
+      if (u.value("user", "") == user) {
+        endpoint = u.value("endpoint", "");
+        key = u.value("key", "");
+      }
+    }
+  } catch (const std::exception&) {
+    return std::nullopt;  // the broker will say what is wrong at the CONNECT that follows
+  }
+  if (endpoint.empty() || (!security.plaintext && !curve::is_z85_key(key))) return std::nullopt;
+  zmq::socket_t probe(ctx, zmq::socket_type::dealer);
+  probe.set(zmq::sockopt::linger, 0);
+  probe.set(zmq::sockopt::maxmsgsize, transfer::kSocketMaxMessageBytes);
+  security.dial(probe, key);
+  try {
+    probe.connect(endpoint);
+  } catch (const zmq::error_t&) {
+    return std::nullopt;
+  }
+  MapWriter w;  // any well-formed request: a seeder answers it, FILE NOT EXIST or otherwise
+  w.put("v", transfer::kVersion).put("op", "MANIFEST").put("id", std::uint64_t{1}).put("cid", std::string(64, '0'));
+  probe.send(zmq::buffer(w.finish()), zmq::send_flags::dontwait);
+  zmq::pollitem_t items[] = {{probe.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, std::chrono::milliseconds(1000));
+  if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+  return endpoint;
 }
 
 }  // namespace
@@ -89,7 +128,14 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   std::optional<std::uint64_t> beat;  // none: no heartbeat promised, no self-recovery
   if (o.heartbeat.count() > 0) beat = static_cast<std::uint64_t>(o.heartbeat.count());
   CommandResult conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint, beat); });
-  if (conn.status == status::kUserAlreadyConnected) {  // a session an earlier run of ours left behind
+  if (conn.status == status::kUserAlreadyConnected) {  // a session left behind by an earlier run, or a live one?
+    if (auto live = live_session_endpoint(ctx, broker, o.user, o.seeder.security)) {
+      printer.print(CommandResult::local(
+          "SERVE", Outcome::kRefused, status::kUserAlreadyConnected,
+          o.user + " is already served from " + *live + " by another running `zshare-peer serve` (its seeder "
+          "answers); stop that one first, or serve as another user"));
+      return 1;
+    }
     ask_broker("DISCONNECT", broker, [&] { return broker.disconnect(o.user); });
     conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint, beat); });
   }

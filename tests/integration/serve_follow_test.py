@@ -459,6 +459,27 @@ def test_plaintext(env):
         broker.cleanup()
 
 
+def test_second_serve_refused(env):
+    """A second serve of a user whose seeder still answers is refused and changes nothing; once the first is gone
+    (kill -9: its session is left behind), a new serve takes the session over."""
+    share = env.folder("twice", "share")
+    cid = write_file(os.path.join(share, "kept.bin"), content("twice"))
+    first = env.serve("twice-a", share)
+    other = env.folder("twice", "other")
+    write_file(os.path.join(other, "intruder.bin"), content("intruder"))
+    done = subprocess.run([env.peer_bin] + env.broker.peer_args(env.key_dir("twice-a")) +
+                          ["serve", "--user", "twice-a", "--share", other, "--hash-cache",
+                           os.path.join(env.folder("caches"), "second.db")], capture_output=True, text=True, timeout=30)
+    check(done.returncode == 1 and done.stdout == "SERVE FAIL, USER ALREADY CONNECTED\n" and
+          "already served from %s" % first.endpoint in done.stderr, "the second serve is refused: %r" % done.stdout,
+          done.stderr)
+    check(env.listed("twice-a") == {"kept.bin": cid}, "the first serve's files are untouched")
+    check(first.running() and not log_lines(first, "reconnected"), "the first serve kept its session", first.stderr())
+    first.kill9()
+    again = env.serve("twice-a", share)
+    check(again.serving["status"] == "OK" and again.endpoint != first.endpoint, "a leftover session is taken over")
+
+
 TESTS = [
     ("a file added (written, then closed) is published", test_added_file),
     ("a file still open for writing waits until it is closed", test_open_file_waits_for_close),
@@ -475,6 +496,7 @@ TESTS = [
     ("polling mode follows an add and a delete", test_poll_mode),
     ("an upload is logged with its client, bytes and chunks", test_upload_logged),
     ("--plaintext: followed and logged the same", test_plaintext),
+    ("a second serve of a live user is refused; a leftover session is taken over", test_second_serve_refused),
 ]
 
 
