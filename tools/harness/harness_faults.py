@@ -19,11 +19,13 @@ class Faults:
         self.logger_window = None
         self._thread = None
         self._quit = threading.Event()
+        self.last_kill = {}  # kind -> when it was last killed (monotonic), by hand or by the schedule
         self.client = cluster.client("faults", timeout_s=1.0, deadline_s=60.0)
 
     # ---- the actions ----
     def kill_broker(self):
         with self.lock:
+            self.last_kill["broker"] = time.monotonic()
             window = self.cluster.kill_broker(self.settings["broker-down"])
             self.record.note("fault: broker killed and restarted (incarnation %d)" % self.cluster.epochs.snapshot()[1])
             # No resync is forced: the subscriber learns of the restart from broker.started, or from the gap its
@@ -104,6 +106,10 @@ class Faults:
                     if at is not None and now >= at:
                         self.restart_seeder(name)
                 for kind in sorted(due, key=due.get):
+                    # A kill by hand (a scenario step) counts as the period's: the next periodic one comes a whole
+                    # period after it, never at once after the hand kill released the lock. Otherwise a scenario's
+                    # steps right after its own kill-broker race a second restart that ends their new sessions.
+                    due[kind] = max(due[kind], self.last_kill.get(kind, 0.0) + periods[kind])
                     if now < due[kind]:
                         continue
                     if kind == "broker":
