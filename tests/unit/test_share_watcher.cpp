@@ -121,10 +121,10 @@ TEST_CASE("inotify: an overflowed event queue is reported as one change, with a 
     std::ifstream limit("/proc/sys/fs/inotify/max_queued_events");
     limit >> queue;
   }
-  if (queue <= 0 || queue > 200000) {
-    WARN("max_queued_events is " << queue << ": too large to overflow in a unit test");
-    return;
-  }
+  // Linux's default is 16384; a machine tuned far past that would make this case write millions of events, so it
+  // fails saying so rather than passing without having overflowed anything.
+  INFO("/proc/sys/fs/inotify/max_queued_events is " << queue);
+  REQUIRE((queue > 0 && queue <= 1000000));
   TempFolder folder("zshare-watcher");
   std::vector<std::string> notes;
   ShareWatcher watcher(folder.path, inotify_options(), [&](const std::string& line) { notes.push_back(line); });
