@@ -4,6 +4,7 @@
 // The caller owns the PartFile: it decides what to do with it when the run ends (commit, keep or discard).
 #include "peer/downloader.hpp"
 
+#include "common/byte_bucket.hpp"
 #include "common/codec.hpp"
 #include "common/content_hash.hpp"
 #include "common/protocol.hpp"
@@ -329,20 +330,14 @@ DownloadReport Downloader::run(const DownloadPlan& plan, PartFile& part, const P
     return std::nullopt;
   };
 
-  // The download cap: a token bucket in bytes; a chunk is asked for only once its bytes are in the bucket (which
-  // holds a tenth of a second, or one chunk when that is more), so the mean rate never exceeds the cap.
-  double tokens = 0;
-  auto refilled = Clock::now();
+  // The download cap: a chunk is asked for only once its bytes are in the bucket (which holds a tenth of a second,
+  // or one chunk when that is more), so the mean rate never exceeds the cap.
+  const double cap = static_cast<double>(options_.rate_limit);
+  ByteBucket bucket(cap, std::max(cap / 10, static_cast<double>(chunk_size)));
   auto may_ask = [&](std::uint64_t bytes) {
     if (options_.rate_limit == 0) return true;
-    const auto now = Clock::now();
-    const double rate = static_cast<double>(options_.rate_limit);
-    const double room = std::max(rate / 10, static_cast<double>(chunk_size));
-    tokens = std::min(room, tokens + rate * std::chrono::duration<double>(now - refilled).count());
-    refilled = now;
-    if (tokens < static_cast<double>(bytes)) return false;
-    tokens -= static_cast<double>(bytes);
-    return true;
+    bucket.refill();
+    return bucket.try_take(static_cast<double>(bytes));
   };
   auto report_progress = [&] {
     report.bytes_done = done_bytes;

@@ -127,7 +127,11 @@ constexpr std::chrono::milliseconds kUploadSweep{250};  // how often idle upload
 
 Seeder::Seeder(zmq::context_t& ctx, const std::string& bind_address, const ContentCatalog& catalog,
                SeederOptions options)
-    : catalog_(catalog), options_(options), router_(ctx, zmq::socket_type::router) {
+    : catalog_(catalog),
+      options_(options),
+      router_(ctx, zmq::socket_type::router),
+      // at most a tenth of a second's worth ahead of the cap
+      upload_cap_(static_cast<double>(options.rate_limit), static_cast<double>(options.rate_limit) / 10) {
   router_.set(zmq::sockopt::linger, 0);
   router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(transfer::kMaxRequestBytes * 4));
   router_.set(zmq::sockopt::router_mandatory, true);
@@ -201,14 +205,9 @@ bool Seeder::reply(std::vector<zmq::message_t>& envelope, zmq::message_t body) {
 
 void Seeder::throttle(std::size_t bytes) {
   if (options_.rate_limit == 0) return;
-  const auto now = std::chrono::steady_clock::now();
-  const double rate = static_cast<double>(options_.rate_limit);
-  const double burst = rate / 10;  // at most a tenth of a second's worth ahead of the cap
-  tokens_ = std::min(burst, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
-  refilled_ = now;
-  tokens_ -= static_cast<double>(bytes);
+  upload_cap_.refill();
   // The cap the user asked for, slept in slices so a stop is never kept waiting.
-  auto owed = std::chrono::duration<double>(-tokens_ / rate);
+  auto owed = upload_cap_.take(static_cast<double>(bytes));
   while (owed.count() > 0 && !stop_) {
     const auto slice = std::min(owed, std::chrono::duration<double>(0.1));
     std::this_thread::sleep_for(slice);

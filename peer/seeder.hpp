@@ -5,6 +5,7 @@
 // (FILE CHANGED), or it could not be read (INTERNAL ERROR). With a log, each finished upload is one line.
 #pragma once
 
+#include "common/byte_bucket.hpp"
 #include "common/curve_keys.hpp"
 #include "peer/content_catalog.hpp"
 #include "peer/line_log.hpp"
@@ -72,11 +73,10 @@ class Seeder {
   const ContentCatalog& catalog_;
   SeederOptions options_;
   zmq::socket_t router_;
+  ByteBucket upload_cap_;  // options_.rate_limit, used only by the serving thread
   std::string bound_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> chunks_served_{0}, bytes_served_{0}, refused_{0}, dropped_{0};
-  double tokens_ = 0;  // rate limiter's budget in bytes
-  std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
   std::unordered_map<std::string, Upload> uploads_;  // routing id + raw cid -> what it took so far
   std::chrono::steady_clock::time_point swept_ = std::chrono::steady_clock::now();
   std::thread thread_;
