@@ -128,7 +128,7 @@ std::string user_name(std::uint64_t u) {
 std::string fake_endpoint(std::uint64_t u) { return "tcp://127.0.0.1:" + std::to_string(10000 + u % 50000); }
 
 struct FileSpec {
-  std::string user, name, description, cid, root;
+  std::string user, name, description, cid;
   std::uint64_t size = 0;
 };
 
@@ -147,9 +147,7 @@ FileSpec file_spec(std::uint64_t i, std::uint64_t users) {
                   vocab[(g >> 32) % kVocabularySize];
   f.size = 1'000'000 + (h >> 28) % 49'000'000;
   const std::string seed = "zshare-bench-file-" + std::to_string(i);
-  f.cid = zshare::to_hex(zshare::sha256(seed.data(), seed.size()));
-  const std::string root_seed = "zshare-bench-root-" + std::to_string(i);
-  f.root = zshare::to_hex(zshare::sha256(root_seed.data(), root_seed.size()));
+  f.cid = zshare::to_hex(zshare::sha256(seed.data(), seed.size()));  // the index never checks ids against bytes
   return f;
 }
 
@@ -442,7 +440,6 @@ int cmd_populate(const std::string& endpoint, Dial dial, std::uint64_t users, st
             .put("size", f.size)
             .put("cid", f.cid)
             .put("chunk_size", static_cast<std::uint64_t>(zshare::kDefaultChunkSize))
-            .put("root", f.root)
             .finish();
       },
       {std::string(proto::status::kContentAlreadyPublished)}, idle_timeout_s, phase_timeout_s, prefix);

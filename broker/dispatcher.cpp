@@ -100,7 +100,10 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
       id.assign(raw_id->via.str.ptr, raw_id->via.str.size);  // echoed: only ever valid UTF-8
     }
     const auto v = root.uint("v");
-    if (v != p::kVersion) throw BadRequest("unsupported protocol version " + std::to_string(v) + " (this broker speaks 1)");
+    if (v != p::kVersion) {
+      throw BadRequest("unsupported protocol version " + std::to_string(v) + " (this broker speaks " +
+                       std::to_string(p::kVersion) + ")");
+    }
     const auto op_name = root.str("op", p::kMaxOpBytes);
     const auto req_id = root.str("id", p::kMaxIdBytes);
     if (req_id.empty()) throw BadRequest("field 'id' must not be empty");
@@ -185,7 +188,6 @@ MapWriter Dispatcher::file_map(FileId id, bool with_owner) const {
   w.put("size", f.size);
   w.put("cid", to_hex(f.cid));
   w.put("chunk_size", f.chunk_size);
-  w.put("root", to_hex(f.root));
   if (with_owner) {
     const auto& u = index_.user(f.user);
     w.put("user", u.name);
@@ -280,7 +282,6 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
   const auto chunk_size = r.fields.uint("chunk_size");
   check_chunk_size(chunk_size);
   f.chunk_size = static_cast<std::uint32_t>(chunk_size);
-  f.root = parse_hash(r.fields.str("root", 64), "root");
 
   std::string failure;
   f.user = existing_user(name, true, failure, r, Access::kOwner);
@@ -298,6 +299,7 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
   log(r, "PUBLISH", name, f.name + " " + std::to_string(f.size) + " " + to_hex(f.cid));
   auto ev = event(r, name);
   ev.put("name", f.name).put("description", f.description).put("size", f.size).put("cid", to_hex(f.cid));
+  ev.put("chunk_size", f.chunk_size);
   index_.add_file(std::move(f));
   emit(events, "file.published", ev);
   return reply_header(r.id, st::kOk).finish();

@@ -202,7 +202,6 @@ FileView FileIndex::file(FileId id) const {
   const Record& r = files_[id];
   FileView v;
   v.cid = r.cid;
-  v.root = r.root;
   v.size = r.size;
   v.name = name_of(r);
   v.description = description_of(r);
@@ -290,7 +289,6 @@ FileId FileIndex::add_file(FileRecord record) {
 
   Record& r = files_.emplace_back();
   r.cid = record.cid;
-  r.root = record.root;
   r.size = record.size;
   r.text = std::move(text);
   r.user = record.user;

@@ -24,7 +24,6 @@ CREATE TABLE IF NOT EXISTS files (
   size INTEGER NOT NULL,
   cid BLOB NOT NULL,
   chunk_size INTEGER NOT NULL,
-  root BLOB NOT NULL,
   published_ts TEXT NOT NULL,
   UNIQUE (user, name)
 );
@@ -85,14 +84,15 @@ Store::Store(const std::string& path) {
   exec("PRAGMA synchronous=FULL");
   exec(kSchema);
   add_user_key_column();
+  drop_files_root_column();
   begin_ = prepare("BEGIN IMMEDIATE");
   commit_ = prepare("COMMIT");
   insert_user_ = prepare("INSERT INTO users (name, key, registered_ts) VALUES (?1, ?2, ?3)");
   delete_user_ = prepare("DELETE FROM users WHERE name = ?1");
   delete_user_files_ = prepare("DELETE FROM files WHERE user = ?1");
   insert_file_ = prepare(
-      "INSERT INTO files (user, name, description, size, cid, chunk_size, root, published_ts) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      "INSERT INTO files (user, name, description, size, cid, chunk_size, published_ts) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   delete_file_ = prepare("DELETE FROM files WHERE user = ?1 AND name = ?2");
   put_reply_ = prepare("INSERT OR REPLACE INTO replies (request_id, reply) VALUES (?1, ?2)");
   set_seq_ = prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?1)");
@@ -108,6 +108,15 @@ void Store::add_user_key_column() {
   const bool present = sqlite3_step(s) == SQLITE_ROW;
   sqlite3_finalize(s);
   if (!present) exec("ALTER TABLE users ADD COLUMN key TEXT NOT NULL DEFAULT ''");
+}
+
+void Store::drop_files_root_column() {
+  // Protocol v1 kept a Merkle root over the publisher's chunks beside the whole-file cid; v3's cid is itself the
+  // root over 16 KiB blocks. The rows stay: their v1 cids are served by no v3 seeder until their owners republish.
+  sqlite3_stmt* s = prepare("SELECT 1 FROM pragma_table_info('files') WHERE name = 'root'");
+  const bool present = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
+  if (present) exec("ALTER TABLE files DROP COLUMN root");  // SQLite 3.35 or later
 }
 
 std::string Store::load_broker_id() {
@@ -217,8 +226,7 @@ void Store::insert_file(std::string_view user, const FileRecord& f, std::string_
   sqlite3_bind_int64(insert_file_, 4, static_cast<sqlite3_int64>(f.size));
   bind_blob(insert_file_, 5, f.cid.data(), f.cid.size());
   sqlite3_bind_int64(insert_file_, 6, f.chunk_size);
-  bind_blob(insert_file_, 7, f.root.data(), f.root.size());
-  bind_text(insert_file_, 8, ts);
+  bind_text(insert_file_, 7, ts);
   write(insert_file_);
 }
 
@@ -245,7 +253,7 @@ std::uint64_t Store::load(FileIndex& index) {
   sqlite3_finalize(users);
 
   sqlite3_stmt* files = prepare(
-      "SELECT user, name, description, size, cid, chunk_size, root FROM files ORDER BY id");
+      "SELECT user, name, description, size, cid, chunk_size FROM files ORDER BY id");
   std::optional<UserId> owner;  // rows come grouped by publishing order; look the owner up when it changes
   std::string owner_name;
   int rc;
@@ -263,7 +271,6 @@ std::uint64_t Store::load(FileIndex& index) {
     f.size = static_cast<std::uint64_t>(sqlite3_column_int64(files, 3));
     f.cid = column_hash(files, 4);
     f.chunk_size = static_cast<std::uint32_t>(sqlite3_column_int64(files, 5));
-    f.root = column_hash(files, 6);
     index.add_file(std::move(f));
   }
   sqlite3_finalize(files);

@@ -63,6 +63,7 @@ class Store {
   [[noreturn]] void fail(const char* what);
   std::string load_broker_id();
   void add_user_key_column();
+  void drop_files_root_column();
 
   sqlite3* db_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;

@@ -8,7 +8,7 @@
 
 namespace zshare::protocol {
 
-inline constexpr std::uint64_t kVersion = 1;
+inline constexpr std::uint64_t kVersion = 3;  // 2 skipped: the control and transfer protocols share one number
 
 inline constexpr std::size_t kMaxMessageBytes = 64 * 1024;         // answered with BAD REQUEST above this
 inline constexpr std::int64_t kSocketMaxMessageBytes = 1 << 20;    // ZMQ_MAXMSGSIZE on the broker's sockets

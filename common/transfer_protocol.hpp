@@ -8,8 +8,8 @@
 
 namespace zshare::transfer {
 
-inline constexpr std::uint64_t kVersion = 2;  // 2: a CHUNK reply is one frame, the chunk in its `data`
-inline constexpr std::size_t kMaxLeavesPerManifest = 8192;         // 256 KiB of hashes per MANIFEST reply
+inline constexpr std::uint64_t kVersion = 3;  // 3: content ids are Merkle roots over 16 KiB blocks (protocol.md)
+inline constexpr std::size_t kMaxLeavesPerManifest = 8192;         // 256 KiB of layer hashes per MANIFEST reply
 inline constexpr std::size_t kMaxRequestBytes = 1024;              // a request is a small map
 inline constexpr std::int64_t kSocketMaxMessageBytes = 32 << 20;   // a chunk (16 MiB at most) plus its map
 inline constexpr std::uint32_t kDefaultWindow = 32;                // chunk requests in flight per source

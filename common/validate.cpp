@@ -77,8 +77,12 @@ void check_endpoint(std::string_view s) {
   }
 }
 
+bool valid_chunk_size(std::uint64_t n) {
+  return n >= protocol::kMinChunkSize && n <= protocol::kMaxChunkSize && (n & (n - 1)) == 0;
+}
+
 void check_chunk_size(std::uint64_t n) {
-  if (n < protocol::kMinChunkSize || n > protocol::kMaxChunkSize || (n & (n - 1)) != 0) {
+  if (!valid_chunk_size(n)) {
     throw BadRequest("chunk_size must be a power of two from 16384 to 16777216");
   }
 }

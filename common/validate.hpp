@@ -20,6 +20,7 @@ void check_file_name(std::string_view s);
 void check_description(std::string_view s);
 void check_endpoint(std::string_view s);
 void check_chunk_size(std::uint64_t n);
+bool valid_chunk_size(std::uint64_t n);  // a power of two from 16 KiB to 16 MiB
 void check_timestamp(std::string_view s);  // 1-64 characters of 0-9 A-Z a-z . : + -
 
 // 64 lowercase hex digits <-> 32 bytes. parse_hash throws BadRequest naming `field`.

@@ -14,6 +14,8 @@ import uuid
 import msgpack
 import zmq
 
+PROTOCOL_VERSION = 3  # schemas/protocol.md: every request's `v`
+
 
 def broker_public_key(key_or_path):
     """The broker's CurveZMQ public key: 40 Z85 characters, or a key file's public-key = "..." line."""
@@ -77,7 +79,7 @@ def main():
     prefix, counter, cursor, found = uuid.uuid4().hex, 0, None, 0
     while True:
         counter += 1
-        msg = {"v": 1, "op": "SEARCH", "id": "%s:%d" % (prefix, counter), "limit": 100,
+        msg = {"v": PROTOCOL_VERSION, "op": "SEARCH", "id": "%s:%d" % (prefix, counter), "limit": 100,
                "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), "ts_local": True}
         if args.words:
             msg["q"] = " ".join(args.words)

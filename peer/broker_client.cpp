@@ -97,8 +97,7 @@ BrokerReply BrokerClient::publish(const PublishRequest& r) {
       .put("description", r.description)
       .put("size", r.size)
       .put("cid", r.cid)
-      .put("chunk_size", r.chunk_size)
-      .put("root", r.root);
+      .put("chunk_size", r.chunk_size);
   return call(w, id);
 }
 

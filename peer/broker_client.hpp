@@ -42,7 +42,6 @@ struct PublishRequest {
   std::uint64_t size = 0;
   std::string cid;   // 64 lowercase hex digits
   std::uint64_t chunk_size = 0;
-  std::string root;  // 64 lowercase hex digits
 };
 
 struct SearchRequest {

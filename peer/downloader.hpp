@@ -1,7 +1,8 @@
 // downloader.hpp: fetches one file from one or more seeders at once (multi-source, credit-based: each source
-// has a window of chunk requests in flight), verifies every chunk against the Merkle tree whose root the
-// broker's index holds, writes them to a PartFile (the caller commits it). Resumes from a kept .part; can feed
-// the verified bytes in file order to a sink (standard output); stops early when its stop flag is raised.
+// has a window of chunk requests in flight), verifies every chunk against the Merkle tree whose root is the
+// content id, writes them to a PartFile (the caller commits it). Resumes from a kept .part; can feed the
+// verified bytes in file order to a sink (standard output); stops early when its stop flag is raised.
+// The work is a DownloadSession (download_session.hpp); this is its entry point.
 #pragma once
 
 #include "common/curve_keys.hpp"
@@ -29,10 +30,9 @@ struct Source {
 };
 
 struct DownloadPlan {
-  Hash cid{};
-  Hash root{};
+  Hash cid{};                    // the Merkle root every chunk is verified against
   std::uint64_t size = 0;
-  std::uint32_t chunk_size = 0;
+  std::uint32_t chunk_size = 0;  // the largest of the sources' chunk sizes: each folds its layer up to it
   std::vector<Source> sources;
 };
 
@@ -43,6 +43,7 @@ struct DownloadOptions {
   curve::LinkSecurity security;                              // our keys; each source's key comes with it
   std::uint64_t rate_limit = 0;                              // bytes per second from all sources; 0: no cap
   const std::atomic<bool>* stop = nullptr;                   // raised (SIGINT, SIGTERM): give up at once
+  unsigned hash_threads = 2;                                 // workers verifying and writing chunks
 };
 
 struct SourceReport {

@@ -1,6 +1,7 @@
 // get_command.cpp: the steps of one GET, in order: what (content id and published name), where (destination
-// checks, free space), from whom (the online holders whose index entry agrees on size, chunk size and root: the
-// largest such group, so one inconsistent publisher cannot steer the download), then the tries.
+// checks, free space), from whom (the online holders of the content id whose index entries agree on its size: the
+// largest such group, so one inconsistent publisher cannot steer the download; chunk sizes may differ), then the
+// tries.
 #include "peer/get_command.hpp"
 
 #include "common/byte_size.hpp"
@@ -37,7 +38,7 @@ constexpr std::string_view kNoSpace = "NO SPACE";
 constexpr std::string_view kInterrupted = "INTERRUPTED";
 
 struct Entry {
-  std::string user, name, endpoint, key, cid, root;
+  std::string user, name, endpoint, key, cid;
   std::uint64_t size = 0, chunk_size = 0;
   bool online = false;
 };
@@ -49,7 +50,6 @@ Entry entry_of(const json& f) {
   e.endpoint = f.value("endpoint", "");
   e.key = f.value("key", "");
   e.cid = f.value("cid", "");
-  e.root = f.value("root", "");
   e.size = f.value("size", std::uint64_t{0});
   e.chunk_size = f.value("chunk_size", std::uint64_t{0});
   e.online = f.value("online", false);
@@ -90,7 +90,7 @@ std::variant<Holders, CommandResult> find_holders(BrokerClient& broker, const st
   query.include_offline = true;
   const auto poll = std::chrono::milliseconds(200);
   const auto give_up = std::chrono::steady_clock::now() + request.source_wait;
-  std::map<std::tuple<std::uint64_t, std::uint64_t, std::string>, std::vector<Entry>> groups;
+  std::map<std::uint64_t, std::vector<Entry>> groups;  // by size: honest holders of one cid agree on it
   std::size_t offline = 0;
   for (;;) {
     CommandResult holders = search_command(broker, query);
@@ -107,7 +107,8 @@ std::variant<Holders, CommandResult> find_holders(BrokerClient& broker, const st
         ++offline;
         continue;
       }
-      groups[{e.size, e.chunk_size, e.root}].push_back(std::move(e));
+      if (!valid_chunk_size(e.chunk_size)) continue;  // no honest publisher sends it: not a source
+      groups[e.size].push_back(std::move(e));
     }
     if (!groups.empty() || offline == 0 || std::chrono::steady_clock::now() + poll > give_up || stopped(request)) break;
     std::this_thread::sleep_for(poll);
@@ -134,10 +135,12 @@ DownloadPlan plan_of(const std::string& cid, const Holders& holders) {
   const Entry& first = holders.sources.front();
   DownloadPlan plan;
   plan.cid = parse_hash(cid, "cid");
-  plan.root = parse_hash(first.root, "root");
   plan.size = first.size;
-  plan.chunk_size = static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(first.chunk_size, std::numeric_limits<std::uint32_t>::max()));  // checked later
+  // The largest chunk size among the holders: each can fold its own chunk layer up to it (transfer.md), so
+  // holders that hashed with different chunk sizes serve one download together.
+  std::uint64_t chunk_size = 0;
+  for (const auto& e : holders.sources) chunk_size = std::max(chunk_size, e.chunk_size);
+  plan.chunk_size = static_cast<std::uint32_t>(chunk_size);  // find_holders kept valid chunk sizes only
   std::set<std::string> endpoints;  // one connection per (endpoint, key): a key names who must answer there
   for (const auto& e : holders.sources) {
     if (endpoints.insert(e.endpoint + " " + e.key).second) plan.sources.push_back(Source{e.user, e.endpoint, e.key});
@@ -303,7 +306,7 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
           part->resize(next.size);
           plan = next;
           result.fields["size"] = plan.size;
-        } else if (next.root == plan.root && next.size == plan.size && next.chunk_size == plan.chunk_size) {
+        } else if (next.size == plan.size) {  // the same file: its sources now, at their largest chunk size
           plan = next;
         }
       }

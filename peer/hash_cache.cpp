@@ -1,9 +1,11 @@
-// hash_cache.cpp: one table; leaves are stored as one blob of 32-byte hashes. A row answers only for the very file
-// it was hashed from: the same path, size, mtime, ctime and inode (FileIdentity). A FileIdentity read before and
-// after hashing guards against caching hashes of a file that changed while it was read.
-// Schema history: the first caches had no ctime_ns and inode columns. Opening one adds them (ALTER TABLE ... ADD
-// COLUMN) holding NULL, which equals nothing in SQL, so every old row misses once and is replaced when its file is
-// hashed again. Nothing about an old or damaged cache file fails the open: at worst, every lookup misses.
+// hash_cache.cpp: one table, `tree_hashes`; a file's chunk layer is one blob of 32-byte nodes. A row answers only
+// for the very file it was hashed from: the same path, size, mtime, ctime and inode (FileIdentity), and only when
+// its layer folds up to its cid. A FileIdentity read before and after hashing guards against caching hashes of a
+// file that changed while it was read.
+// Schema history: caches before protocol v3 kept a table `hashes` of whole-file SHA-256 ids, which no longer name
+// anything and cannot be converted without reading each file again; opening such a cache drops that table (the
+// files are hashed again, once). Nothing about an old or damaged cache file fails the open: at worst, every
+// lookup misses.
 #include "peer/hash_cache.hpp"
 
 #include <sqlite3.h>
@@ -14,33 +16,6 @@
 #include <stdexcept>
 
 namespace zshare::peer {
-
-namespace {
-
-bool has_column(sqlite3* db, const char* table, const std::string& column) {
-  sqlite3_stmt* s = nullptr;
-  const std::string sql = std::string("PRAGMA table_info(") + table + ")";
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return false;
-  bool found = false;
-  while (!found && sqlite3_step(s) == SQLITE_ROW) {
-    const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));  // cid, name, type, ...
-    found = name && column == name;
-  }
-  sqlite3_finalize(s);
-  return found;
-}
-
-// Brings a cache file of an older schema up to this one. Errors are ignored (another serve sharing the file may
-// have added the column a moment ago; a read-only file stays as it is and then only misses).
-void add_missing_columns(sqlite3* db) {
-  for (const char* column : {"ctime_ns", "inode"}) {
-    if (has_column(db, "hashes", column)) continue;
-    const std::string sql = std::string("ALTER TABLE hashes ADD COLUMN ") + column + " INTEGER";  // NULL: never matches
-    sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
-  }
-}
-
-}  // namespace
 
 std::string default_hash_cache_path() {
   if (const char* zshare_home = std::getenv("ZSHARE_HOME"); zshare_home && *zshare_home) {
@@ -65,10 +40,10 @@ HashCache::HashCache(const std::string& path) {
   sqlite3_exec(db_,
                "PRAGMA journal_mode=WAL;"
                "PRAGMA synchronous=NORMAL;"  // a cache: a power cut may lose the last entries, never corrupt one
-               "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-               " chunk_size INTEGER, cid BLOB, root BLOB, leaves BLOB, ctime_ns INTEGER, inode INTEGER)",
+               "DROP TABLE IF EXISTS hashes;"  // ids of protocol v1/v2 (see the top of this file)
+               "CREATE TABLE IF NOT EXISTS tree_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+               " ctime_ns INTEGER, inode INTEGER, chunk_size INTEGER, cid BLOB, layer BLOB)",
                nullptr, nullptr, nullptr);
-  add_missing_columns(db_);
 }
 
 HashCache::~HashCache() { sqlite3_close(db_); }
@@ -77,7 +52,7 @@ std::optional<ContentHashes> HashCache::find(const std::string& path, const File
                                              std::uint32_t chunk_size) const {
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v2(db_,
-                         "SELECT cid, root, leaves FROM hashes WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3"
+                         "SELECT cid, layer FROM tree_hashes WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3"
                          " AND ctime_ns = ?4 AND inode = ?5 AND chunk_size = ?6",
                          -1, &s, nullptr) != SQLITE_OK) {
     sqlite3_finalize(s);
@@ -90,17 +65,18 @@ std::optional<ContentHashes> HashCache::find(const std::string& path, const File
   sqlite3_bind_int64(s, 5, static_cast<sqlite3_int64>(identity.inode));
   sqlite3_bind_int64(s, 6, chunk_size);
   std::optional<ContentHashes> out;
-  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 && sqlite3_column_bytes(s, 1) == 32 &&
-      sqlite3_column_bytes(s, 2) % 32 == 0) {
+  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 && sqlite3_column_bytes(s, 1) % 32 == 0) {
     ContentHashes h;
     h.size = identity.size;
     h.chunk_size = chunk_size;
     std::memcpy(h.cid.data(), sqlite3_column_blob(s, 0), 32);
-    std::memcpy(h.root.data(), sqlite3_column_blob(s, 1), 32);
-    const auto n = static_cast<std::size_t>(sqlite3_column_bytes(s, 2)) / 32;
-    h.leaves.resize(n);
-    if (n) std::memcpy(h.leaves.data(), sqlite3_column_blob(s, 2), n * 32);
-    if (merkle_root(h.leaves) == h.root) out = std::move(h);  // a damaged row is a miss, not a lie
+    const auto n = static_cast<std::size_t>(sqlite3_column_bytes(s, 1)) / 32;
+    h.layer.resize(n);
+    if (n) std::memcpy(h.layer.data(), sqlite3_column_blob(s, 1), n * 32);
+    // A damaged row is a miss, not a lie.
+    if (n == chunk_count(h.size, chunk_size) && layer_root(h.layer, layer_height(h.size, chunk_size)) == h.cid) {
+      out = std::move(h);
+    }
   }
   sqlite3_finalize(s);
   return out;
@@ -109,8 +85,8 @@ std::optional<ContentHashes> HashCache::find(const std::string& path, const File
 void HashCache::put(const std::string& path, const FileIdentity& identity, const ContentHashes& h) {
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v2(db_,
-                         "INSERT OR REPLACE INTO hashes (path, size, mtime_ns, ctime_ns, inode, chunk_size, cid, root,"
-                         " leaves) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         "INSERT OR REPLACE INTO tree_hashes (path, size, mtime_ns, ctime_ns, inode, chunk_size, cid,"
+                         " layer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                          -1, &s, nullptr) != SQLITE_OK) {
     sqlite3_finalize(s);
     return;  // a cache: a failed write only costs a re-hash next time
@@ -122,8 +98,7 @@ void HashCache::put(const std::string& path, const FileIdentity& identity, const
   sqlite3_bind_int64(s, 5, static_cast<sqlite3_int64>(identity.inode));
   sqlite3_bind_int64(s, 6, h.chunk_size);
   sqlite3_bind_blob(s, 7, h.cid.data(), 32, SQLITE_TRANSIENT);
-  sqlite3_bind_blob(s, 8, h.root.data(), 32, SQLITE_TRANSIENT);
-  sqlite3_bind_blob(s, 9, h.leaves.empty() ? nullptr : h.leaves.data(), static_cast<int>(h.leaves.size() * 32),
+  sqlite3_bind_blob(s, 8, h.layer.empty() ? nullptr : h.layer.data(), static_cast<int>(h.layer.size() * 32),
                     SQLITE_TRANSIENT);
   sqlite3_step(s);  // a cache: a failed write only costs a re-hash next time
   sqlite3_finalize(s);

@@ -1,7 +1,7 @@
 // hash_cache.hpp: a seeder's memory of file hashes, keyed by path and FileIdentity (size, mtime, ctime, inode), in
 // a small SQLite file, so a restarted `zshare-peer serve` does not read its whole share again. A changed file
-// misses, even one replaced by another of the same size and mtime. A cache file written before ctime and inode
-// were part of the key is migrated on open (the columns are added, empty): its rows miss once, then are rewritten.
+// misses, even one replaced by another of the same size and mtime. A cache file of an older protocol (whole-file
+// SHA-256 ids) is migrated on open: its rows are dropped, and each file is hashed again once.
 #pragma once
 
 #include "common/content_hash.hpp"

@@ -7,6 +7,7 @@
 #include "peer/broker_client.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/get_command.hpp"
+#include "peer/hash_command.hpp"
 #include "peer/progress_meter.hpp"
 #include "peer/serve_command.hpp"
 #include "peer/response_printer.hpp"
@@ -34,7 +35,7 @@ namespace zshare::peer {
 
 namespace {
 
-enum class Subcommand { kShell, kRegister, kUnregister, kListUsers, kListContent, kSearch, kGet, kServe };
+enum class Subcommand { kShell, kRegister, kUnregister, kListUsers, kListContent, kSearch, kGet, kServe, kHash };
 
 // Everything the command line said, filled in by CLI11.
 struct PeerOptions {
@@ -60,6 +61,7 @@ struct PeerOptions {
   double wait_sources_s = 2.0;
   double retry_wait_s = 1.0;
   ServeOptions serve;
+  std::vector<std::string> hash_files;
   double heartbeat_s = 1.0;
   std::string broker_key;  // the broker's public key, or a file holding it
   std::string key_dir;     // where this peer's keypair lives (created on first run)
@@ -195,6 +197,10 @@ void define_options(CLI::App& app, PeerOptions& o) {
                     "TESTING ONLY: flip a byte in every Nth chunk served")
       ->group("Testing");
   serve->callback(chosen(Subcommand::kServe));
+
+  auto* hash = app.add_subcommand("hash", "print the content id of files (64 hex digits, as search --cid takes it)");
+  hash->add_option("file", o.hash_files, "the files")->required();
+  hash->callback(chosen(Subcommand::kHash));
   shell->add_option("--rate-limit", o.shell.seeder.rate_limit, "upload cap in bytes per second, e.g. 10M (0: none)")
       ->transform(cli::byte_size())
       ->capture_default_str();
@@ -375,6 +381,7 @@ int run_peer_cli(int argc, const char* const* argv, ProcessIo io) {
   PeerOptions options;
   define_options(app, options);
   if (auto code = cli::parse(app, argc, argv, io.out, io.err)) return *code;
+  if (options.subcommand == Subcommand::kHash) return hash_command(options.hash_files, io.out, io.err);  // no broker
   try {
     return run_subcommand(options, io);
   } catch (const std::exception& e) {  // a last resort: report and fail, never abort

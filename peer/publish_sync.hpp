@@ -1,5 +1,5 @@
 // publish_sync.hpp: makes the broker's index of one user match what this peer serves (its ContentCatalog):
-// publishes what is missing, republishes what changed (content, chunk size or root), and (delete_extra) deletes
+// publishes what is missing, republishes what changed (content or chunk size), and (delete_extra) deletes
 // what it no longer serves. Used by serve's reconcile passes (ShareSync) and by the SessionKeeper after a broker
 // restart, so a search after recovery finds what it found before.
 #pragma once

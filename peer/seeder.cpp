@@ -6,6 +6,7 @@
 #include "peer/seeder.hpp"
 
 #include "common/codec.hpp"
+#include "common/content_hash.hpp"
 #include "common/protocol.hpp"
 #include "common/transfer_protocol.hpp"
 #include "common/validate.hpp"
@@ -119,6 +120,24 @@ std::string downloader_of(const zmq::message_t& request) {
   std::string who = key && *key ? std::string(key) : std::string("an unnamed peer");
   if (address && *address) who += std::string(" at ") + address;
   return who;
+}
+
+// Nodes [first, first + count) of `h`'s chunk layer at `chunk_size` (>= h.chunk_size): each folds the nodes of ours
+// it covers, so a page costs only its own slice of our layer.
+std::vector<Hash> layer_page(const ContentHashes& h, std::uint32_t chunk_size, std::uint64_t first, std::uint64_t count) {
+  const unsigned ours = layer_height(h.size, h.chunk_size);
+  const unsigned theirs = layer_height(h.size, chunk_size);
+  const std::uint64_t factor = std::uint64_t{1} << (theirs - ours);
+  const std::uint64_t from = std::min<std::uint64_t>(first * factor, h.layer.size());
+  const std::uint64_t to = std::min<std::uint64_t>((first + count) * factor, h.layer.size());
+  const std::vector<Hash> slice(h.layer.begin() + static_cast<std::ptrdiff_t>(from),
+                                h.layer.begin() + static_cast<std::ptrdiff_t>(to));
+  return factor == 1 ? slice : coarser_layer(slice, ours, static_cast<std::uint32_t>(factor));
+}
+
+// Downloaders ask for chunks in order, several at once: have the kernel read the next ones while this one is sent.
+void read_ahead(int fd, std::uint64_t offset, std::size_t chunk) {
+  ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(chunk) * 4, POSIX_FADV_WILLNEED);
 }
 
 constexpr std::chrono::milliseconds kUploadSweep{250};  // how often idle uploads are looked for
@@ -235,7 +254,10 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     MapView req = msg.root();
     if (auto raw_op = req.opt_str("op", 16)) op = std::string(*raw_op);
     if (auto raw_id = req.find("id"); raw_id && raw_id->type == msgpack::type::POSITIVE_INTEGER) id = raw_id->via.u64;
-    if (req.uint("v") != transfer::kVersion) throw BadRequest("unsupported transfer protocol version");
+    if (const auto v = req.uint("v"); v != transfer::kVersion) {
+      throw BadRequest("unsupported transfer protocol version " + std::to_string(v) + " (this peer speaks " +
+                       std::to_string(transfer::kVersion) + ")");
+    }
     req.uint("id");
     if (req.has("path") || req.has("name")) {
       throw BadRequest("content is named by content id only; paths and names are refused");
@@ -249,7 +271,13 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
       return;
     }
     const auto& h = content->hashes;
-    const std::uint64_t chunks = h.leaves.size();
+    // Any chunk size from ours up: our layer folds up to it (transfer.md).
+    const std::uint64_t chunk_size = req.opt_uint("chunk_size").value_or(h.chunk_size);
+    if (!valid_chunk_size(chunk_size) || chunk_size < h.chunk_size) {
+      throw BadRequest("this peer hashed that content in chunks of " + std::to_string(h.chunk_size) +
+                       " bytes; ask for a power of two from that up to 16777216");
+    }
+    const std::uint64_t chunks = chunk_count(h.size, static_cast<std::uint32_t>(chunk_size));
     OpenFile file;
     auto refused_as_changed = [&] {  // the file is no longer what was hashed: say why, serve nothing
       auto refusal = open_as_published(*content, file);
@@ -261,18 +289,19 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     if (op == "MANIFEST") {
       const std::uint64_t first = req.opt_uint("first").value_or(0);
       if (first > chunks) throw BadRequest("field 'first' is past the last chunk");
-      if (refused_as_changed()) return;  // the leaves come from memory, but a gone file is said at once
+      if (refused_as_changed()) return;  // the layer comes from memory, but a gone file is said at once
       const std::uint64_t count = std::min<std::uint64_t>(chunks - first, transfer::kMaxLeavesPerManifest);
+      const std::vector<Hash> page = layer_page(h, static_cast<std::uint32_t>(chunk_size), first, count);
       MapWriter w = header(op, id, st::kOk);
-      w.put("size", h.size).put("chunk_size", h.chunk_size).put("chunks", chunks).put("root", to_hex(h.root));
-      w.put("first", first).put_bin("leaves", count ? h.leaves[first].data() : nullptr, count * 32);
+      w.put("size", h.size).put("chunk_size", chunk_size).put("chunks", chunks);
+      w.put("first", first).put_bin("layer", page.empty() ? nullptr : page.data(), page.size() * 32);
       reply(envelope, zmq::message_t(w.finish()));
       return;
     }
     const std::uint64_t index = req.uint("index");
     if (index >= chunks) throw BadRequest("field 'index' is past the last chunk");
-    const std::uint64_t offset = index * h.chunk_size;
-    const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(h.chunk_size, h.size - offset));
+    const std::uint64_t offset = index * chunk_size;
+    const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, h.size - offset));
     if (refused_as_changed()) return;
     // One frame: the map, with the chunk read straight into its last field. A reply in two frames could sit half
     // delivered in the downloader's pipe when it drops this source, and libzmq 4.3 never frees such a half.
@@ -284,6 +313,7 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     zmq::message_t chunk_reply(head.size() + size);
     std::memcpy(chunk_reply.data(), head.data(), head.size());
     char* const data = static_cast<char*>(chunk_reply.data()) + head.size();
+    read_ahead(file.fd, offset + size, size);
     if (const int err = read_at(file.fd, data, size, offset)) {
       ++refused_;
       const Refusal refusal = err == kShortRead ? changed(*content) : unreadable(*content, "read", err);

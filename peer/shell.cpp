@@ -194,7 +194,7 @@ CommandResult Shell::publish(const ShellCommand& c) {
     return usage(command, std::string("cannot read the file: ") + e.what());
   }
   PublishRequest request{*current_user_, name,          description, hashes.size, to_hex(hashes.cid),
-                         hashes.chunk_size, to_hex(hashes.root)};
+                         hashes.chunk_size};
   CommandResult result = ask_broker(command, broker_, [&] { return broker_.publish(request); });
   if (result.ok()) {
     const std::string absolute = std::filesystem::absolute(path).string();

@@ -1,7 +1,7 @@
 # multisource.zs: one 6 MiB content held by four rate-limited seeders (512 KiB/s each): a get by content id
 # draws chunks from all of them; two gets at once; a seeder killed (-9) mid-transfer while the others finish;
 # restarted, it serves again; a fifth seeder flips a byte in every third chunk it sends, and downloads from it
-# must still be right. Every file written is SHA-256 verified. Takes about 20 seconds.
+# must still be right. Every file written is checked against its content id. Takes about 20 seconds.
 set seed 5
 set window 4
 set chunk-size 64K
@@ -36,6 +36,6 @@ wait
 restart-seeder s3
 get s3:dataset-copy.bin window=8                => OK
 
-# bad chunks from `liar` are detected against the Merkle leaves and asked again: from s1, or from liar itself
+# bad chunks from `liar` are detected against their chunk-layer nodes and asked again: from s1, or from liar itself
 get cid=manual min-sources=2                    => OK
 get liar:manual.pdf                             => OK

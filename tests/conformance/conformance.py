@@ -6,6 +6,10 @@
 #   - every event is seen on the SUB socket with its fields, and `seq` rises by one per event;
 #   - a retried request id (Lazy Pirate: same bytes on a new REQ socket) gets the first reply, once;
 #   - SEARCH pages (limit/cursor/next) give every match once; keywords fold ASCII case; cid search works;
+#   - protocol.md "Content ids and chunk hashes": this client's own tree (below, from the prose) gives every id and
+#     chunk-layer node of the document's test-vector tables, and every layer folds back to its id;
+#   - another protocol version is refused with the sentence protocol.md quotes; an unknown `root` (version 1's) is
+#     ignored;
 #   - protocol.md "Security": every socket speaks CurveZMQ to the broker's public key; a user belongs to the key
 #     that registered it (every `key` field is checked against the owner's key), another key gets DENIED on the
 #     six owner-only ops, before the session state; a retried id is answered from the cache per sender key;
@@ -384,17 +388,83 @@ class Events:
 # Content ids as protocol.md defines them.
 # --------------------------------------------------------------------------------------------------------
 
-def merkle_root(data, chunk_size):
-    leaves = [hashlib.sha256(data[i:i + chunk_size]).digest() for i in range(0, len(data), chunk_size)]
-    if not leaves:
-        return bytes(32)
-    n = 1
-    while n < len(leaves):
-        n *= 2
-    level = leaves + [bytes(32)] * (n - len(leaves))
+BLOCK = 16384  # protocol.md: the tree's leaves hash blocks of 16 KiB
+
+
+def _sha(data):
+    return hashlib.sha256(data).digest()
+
+
+def _pad(height):
+    """pad_h: the hash of a subtree of `height` holding only padding (pad_0 is 32 zero bytes)."""
+    h = bytes(32)
+    for _ in range(height):
+        h = _sha(h + h)
+    return h
+
+
+def _fold(nodes, height):
+    """Nodes at `height`, padded with pad_height up to a power of two, folded pairwise to one."""
+    width = 1
+    while width < len(nodes):
+        width *= 2
+    level = list(nodes) + [_pad(height)] * (width - len(nodes))
     while len(level) > 1:
-        level = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        level = [_sha(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
     return level[0]
+
+
+def content_id(data):
+    """The cid: blocks' SHA-256 (the last block unpadded) as leaves, zero-padded to a power of two, folded."""
+    if not data:
+        return bytes(32)
+    return _fold([_sha(data[i:i + BLOCK]) for i in range(0, len(data), BLOCK)], 0)
+
+
+def chunk_layer(data, chunk_size):
+    """The chunk layer for C = chunk_size and its height h = min(k, log2 P)."""
+    blocks = -(-len(data) // BLOCK)
+    tree_height = max(blocks - 1, 0).bit_length()
+    h = min((chunk_size // BLOCK).bit_length() - 1, tree_height)
+    layer = []
+    for at in range(0, len(data), chunk_size):
+        chunk = data[at:at + chunk_size]
+        leaves = [_sha(chunk[i:i + BLOCK]) for i in range(0, len(chunk), BLOCK)]
+        layer.append(_fold(leaves + [bytes(32)] * ((1 << h) - len(leaves)), 0))
+    return layer, h
+
+
+def check_test_vectors(protocol_md):
+    """protocol.md's test vectors: the byte pattern its text states, each cid in its table, and the chunk layer
+    of its `3 chunks` vector, against this client's tree; every layer (16 KiB to 16 MiB) folds to the cid."""
+    with open(protocol_md, encoding="utf-8") as f:
+        doc = f.read()
+    section_text = doc[doc.index("## Content ids and chunk hashes"):]
+    section_text = section_text[:section_text.index("\n## ", 1)]
+    m = re.search(r"Byte i of a vector of N bytes is \(i \* (\d+) \+ (\d+)\) mod (\d+)", section_text)
+    CHECKS.ok(m is not None, "protocol.md states the test vectors' byte pattern")
+    mul, add, mod = (int(x) for x in m.groups())
+
+    def vector(n):
+        return bytes((i * mul + add) % mod for i in range(n))
+
+    rows = re.findall(r"^\| ([^|]+?) \| (\d+) \| `([0-9a-f]{64})` \|$", section_text, re.M)
+    CHECKS.ok(len(rows) >= 6, "protocol.md lists the test vectors' ids: %r" % (rows,))
+    sizes = {}
+    for name, n, cid in rows:
+        data = vector(int(n))
+        sizes[name] = int(n)
+        CHECKS.eq(content_id(data).hex(), cid, "protocol.md test vector %r (%s bytes): cid" % (name, n))
+        for k in range(0, 11):
+            layer, h = chunk_layer(data, BLOCK << k)
+            folded = _fold(layer, h) if layer else bytes(32)
+            CHECKS.eq(folded.hex(), cid, "test vector %r: the chunk layer at C = %d folds to the cid"
+                      % (name, BLOCK << k))
+    CHECKS.ok("3 chunks" in sizes, "protocol.md has the `3 chunks` vector: %r" % sorted(sizes))
+    nodes = re.findall(r"^\| (\d+) \| `([0-9a-f]{64})` \|$", section_text, re.M)
+    layer, _ = chunk_layer(vector(sizes["3 chunks"]), 1 << 20)
+    CHECKS.eq([(int(j), hx) for j, hx in nodes], [(j, x.hex()) for j, x in enumerate(layer)],
+              "protocol.md's chunk layer of `3 chunks` at C = 1 MiB")
 
 
 _content_counter = itertools.count(1)
@@ -406,8 +476,7 @@ def make_file(name, description=None, size=None, data=None, chunk_size=16384):
         n = size if size is not None else 1000 + next(_content_counter) * 7919 % 50000
         seed = ("%s:%d" % (name, next(_content_counter))).encode()
         data = (hashlib.sha256(seed).digest() * (n // 32 + 1))[:n]
-    f = {"name": name, "size": len(data), "cid": hashlib.sha256(data).hexdigest(), "chunk_size": chunk_size,
-         "root": merkle_root(data, chunk_size).hex()}
+    f = {"name": name, "size": len(data), "cid": content_id(data).hex(), "chunk_size": chunk_size}
     if description is not None:
         f["description"] = description
     return f
@@ -642,7 +711,7 @@ def run(args):
             (conn or c).call("PUBLISH", "OK", user=user, **f)
             model.files[(user, f["name"])] = dict(f)
             ev.expect("file.published", user=user, name=f["name"], description=f.get("description", ""),
-                      size=f["size"], cid=f["cid"])
+                      size=f["size"], cid=f["cid"], chunk_size=f["chunk_size"])
 
         marker_n = itertools.count(1)
 
@@ -739,13 +808,19 @@ def run(args):
         f_nodesc = make_file("no-description.bin")  # description is optional, default ""
         publish("alice", f_nodesc)
         f_empty = make_file("empty.dat", data=b"")
-        CHECKS.eq(f_empty["root"], "0" * 64, "test bug: an empty file's root is 32 zero bytes")
+        CHECKS.eq(f_empty["cid"], "0" * 64, "test bug: an empty file's cid is 32 zero bytes")
         publish("alice", f_empty)
+        # Unknown keys are ignored: a `root` (version 1's field) changes nothing.
+        f_root = make_file("with-root.bin", description="sent with a root")
+        c.call("PUBLISH", "OK", user="alice", conforming=False, root="cd" * 32, **f_root)
+        model.files[("alice", f_root["name"])] = dict(f_root)
+        ev.expect("file.published", user="alice", name=f_root["name"], cid=f_root["cid"])
         f_cafe = make_file("café menu.txt", description="Menu du café")
         publish("carol", f_cafe)
         shared = make_file("shared.iso", description="Same bytes twice", size=70000)
         publish("alice", shared)
-        publish("Bob.the-2nd_", dict(shared, name="copy-of-shared.iso", description="mirror"))
+        # The cid does not depend on the chunk size: a mirror hashed in 1 MiB chunks holds the same id.
+        publish("Bob.the-2nd_", dict(shared, name="copy-of-shared.iso", description="mirror", chunk_size=1 << 20))
         # Retry in true Lazy Pirate style: the first reply is never read; the socket is closed and reopened.
         section("PUBLISH retried (reply lost)")
         f_retry = make_file("retried.bin", description="published once despite the retry")
@@ -842,7 +917,10 @@ def run(args):
         want = [{"user": u, "endpoint": model.connected[u], "key": model.owner[u]} for u in sorted(model.connected)]
         got = [{"user": u["user"], "endpoint": u["endpoint"], "key": u["key"]} for u in r["users"]]
         CHECKS.eq(got, want, "LIST_USERS lists the connected users sorted by name, each with its owner's key")
-        c.call("LIST_USERS", "BAD REQUEST", header={"v": 2}, conforming=False)
+        for v in (1, 2, cat.version + 1):
+            r = c.call("LIST_USERS", "BAD REQUEST", header={"v": v}, conforming=False)
+            CHECKS.eq(r["error"], "unsupported protocol version %d (this broker speaks %d)" % (v, cat.version),
+                      "another version is told the broker's (protocol.md)")
 
         # ---- LIST_CONTENT -------------------------------------------------------------------------------
         section("LIST_CONTENT")
@@ -1169,6 +1247,8 @@ def main():
     ap.add_argument("--catalogue", default=os.path.join(here, "..", "..", "schemas", "catalogue.json"))
     args = ap.parse_args()
     try:
+        section("content ids: protocol.md's test vectors")
+        check_test_vectors(os.path.join(os.path.dirname(os.path.abspath(args.catalogue)), "protocol.md"))
         run(args)
         run_plaintext(args)
     except CheckFailed as e:

@@ -8,9 +8,9 @@ import msgpack
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
 os.makedirs(out, exist_ok=True)
-base = {"v": 1, "id": "seed-1", "ts": "2026-11-22T00:00:00.000Z"}
+base = {"v": 3, "id": "seed-1", "ts": "2026-11-22T00:00:00.000Z"}
 pub = {"user": "alice", "name": "song.mp3", "description": "a live song", "size": 1234,
-       "cid": "ab" * 32, "chunk_size": 1 << 20, "root": "cd" * 32}
+       "cid": "ab" * 32, "chunk_size": 1 << 20}
 seeds = {
     "register": {"op": "REGISTER", "user": "alice"},
     "connect": {"op": "CONNECT", "user": "alice", "endpoint": "tcp://127.0.0.1:7000", "heartbeat_ms": 1000},

@@ -22,7 +22,7 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, curve_client, wait_for  # noqa: E402
+from zshare_testlib import PROTOCOL_VERSION, CheckFailed, Checks, Broker, curve_client, wait_for  # noqa: E402
 
 
 CHECKS = Checks()
@@ -31,9 +31,8 @@ DROPPED = object()  # the case expects no reply at all
 NO_HANDSHAKE = object()  # the sender never completes the CurveZMQ handshake: no reply, nothing recorded
 
 HEX_A = "a" * 64
-HEX_B = "b" * 64
 BASE_FILE = {"name": "base.txt", "description": "the file every case checks is still there", "size": 100,
-             "cid": "c" * 64, "chunk_size": 16384, "root": "d" * 64}
+             "cid": "c" * 64, "chunk_size": 16384}
 
 
 def ts():
@@ -51,7 +50,7 @@ def new_id():
 
 def req(op, **fields):
     """A well-formed request map; cases then break one thing in it."""
-    m = {"v": 1, "op": op, "id": new_id(), "ts": ts()}
+    m = {"v": PROTOCOL_VERSION, "op": op, "id": new_id(), "ts": ts()}
     m.update(fields)
     return m
 
@@ -68,7 +67,7 @@ def without(m, key):
 
 
 def publish_req(**override):
-    m = req("PUBLISH", user="alice", **dict(BASE_FILE, name="new.bin", cid=HEX_A, root=HEX_B))
+    m = req("PUBLISH", user="alice", **dict(BASE_FILE, name="new.bin", cid=HEX_A))
     m.update(override)
     return m
 
@@ -87,8 +86,10 @@ def with_raw_field(m, key, raw_value):
 
 
 class Case:
-    def __init__(self, name, body=None, frames=None, echo=ANY, expect="BAD REQUEST", dealer=False, security=None):
+    def __init__(self, name, body=None, frames=None, echo=ANY, expect="BAD REQUEST", dealer=False, security=None,
+                 error=None):
         self.name = name
+        self.error = error  # when given, the reply's error sentence exactly
         self.frames = frames if frames is not None else [body]
         self.echo = echo
         self.expect = expect
@@ -99,7 +100,7 @@ class Case:
 def cases():
     out = []
 
-    def add(name, msg_or_bytes, echo=None, raw_str=False):
+    def add(name, msg_or_bytes, echo=None, raw_str=False, error=None):
         """echo: None = derive (the map's id when it is a valid str, else nil)."""
         if isinstance(msg_or_bytes, (bytes, bytearray)):
             body = bytes(msg_or_bytes)
@@ -108,7 +109,7 @@ def cases():
             body = pack(msg_or_bytes, raw_str)
             i = msg_or_bytes.get("id")
             e = echo if echo is not None else (i if isinstance(i, str) and 0 < len(i) <= 64 else ANY)
-        out.append(Case(name, body, echo=e))
+        out.append(Case(name, body, echo=e, error=error))
 
     nil = "nil"
     # -- not msgpack, not a map ----------------------------------------------------------------------
@@ -146,8 +147,12 @@ def cases():
     add("unknown op", req("FROBNICATE", user="mallory-op"))
     add("unknown op (lower-case register)", req("register", user="mallory-lower"))
     add("empty op", req("", user="mallory-empty-op"))
-    add("wrong version v=2", dict(req("REGISTER", user="mallory-v2"), v=2))
-    add("wrong version v=0", dict(req("REGISTER", user="mallory-v0"), v=0))
+    for v in (1, 2, 0, 4):  # 1: a client of the first protocol; 2 was never used
+        add("wrong version v=%d" % v, dict(req("REGISTER", user="mallory-v%d" % v), v=v),
+            error="unsupported protocol version %d (this broker speaks %d)" % (v, PROTOCOL_VERSION))
+    v1_publish = dict(publish_req(), v=1, root=HEX_A)  # what a version 1 peer sends
+    add("a version 1 PUBLISH (with root)", v1_publish,
+        error="unsupported protocol version 1 (this broker speaks %d)" % PROTOCOL_VERSION)
     add("id of 65 bytes", dict(req("REGISTER", user="mallory-long-id"), id="i" * 65), echo=ANY)
     add("empty id", dict(req("REGISTER", user="mallory-empty-id"), id=""), echo=ANY)
     add("ts of 65 bytes", dict(req("REGISTER", user="mallory-long-ts"), ts="2" * 65))
@@ -171,7 +176,6 @@ def cases():
     for label, cid in (("not hex", "z" * 64), ("63 digits", "a" * 63), ("65 digits", "a" * 65),
                        ("upper case", "A" * 64), ("empty", "")):
         add("bad cid (%s)" % label, publish_req(cid=cid))
-    add("bad root (upper case)", publish_req(root="B" * 64))
     for n in (20000, 0, 1, 8192, 1 << 25, 3 * 16384):
         add("bad chunk_size %d" % n, publish_req(chunk_size=n))
     for label, endpoint in (("not tcp", "udp://127.0.0.1:9"), ("empty", ""), ("256 bytes", "tcp://" + "h" * 250),
@@ -462,7 +466,9 @@ def run(broker_bin):
             CHECKS.ok(type(reply) is dict, "'%s': reply is not a map: %r" % (case.name, reply))
             CHECKS.ok(reply.get("status") == case.expect, "'%s': expected %s, got %r"
                       % (case.name, case.expect, reply))
-            CHECKS.ok(reply.get("v") == 1, "'%s': reply v is %r" % (case.name, reply.get("v")))
+            CHECKS.ok(reply.get("v") == PROTOCOL_VERSION, "'%s': reply v is %r" % (case.name, reply.get("v")))
+            if case.error is not None:
+                CHECKS.eq(reply.get("error"), case.error, "'%s': error sentence" % case.name)
             if case.expect != "OK":
                 e = reply.get("error")
                 CHECKS.ok(type(e) is str and len(e.strip()) > 3, "'%s': no error sentence: %r" % (case.name, reply))

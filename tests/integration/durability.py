@@ -8,7 +8,9 @@
 #   (b) a retried id after kill -9 + restart gets the stored reply and does not apply twice;
 #   (c) kill -9 during concurrent mutations from several threads: every acknowledged mutation is there,
 #       nothing unacknowledged beyond the requests in flight, and resending those in flight is consistent;
-#   (d) SIGTERM (idle and mid-stream) exits 0 and the database reopens with everything.
+#   (d) SIGTERM (idle and mid-stream) exits 0 and the database reopens with everything;
+#   (e) a version 1 database (files with a `root` column) opened by this broker keeps every user and file, loses the
+#       column, answers file entries without `root`, and takes new files.
 # Everything runs over CurveZMQ with the broker's keypair kept across restarts; a retry is sent by the same
 # client (its keypair), as Lazy Pirate does. Who owns a user (the key that registered it) survives a crash, and
 # the stored replies stay per sender key: another key reusing a request id after the restart is not answered
@@ -29,7 +31,8 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from zshare_testlib import CheckFailed, Checks, Broker, wait_for  # noqa: E402
+import merkle_tree  # noqa: E402
+from zshare_testlib import PROTOCOL_VERSION, CheckFailed, Checks, Broker, wait_for  # noqa: E402
 
 
 CHECKS = Checks()
@@ -47,9 +50,8 @@ def ts():
 
 def file_fields(name, description, seed):
     data = hashlib.sha256(seed.encode()).digest() * 40
-    return {"name": name, "description": description, "size": len(data),
-            "cid": hashlib.sha256(data).hexdigest(), "chunk_size": 16384,
-            "root": hashlib.sha256(data).hexdigest()}  # one chunk: the root is the chunk's hash
+    return {"name": name, "description": description, "size": len(data), "cid": merkle_tree.cid_hex(data),
+            "chunk_size": 16384}
 
 
 def ok(client, op, **fields):
@@ -176,6 +178,7 @@ def check_state(client, model, what):
         for n, f in want.items():
             for k, v in f.items():
                 CHECKS.eq(got[n].get(k), v, "%s: LIST_CONTENT %s %s field %s" % (what, user, n, k))
+            CHECKS.ok("root" not in got[n], "%s: LIST_CONTENT %s %s has no root (v3): %r" % (what, user, n, got[n]))
     CHECKS.eq(search_all(client, q="durable"), [], "%s: SEARCH (online sources only) finds nothing, every owner "
               "being offline" % what)
     results = search_all(client, q="durable", include_offline=True)
@@ -282,7 +285,7 @@ def scenario_ok_survives_kill9(binary):
 # ---------------------------------------------------------------------------------------------------------
 
 def raw_request(client, op, **fields):
-    msg = {"v": 1, "op": op, "id": client.next_id(), "ts": ts()}
+    msg = {"v": PROTOCOL_VERSION, "op": op, "id": client.next_id(), "ts": ts()}
     msg.update(fields)
     return msgpack.packb(msg, use_bin_type=True)
 
@@ -533,13 +536,87 @@ def scenario_sigterm(binary):
         broker.cleanup()
 
 
+# ---------------------------------------------------------------------------------------------------------
+# (e) a version 1 database is upgraded in place
+# ---------------------------------------------------------------------------------------------------------
+
+# broker/store.cpp's schema as protocol version 1 left it: files carry `root` beside the whole-file cid.
+V1_SCHEMA = """
+CREATE TABLE users (name TEXT PRIMARY KEY, registered_ts TEXT NOT NULL, key TEXT NOT NULL DEFAULT '');
+CREATE TABLE files (id INTEGER PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
+  size INTEGER NOT NULL, cid BLOB NOT NULL, chunk_size INTEGER NOT NULL, root BLOB NOT NULL,
+  published_ts TEXT NOT NULL, UNIQUE (user, name));
+CREATE TABLE replies (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, reply BLOB NOT NULL);
+CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, ts_local INTEGER NOT NULL,
+  user TEXT NOT NULL, operation TEXT NOT NULL, args TEXT NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def files_columns(db):
+    con = sqlite3.connect(db)
+    try:
+        return [row[1] for row in con.execute("PRAGMA table_info(files)")]
+    finally:
+        con.close()
+
+
+def scenario_v1_database_upgraded(binary):
+    section("(e) a version 1 database keeps its rows and loses root")
+    workdir = tempfile.mkdtemp(prefix="zshare-test-")
+    db = os.path.join(workdir, "broker.db")
+    model = Model()
+    con = sqlite3.connect(db)
+    try:
+        con.executescript(V1_SCHEMA)
+        for user in ("alice", "bob"):
+            con.execute("INSERT INTO users (name, registered_ts, key) VALUES (?, 'ts', '')", (user,))
+            model.users.add(user)
+            model.owner[user] = ""  # registered without a key: bound to nobody
+        for k, user in enumerate(("alice", "alice", "bob")):
+            f = file_fields("v1-%d.dat" % k, "durable v1 file %d" % k, "v1-%d" % k)
+            f["cid"] = hashlib.sha256(("whole file %d" % k).encode()).hexdigest()  # a v1 id: kept as it is
+            con.execute("INSERT INTO files (user, name, description, size, cid, chunk_size, root, published_ts) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'ts')",
+                        (user, f["name"], f["description"], f["size"], bytes.fromhex(f["cid"]), f["chunk_size"],
+                         hashlib.sha256(b"root %d" % k).digest()))
+            model.publish(user, f)
+        con.execute("INSERT INTO meta (key, value) VALUES ('seq', 40)")
+        con.commit()
+    finally:
+        con.close()
+    CHECKS.ok("root" in files_columns(db), "test bug: the v1 database has a root column")
+    broker = Broker(binary, workdir=workdir, db=db).start()
+    try:
+        ev = EventWatch(broker)
+        ev.started(41, 2, 3)  # the v1 seq continues
+        ev.close()
+        c = broker.client()
+        check_state(c, model, "after the upgrade")
+        CHECKS.ok("root" not in files_columns(db), "the broker dropped the files table's root column: %r"
+                  % files_columns(db))
+        ok(c, "CONNECT", user="alice", endpoint="tcp://127.0.0.1:7000")
+        f = file_fields("v3.dat", "durable v3 file", "v3")
+        ok(c, "PUBLISH", user="alice", **f)
+        model.publish("alice", f)
+        c.close()
+        CHECKS.eq(broker.terminate(), 0, "zshare-broker's exit code after SIGTERM")
+        integrity_check(broker)
+        broker.start()
+        c = broker.client()
+        check_state(c, model, "after the upgrade and a restart")
+        c.close()
+    finally:
+        broker.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser(description="crash and shutdown durability of a real zshare-broker")
     ap.add_argument("--broker-bin", required=True)
     args = ap.parse_args()
     def body():
         for scenario in (scenario_ok_survives_kill9, scenario_retry_after_restart, scenario_kill9_mid_stream,
-                         scenario_sigterm):
+                         scenario_sigterm, scenario_v1_database_upgraded):
             scenario(args.broker_bin)
     return CHECKS.run(body)
 

@@ -32,7 +32,7 @@ def main():
             for op, fields in [("REGISTER", {"user": "alice"}),
                                ("CONNECT", {"user": "alice", "endpoint": "tcp://127.0.0.1:7000"}),
                                ("PUBLISH", {"user": "alice", "name": "river-live.flac", "description": "Live at the river",
-                                            "size": 42, "cid": "ab" * 32, "chunk_size": 1 << 20, "root": "cd" * 32})]:
+                                            "size": 42, "cid": "ab" * 32, "chunk_size": 1 << 20})]:
                 check(c.call(op, **fields)["status"] == "OK", "%s for the example" % op)
             out = subprocess.run([sys.executable, os.path.join(args.examples, "search_client.py"), "--broker",
                                   broker.control, "--broker-key", broker.public_key_file, "RIVER"],

@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 
-from zshare_testlib import allocated_bytes, process_test_main, sha256_path, wait_for
+from merkle_tree import cid_of_file
+from zshare_testlib import allocated_bytes, process_test_main, wait_for
 from transfer_test import GET_DEADLINE_S, Env, check, wait_part_grows, write_random
 
 KiB = 1024
@@ -140,14 +141,14 @@ def test_folder_destination(env):
     seeder, share, cid = serve_one(env, "dir-a", "report.pdf", 600 * KiB)
     out = env.folder("dir", "out")
     code, stdout, err = get_text(env, "dir-a:report.pdf", out)
-    check(code == 0 and sha256_path(os.path.join(out, "report.pdf")) == cid, "saved in the folder", err)
+    check(code == 0 and cid_of_file(os.path.join(out, "report.pdf")) == cid, "saved in the folder", err)
     check(os.listdir(out) == ["report.pdf"], "only the file, no .part: %r" % os.listdir(out))
     out2 = env.folder("dir", "out2")
     code, stdout, err = get_text(env, cid, out2 + "/")
-    check(code == 0 and sha256_path(os.path.join(out2, "report.pdf")) == cid, "by content id, into folder/", err)
+    check(code == 0 and cid_of_file(os.path.join(out2, "report.pdf")) == cid, "by content id, into folder/", err)
     cwd = env.folder("dir", "cwd")
     code, stdout, err = get_text(env, "dir-a:report.pdf", cwd=cwd)
-    check(code == 0 and sha256_path(os.path.join(cwd, "report.pdf")) == cid, "no destination: the current folder",
+    check(code == 0 and cid_of_file(os.path.join(cwd, "report.pdf")) == cid, "no destination: the current folder",
           err)
     check("saved " in err and "report.pdf" in err and "from 1 source" in err, "a summary line", err)
     missing = os.path.join(env.root, "missing") + "/"
@@ -169,7 +170,7 @@ def test_existing_file(env):
     check(not os.path.exists(dest + ".part"), "nothing transferred")
 
     code, out, err = env.get_json("exist-a:photo.raw", dest, "--force")
-    check(code == 0 and out["status"] == "OK" and sha256_path(dest) == cid, "--force replaces it: %r" % out, err)
+    check(code == 0 and out["status"] == "OK" and cid_of_file(dest) == cid, "--force replaces it: %r" % out, err)
 
     code, out, err = env.get_json("exist-a:photo.raw", dest)
     check(code == 0 and out["already"] is True and out["bytes_received"] == 0 and out["sources"] == [],
@@ -229,7 +230,7 @@ def test_disk_full_mid_download(env):
         check(os.path.exists(dest + ".part") and not os.path.exists(dest), ".part kept, no destination")
         os.unlink(filler)
         code, summary, err = env.get_json("full-a:video.mp4", dest)
-        check(code == 0 and sha256_path(dest) == cid and summary["chunks_resumed"] > 0, "resumed: %r" % summary, err)
+        check(code == 0 and cid_of_file(dest) == cid and summary["chunks_resumed"] > 0, "resumed: %r" % summary, err)
     finally:
         unmount(env, mnt)
 
@@ -258,7 +259,7 @@ def test_interrupted_then_resumed(env):
             check("interrupted: " in err and ("kept in %s.part; run the same command to resume" % dest) in err,
                   "the message says what is kept and how to resume", err)
     code, summary, err = env.get_json("intr-a:disk.img", dest)
-    check(code == 0 and sha256_path(dest) == cid and summary["chunks_resumed"] > 0 and
+    check(code == 0 and cid_of_file(dest) == cid and summary["chunks_resumed"] > 0 and
           summary["bytes_received"] < 8 * MiB, "resumed: %r" % summary, err)
 
 
@@ -282,7 +283,7 @@ def test_vanishing_source_tried_again(env):
     env.serve("vanish-a", share, "--rate-limit", "8M", cache=cache)
     out = finish(get)
     summary = json_lines(out)[-1]
-    check(get.returncode == 0 and summary["status"] == "OK" and sha256_path(dest) == cid,
+    check(get.returncode == 0 and summary["status"] == "OK" and cid_of_file(dest) == cid,
           "finished after the source came back: %r" % summary, watcher.all())
     check(summary["tries"] >= 2 and summary["chunks_resumed"] > 0, "tried again, resuming: %r" % summary)
 
@@ -302,11 +303,11 @@ def test_file_changed_at_its_source(env):
     path = os.path.join(share, "log.txt")
     with open(path, "ab") as f:  # the log grows: the first 6 MiB stay as they were
         f.write(os.urandom(1 * MiB))
-    new_cid = sha256_path(path)
+    new_cid = cid_of_file(path)
     out = finish(get)
     summary = json_lines(out)[-1]
     err = watcher.all()
-    check(get.returncode == 0 and summary["cid"] == new_cid and sha256_path(dest) == new_cid,
+    check(get.returncode == 0 and summary["cid"] == new_cid and cid_of_file(dest) == new_cid,
           "finished with the new version: %r" % summary, err)
     # The seeder refuses the old content as changed, or as gone once serve has republished it: either is said.
     check(("FILE CHANGED" in err or "FILE NOT EXIST" in err) and "changed at its source" in err,
@@ -346,7 +347,7 @@ def test_part_guarded(env):
     check(code == 1 and out["status"] == "DESTINATION REFUSED" and "another download is writing" in out["error"],
           "a second get to the same destination is refused: %r" % out, err)
     out1, err1 = first.communicate(timeout=GET_DEADLINE_S)
-    check(first.returncode == 0 and sha256_path(dest) == cid, "the first get finished undisturbed", out1, err1)
+    check(first.returncode == 0 and cid_of_file(dest) == cid, "the first get finished undisturbed", out1, err1)
 
     other = os.path.join(env.folder("lock", "out2"), "movie.mkv")
     with open(other + ".part", "wb") as f:
@@ -357,7 +358,7 @@ def test_part_guarded(env):
     with open(other + ".part", "rb") as f:
         check(f.read() == b"an unfinished download of something else", "and untouched")
     code, out, err = env.get_json("lock-a:movie.mkv", other, "--force")
-    check(code == 0 and sha256_path(other) == cid, "--force starts over in it: %r" % out, err)
+    check(code == 0 and cid_of_file(other) == cid, "--force starts over in it: %r" % out, err)
 
 
 def test_nothing_resumable_no_part(env):
@@ -409,7 +410,7 @@ def test_progress_on_a_terminal(env):
     dest = os.path.join(env.folder("tty", "out"), "album.zip")
     argv = [env.peer_bin] + env.peer_args() + ["get", "tty-a:album.zip", dest]
     code, out, text = run_on_tty(argv, GET_DEADLINE_S)
-    check(code == 0 and out == b"GET OK\n" + dest.encode() + b"\n" and sha256_path(dest) == cid,
+    check(code == 0 and out == b"GET OK\n" + dest.encode() + b"\n" and cid_of_file(dest) == cid,
           "exit %d, stdout %r" % (code, out), text)
     check("\ralbum.zip  " in text and "/s  ETA " in text and "1 source" in text, "a progress line", text)
     check("\nsaved %s: 4.0 MiB in " % dest in text, "a summary line of its own", text)
@@ -433,7 +434,7 @@ def test_progress_on_a_terminal(env):
     check("stopped answering" in text[at:], "and says what the source did", text)
 
     code, out, text = run_on_tty(argv + ["--quiet"], GET_DEADLINE_S)
-    check(code == 0 and out == b"GET OK\n" + dest.encode() + b"\n" and text == "" and sha256_path(dest) == cid,
+    check(code == 0 and out == b"GET OK\n" + dest.encode() + b"\n" and text == "" and cid_of_file(dest) == cid,
           "--quiet: the file, the status on stdout, and nothing on the terminal: %r" % text)
 
 
@@ -453,7 +454,7 @@ def test_several_files(env):
     check(done.returncode == 1 and [r["status"] for r in results] == ["OK", "OK", "OK", "FILE NOT EXIST"],
           "exit %d, one result per file: %r" % (done.returncode, results), done.stderr)
     for name, cid in (("one.bin", cid_a), ("two.bin", cid_a2), ("three.bin", cid_b)):
-        check(sha256_path(os.path.join(out_dir, name)) == cid, "%s saved and verified" % name)
+        check(cid_of_file(os.path.join(out_dir, name)) == cid, "%s saved and verified" % name)
     out2 = env.folder("many", "out2")
     code, stdout, err = get_text(env, "many-a:one.bin", cid_b, out2)  # the last word a folder: the destination
     wanted = ("GET OK\n%s\nGET OK\n%s\n" % (os.path.join(out2, "one.bin"), os.path.join(out2, "three.bin"))).encode()
@@ -488,7 +489,7 @@ def test_download_cap(env):
     seeder, share, cid = serve_one(env, "cap-a", "cap.bin", 3 * MiB, "--rate-limit", "1.5G")
     dest = os.path.join(env.folder("cap", "out"), "cap.bin")
     code, summary, err = env.get_json("cap-a:cap.bin", dest, "--rate-limit", "1M")
-    check(code == 0 and sha256_path(dest) == cid, "capped download: %r" % summary, err)
+    check(code == 0 and cid_of_file(dest) == cid, "capped download: %r" % summary, err)
     # The bucket holds a tenth of a second and is charged one 256 KiB chunk ahead: 3 MiB at 1 MiB/s cannot take
     # less than (3 - 0.1 - 0.25) s = 2.65 s; a cap 1.25x too loose would allow 2.4 s.
     check(summary["seconds"] >= 2.5, "3 MiB at 1 MiB/s took only %.2f s" % summary["seconds"])

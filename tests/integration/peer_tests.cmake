@@ -17,3 +17,9 @@ add_test(NAME serve_follow
   COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_follow_test.py
           --broker-bin $<TARGET_FILE:zshare-broker> --peer-bin $<TARGET_FILE:zshare-peer>)
 set_tests_properties(serve_follow PROPERTIES ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH} TIMEOUT 180)
+# content_id_test.py: `zshare-peer hash` against schemas/protocol.md's test-vector tables and tests/pylib/merkle_tree.py
+# (an independent Python tree), which must all agree; a missing file among several.
+add_test(NAME content_id
+  COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/content_id_test.py
+          --peer-bin $<TARGET_FILE:zshare-peer> --protocol ${PROJECT_SOURCE_DIR}/schemas/protocol.md)
+set_tests_properties(content_id PROPERTIES ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH} TIMEOUT 60)

@@ -42,6 +42,7 @@ import uuid
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import merkle_tree  # noqa: E402
 from zshare_testlib import CheckFailed, Checks, Broker, RpcLog, free_port, wait_for  # noqa: E402
 
 RPCLOG_PROGRAM = 536894035  # 0x20005A53, schemas/rpclog.x
@@ -96,9 +97,8 @@ class Op:
 
 def file_fields(user, name):
     data = hashlib.sha256((user + "/" + name).encode()).digest() * 50
-    cid = hashlib.sha256(data).hexdigest()
-    return {"name": name, "description": "rpclog test file", "size": len(data), "cid": cid,
-            "chunk_size": 16384, "root": cid}  # one chunk: the root is the chunk's hash
+    return {"name": name, "description": "rpclog test file", "size": len(data), "cid": merkle_tree.cid_hex(data),
+            "chunk_size": 16384}
 
 
 def user_script(user, port):

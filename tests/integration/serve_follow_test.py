@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from merkle_tree import cid_hex
 from zshare_testlib import Broker, CaseEnv, ServeProcess, TransferClient, process_test_main, wait_for
 
 KiB = 1024
@@ -29,10 +30,10 @@ def check(condition, message, *context):
 
 
 def write_file(path, data):
-    """Writes `data` and closes the file; returns its content id (SHA-256, hex)."""
+    """Writes `data` and closes the file; returns its content id (hex)."""
     with open(path, "wb") as f:
         f.write(data)
-    return hashlib.sha256(data).hexdigest()
+    return cid_hex(data)
 
 
 def content(seed, size=3 * KiB):
@@ -138,7 +139,7 @@ def test_open_file_waits_for_close(env):
         check("growing.bin" not in files, "a file still open for writing must not be published: %r" % files)
         check(not log_lines(s, "published growing.bin"), "no published line for the open file", s.stderr())
         growing.write(data[20 * KiB:])
-    cid = hashlib.sha256(data).hexdigest()
+    cid = cid_hex(data)
     env.wait_listed("open-a", "growing.bin to be published once closed", lambda f: f.get("growing.bin") == cid)
 
 
@@ -254,7 +255,7 @@ def test_rewritten_in_place_mtime_restored(env):
     check((after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
           and after.st_ctime_ns != before.st_ctime_ns,
           "the case needs the same inode, size and mtime and a new ctime: %r then %r" % (before, after))
-    new_cid = hashlib.sha256(new_data).hexdigest()
+    new_cid = cid_hex(new_data)
     env.wait_listed("restored-a", "doc.txt republished with its new cid", lambda f: f.get("doc.txt") == new_cid)
     wait_log(s, "serve: republished doc.txt (changed", "the republished line")
     download(env, "restored-a", "doc.txt", os.path.join(env.folder("restored", "out"), "doc.txt"), new_data)

@@ -6,7 +6,6 @@
 # config file. A short session against a --plaintext broker covers the plaintext path (warnings, a GET_FILE).
 # Waits are conditions with deadlines (a line arrives, a port opens or closes, a process exits), never sleeps.
 import argparse
-import hashlib
 import json
 import os
 import pty
@@ -20,15 +19,11 @@ import tempfile
 import threading
 import time
 
+from merkle_tree import cid_of_file
 from zshare_testlib import Broker, free_port, wait_for
 
 LINE_DEADLINE_S = 15     # one command's answer; the peer's own broker timeout is 3 s
 EXIT_DEADLINE_S = 15
-
-
-def sha256_file(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def port_accepts(port):
@@ -183,7 +178,7 @@ class Files:
         path = os.path.join(self.root, name)
         with open(path, "wb") as f:
             f.write(data)
-        return path, len(data), sha256_file(path)
+        return path, len(data), cid_of_file(path)
 
 
 def test_two_user_session(peer_bin, broker, files):
@@ -272,7 +267,7 @@ def test_two_user_session(peer_bin, broker, files):
         bob.ask("GET_FILE carol song.mp3 %s" % missing_path, ["GET_FILE FAIL, USER DOES NOT EXIST"])
         assert not os.path.exists(missing_path), "a failed GET_FILE must not write its destination"
         bob.ask("GET_FILE alice song.mp3 %s" % out_path, ["GET_FILE OK"])
-        assert sha256_file(out_path) == song_cid, "GET_FILE must write exactly the published bytes"
+        assert cid_of_file(out_path) == song_cid, "GET_FILE must write exactly the published bytes"
         assert not os.path.exists(out_path + ".part"), "a finished download leaves no .part behind"
 
         alice.ask("DELETE notes.txt", ["DELETE OK"])
@@ -475,7 +470,7 @@ def test_plaintext_session(broker_bin, peer_bin, files):
         user.ask("REGISTER visitor", ["REGISTER OK"])
         user.ask("CONNECT visitor", ["CONNECT OK"])
         user.ask("GET_FILE lab lab-data.bin %s" % out_path, ["GET_FILE OK"])
-        assert sha256_file(out_path) == cid, "GET_FILE over --plaintext must write exactly the published bytes"
+        assert cid_of_file(out_path) == cid, "GET_FILE over --plaintext must write exactly the published bytes"
         probe = broker.client()
         try:
             reply = probe.call("SEARCH", q="lab")

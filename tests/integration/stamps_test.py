@@ -18,7 +18,6 @@
 # REGISTER's log line carries `key=<that public key>`, the key that now owns the user.
 # Every wait is a condition with a deadline; the first failed check stops the run (exit 1).
 import argparse
-import hashlib
 import os
 import queue
 import shutil
@@ -31,6 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import merkle_tree  # noqa: E402
 from zshare_testlib import (CheckFailed, Checks, Broker, RpcLog, TimeSvc, free_port, iso8601_ms_to_epoch_ms,  # noqa: E402
                             parse_log_line, wait_for)
 
@@ -126,7 +126,7 @@ class World:
         path = os.path.join(self.files, name)
         with open(path, "wb") as f:
             f.write(data)
-        return path, len(data), hashlib.sha256(data).hexdigest()
+        return path, len(data), merkle_tree.cid_hex(data)
 
     def expect(self, user, op, args, before_ms, after_ms, local, label):
         if args == OWNER_KEY:  # known once a peer has run (and made its key): expectations come after the command

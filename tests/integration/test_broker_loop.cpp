@@ -5,6 +5,7 @@
 
 #include "common/codec.hpp"
 #include "common/curve_keys.hpp"
+#include "common/protocol.hpp"
 
 #include <catch2/catch.hpp>
 #include <zmq_addon.hpp>
@@ -78,7 +79,7 @@ std::vector<zmq::message_t> recv_within(zmq::socket_t& s, int ms) {
 
 std::string request(const std::string& op, const std::string& user) {
   MapWriter w;
-  w.put("v", std::uint64_t{1}).put("op", op).put("id", op + "-" + user).put("ts", "2026-11-22T00:00:00.000Z");
+  w.put("v", protocol::kVersion).put("op", op).put("id", op + "-" + user).put("ts", "2026-11-22T00:00:00.000Z");
   w.put("user", user);
   return w.finish();
 }
@@ -355,12 +356,12 @@ TEST_CASE("over CurveZMQ only the key that registered a user may change it, othe
 
   REQUIRE(status_of(a, request("REGISTER", "alice")) == "OK");
   MapWriter connect;
-  connect.put("v", std::uint64_t{1}).put("op", "CONNECT").put("id", "c-alice").put("ts", "2026-11-22T00:00:00.000Z");
+  connect.put("v", protocol::kVersion).put("op", "CONNECT").put("id", "c-alice").put("ts", "2026-11-22T00:00:00.000Z");
   connect.put("user", "alice").put("endpoint", "tcp://127.0.0.1:7000");
   REQUIRE(status_of(a, connect.finish()) == "OK");
   CHECK(status_of(m, request("DISCONNECT", "alice")) == "DENIED");
   MapWriter mdel;
-  mdel.put("v", std::uint64_t{1}).put("op", "DELETE").put("id", "d-m").put("ts", "2026-11-22T00:00:00.000Z");
+  mdel.put("v", protocol::kVersion).put("op", "DELETE").put("id", "d-m").put("ts", "2026-11-22T00:00:00.000Z");
   mdel.put("user", "alice").put("name", "x");
   CHECK(status_of(m, mdel.finish()) == "DENIED");
   CHECK(status_of(m, request("UNREGISTER", "alice")) == "DENIED");

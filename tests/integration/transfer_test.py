@@ -19,8 +19,9 @@ import time
 import msgpack
 import zmq
 
+from merkle_tree import chunk_layer, cid_of, cid_of_file, fold
 from zshare_testlib import (TRANSFER_VERSION, CaseEnv, ServeProcess, TransferClient, allocated_bytes, curve_client,
-                            process_test_main, sha256_path, wait_for)
+                            process_test_main, wait_for)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -92,7 +93,7 @@ def write_random(path, size, seed):
         counter += 1
     with open(path, "wb") as f:
         f.write(out[:size])
-    return hashlib.sha256(bytes(out[:size])).hexdigest()
+    return cid_of(bytes(out[:size])).hex()
 
 
 def check(condition, message, *context):
@@ -116,8 +117,8 @@ def check_done(summary, code, dest, cid, err, label):
     check(code == 0 and summary.get("status") == "OK", "%s: get exited %d: %r" % (label, code, summary), err)
     check(os.path.exists(dest), "%s: %s was not written" % (label, dest))
     check(not os.path.exists(dest + ".part"), "%s: a finished download left %s.part" % (label, dest))
-    got = sha256_path(dest)
-    check(got == cid, "%s: the downloaded file's SHA-256 is %s, the content id %s" % (label, got, cid))
+    got = cid_of_file(dest)
+    check(got == cid, "%s: the downloaded file's content id is %s, not %s" % (label, got, cid))
     delivered = sum(s.get("chunks", 0) for s in summary.get("sources", []))
     check(delivered + summary.get("chunks_resumed", 0) == summary.get("chunks"),
           "%s: sources delivered %d and %d were resumed, of %d chunks" %
@@ -172,6 +173,30 @@ def test_three_sources(env):
         src = source_of(summary, user)
         check(src["chunks"] > 0 and src["bad_chunks"] == 0 and src["dropped"] == "",
               "%s delivered no chunk or was dropped: %r" % (user, summary))
+
+
+def test_mixed_chunk_sizes(env):
+    """Seeders that hashed one file with different chunk sizes (64 KiB, 256 KiB, 1 MiB) publish one content id and
+    serve one download together, in the largest chunk size, each folding its own layer up to it."""
+    shares = [env.folder("mixed", u) for u in ("a", "b", "c")]
+    cid = write_random(os.path.join(shares[0], "mix.bin"), 6 * MiB + 5 * KiB, "mixed")
+    for other in shares[1:]:
+        shutil.copyfile(os.path.join(shares[0], "mix.bin"), os.path.join(other, "mix.bin"))
+    users = ["mixed-a", "mixed-b", "mixed-c"]
+    for user, share, chunk in zip(users, shares, (64 * KiB, 256 * KiB, MiB)):
+        env.serve(user, share, "--chunk-size", chunk)
+    code, out, err = env.peer("--json", "search", "--cid", cid)
+    listed = sorted((f["user"], f["cid"], f["chunk_size"]) for f in json.loads(out)["results"])
+    check(listed == [("mixed-a", cid, 64 * KiB), ("mixed-b", cid, 256 * KiB), ("mixed-c", cid, MiB)],
+          "one content id under three chunk sizes: %r" % listed)
+    dest = os.path.join(env.folder("mixed", "out"), "mix.bin")
+    code, summary, err = env.get_json(cid, dest, "--window", "2")
+    check_done(summary, code, dest, cid, err, "mixed chunk sizes")
+    check(summary["chunks"] == 7, "the download uses the largest chunk size, 1 MiB: %r" % summary)
+    for user in users:
+        src = source_of(summary, user)
+        check(src["chunks"] > 0 and src["bad_chunks"] == 0 and src["dropped"] == "",
+              "%s served its share of the chunks: %r" % (user, summary))
 
 
 def test_seeder_killed_mid_transfer(env):
@@ -286,18 +311,9 @@ def readline_within(proc, deadline_s):
         sel.close()
 
 
-def manifest_root(leaves):
-    """The Merkle root of schemas/protocol.md from a MANIFEST's concatenated 32-byte leaves."""
-    level = [leaves[i:i + 32] for i in range(0, len(leaves), 32)]
-    if not level:
-        return bytes(32)
-    width = 1
-    while width < len(level):
-        width *= 2
-    level += [bytes(32)] * (width - len(level))
-    while len(level) > 1:
-        level = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-    return level[0]
+def layer_nodes(layer):
+    """A MANIFEST's `layer` bin as a list of 32-byte nodes."""
+    return [layer[i:i + 32] for i in range(0, len(layer), 32)]
 
 
 def expect_refusal(client, status, label, **fields):
@@ -317,22 +333,22 @@ def test_refusals(env):
     secret = b"outside the share: must never be served\n" * 100
     with open(outside, "wb") as f:
         f.write(secret)
-    secret_cid = hashlib.sha256(secret).hexdigest()
-    public = b"published bytes " * 4096
+    secret_cid = cid_of(secret).hex()
+    public = b"published bytes " * 12288  # 192 KiB: 12 blocks, chunks of 64 KiB at the seeder
     with open(os.path.join(share, "pub.txt"), "wb") as f:
         f.write(public)
-    public_cid = hashlib.sha256(public).hexdigest()
+    public_cid = cid_of(public).hex()
     swapped = b"s" * len(secret)  # the same size as the secret: swapped for a symlink to it later
     with open(os.path.join(share, "swap.txt"), "wb") as f:
         f.write(swapped)
-    swapped_cid = hashlib.sha256(swapped).hexdigest()
+    swapped_cid = cid_of(swapped).hex()
     with open(os.path.join(share, ".hidden"), "wb") as f:
         f.write(b"a dotfile is not published")
-    hidden_cid = hashlib.sha256(b"a dotfile is not published").hexdigest()
+    hidden_cid = cid_of(b"a dotfile is not published").hex()
     os.symlink(outside, os.path.join(share, "escape.txt"))
     os.symlink("../outside/secret.txt", os.path.join(share, "relative-escape.txt"))
 
-    s = env.serve("refuse-a", share)
+    s = env.serve("refuse-a", share, "--chunk-size", 64 * KiB)
     check(s.serving["files"] == 2, "only pub.txt and swap.txt are published: %r" % s.serving, s.stderr())
     check("skipping escape.txt" in s.stderr() and "skipping relative-escape.txt" in s.stderr(),
           "serve says it skipped the symlinks", s.stderr())
@@ -355,18 +371,35 @@ def test_refusals(env):
 
     c = TransferClient(s.endpoint, server_key=env.listed_key("refuse-a"))
     try:
-        # The client itself works: the published file's manifest and a chunk.
+        # The client itself works: the published file's manifest and a chunk. The seeder hashed in chunks of
+        # 64 KiB; asked for 128 KiB chunks it folds its layer up, and both layers fold to the content id.
         reply, _ = c.request("MANIFEST", cid=public_cid)
-        check(reply["status"] == "OK" and reply["size"] == len(public) and reply["chunks"] == 1 and
-              manifest_root(reply["leaves"]).hex() == reply["root"], "MANIFEST of pub.txt: %r" % reply)
-        reply, data = c.request("CHUNK", cid=public_cid, index=0)  # one frame, the chunk in `data`
-        check(reply["status"] == "OK" and data == public and reply["size"] == len(public) and reply["index"] == 0,
-              "CHUNK 0 of pub.txt: %r" % reply)
-        reply, _ = c.request("CHUNK", cid=public_cid, index=0, v=1)
-        check(reply["status"] == "BAD REQUEST" and "version" in reply.get("error", ""),
-              "a version 1 request (two-frame replies) is refused: %r" % reply)
+        check(reply["status"] == "OK" and reply["size"] == len(public) and reply["chunks"] == 3 and
+              reply["chunk_size"] == 64 * KiB and layer_nodes(reply["layer"]) == chunk_layer(public, 64 * KiB) and
+              fold(layer_nodes(reply["layer"]), 2).hex() == public_cid, "MANIFEST of pub.txt: %r" % reply)
+        reply, _ = c.request("MANIFEST", cid=public_cid, chunk_size=128 * KiB)
+        check(reply["status"] == "OK" and reply["chunks"] == 2 and reply["chunk_size"] == 128 * KiB and
+              layer_nodes(reply["layer"]) == chunk_layer(public, 128 * KiB) and
+              fold(layer_nodes(reply["layer"]), 3).hex() == public_cid, "MANIFEST at 128 KiB: %r" % reply)
+        reply, _ = c.request("MANIFEST", cid=public_cid, chunk_size=1 << 20)  # the whole file in one chunk
+        check(reply["status"] == "OK" and reply["chunks"] == 1 and reply["layer"].hex() == public_cid,
+              "MANIFEST at 1 MiB: the lone chunk's node is the content id: %r" % reply)
+        reply, data = c.request("CHUNK", cid=public_cid, index=2)  # one frame, the chunk in `data`
+        check(reply["status"] == "OK" and data == public[128 * KiB:] and reply["size"] == 64 * KiB and
+              reply["index"] == 2, "CHUNK 2 of pub.txt: %r" % reply)
+        reply, data = c.request("CHUNK", cid=public_cid, index=1, chunk_size=128 * KiB)
+        check(reply["status"] == "OK" and data == public[128 * KiB:], "CHUNK 1 at 128 KiB: %r" % reply)
+        r = expect_refusal(c, "BAD REQUEST", "a chunk size below the seeder's", op="MANIFEST", cid=public_cid,
+                           chunk_size=16 * KiB)
+        check("65536" in r["error"], "the refusal says which chunk size the seeder hashed with: %r" % r)
+        expect_refusal(c, "BAD REQUEST", "a chunk size that is no power of two", op="CHUNK", cid=public_cid,
+                       index=0, chunk_size=100 * KiB)
+        for old in (1, 2):
+            reply, _ = c.request("CHUNK", cid=public_cid, index=0, v=old)
+            check(reply["status"] == "BAD REQUEST" and "this peer speaks %d" % TRANSFER_VERSION in reply.get("error", ""),
+                  "a version %d request is refused, saying which version is spoken: %r" % (old, reply))
 
-        unknown = hashlib.sha256(b"nobody has this").hexdigest()
+        unknown = cid_of(b"nobody has this").hex()
         for op in ("MANIFEST", "CHUNK"):
             expect_refusal(c, "FILE NOT EXIST", op + " of an unknown cid", op=op, cid=unknown, index=0)
             expect_refusal(c, "FILE NOT EXIST", op + " of the symlink's target", op=op, cid=secret_cid, index=0)
@@ -377,7 +410,7 @@ def test_refusals(env):
         expect_refusal(c, "BAD REQUEST", "an absolute path", op="MANIFEST", cid=secret_cid, path=outside)
         expect_refusal(c, "BAD REQUEST", "a name", op="MANIFEST", cid=public_cid, name="pub.txt")
         expect_refusal(c, "BAD REQUEST", "a seeds-style GET_FILE", op="GET_FILE", user="refuse-a", name="pub.txt")
-        expect_refusal(c, "BAD REQUEST", "an index past the end", op="CHUNK", cid=public_cid, index=1)
+        expect_refusal(c, "BAD REQUEST", "an index past the end", op="CHUNK", cid=public_cid, index=3)
         expect_refusal(c, "BAD REQUEST", "a cid that is not hex", op="CHUNK", cid="../../etc/passwd", index=0)
 
         # A published file swapped for a symlink to the outside (same size) is not followed: FILE CHANGED until
@@ -389,7 +422,7 @@ def test_refusals(env):
               "a published file swapped for a symlink must not be served: %r %r" % (reply, data and data[:40]))
 
         reply, data = c.request("CHUNK", cid=public_cid, index=0)
-        check(reply["status"] == "OK" and data == public, "the seeder keeps serving after refusals: %r" % reply)
+        check(reply["status"] == "OK" and data == public[:64 * KiB], "the seeder keeps serving after refusals: %r" % reply)
     finally:
         c.close()
 
@@ -409,7 +442,7 @@ def test_empty_file(env):
     open(os.path.join(share, "empty.dat"), "wb").close()
     s = env.serve("empty-a", share)
     check(s.serving["files"] == 1, "the empty file is published: %r" % s.serving)
-    empty_cid = hashlib.sha256(b"").hexdigest()
+    empty_cid = "0" * 64  # schemas/protocol.md: the empty file's id is 32 zero bytes
     out_dir = env.folder("empty", "out")
     for label, target in (("by name", "empty-a:empty.dat"), ("by cid", empty_cid)):
         dest = os.path.join(out_dir, "empty-%s.dat" % label.split()[-1])
@@ -433,8 +466,8 @@ def test_sparse_over_4gib(env):
             f.write(mark)
     check(os.path.getsize(src) == size, "the sparse file has the size it was given")
     digests = {}
-    hasher = threading.Thread(target=lambda: digests.update(src=sha256_path(src)), daemon=True)
-    hasher.start()  # the source's own hash, on the other core while serve hashes it
+    hasher = threading.Thread(target=lambda: digests.update(src=cid_of_file(src)), daemon=True)
+    hasher.start()  # the source's content id, on the other core while serve hashes it
     s = env.serve("sparse-a", share, "--chunk-size", 4 * MiB)
     check(s.serving["files"] == 1, "SERVE: %r" % s.serving)
     dest = os.path.join(env.folder("sparse", "out"), "huge.img")
@@ -546,6 +579,7 @@ def test_removed_file_unlisted_after_restart(env):
 TESTS = [
     ("single source", test_single_source),
     ("three sources", test_three_sources),
+    ("seeders with different chunk sizes serve one download", test_mixed_chunk_sizes),
     ("seeder killed mid-transfer, the other finishes", test_seeder_killed_mid_transfer),
     ("corrupting seeder detected and healed", test_corrupting_seeder),
     ("downloader killed and resumed", test_downloader_killed_and_resumed),

@@ -14,6 +14,9 @@ import msgpack
 import zmq
 
 
+PROTOCOL_VERSION = 3  # schemas/protocol.md: every request's `v`; the transfer protocol shares the number
+
+
 class CheckFailed(Exception):
     """A check of a process test failed; its message says what was expected and what came."""
 
@@ -121,7 +124,7 @@ class Client:
         return None
 
     def call(self, op, req_id=None, **fields):
-        msg = {"v": 1, "op": op, "id": req_id or self.next_id(), "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+        msg = {"v": PROTOCOL_VERSION, "op": op, "id": req_id or self.next_id(), "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
         msg.update(fields)
         reply = self.send_raw([msgpack.packb(msg, use_bin_type=True)])
         if reply is None:
@@ -330,18 +333,6 @@ class RpcLog(DaemonProcess):
 
 # ---- transfer helpers (zshare-peer serve / get, the peer-to-peer protocol of schemas/transfer.md) ----
 
-def sha256_path(path, block=8 << 20):
-    """SHA-256 of a file as lowercase hex, read in blocks (large and sparse files too)."""
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            data = f.read(block)
-            if not data:
-                return h.hexdigest()
-            h.update(data)
-
-
 def allocated_bytes(path):
     """Bytes the file system allocated to `path` (st_blocks * 512); 0 when it does not exist.
     A pre-sized sparse .part grows in allocation as chunks are written into it."""
@@ -527,7 +518,7 @@ def process_test_main(description, cases, make_env, temp_prefix, add_arguments=N
     return 1 if failed else 0
 
 
-TRANSFER_VERSION = 2  # schemas/transfer.md
+TRANSFER_VERSION = 3  # schemas/transfer.md
 
 
 class TransferClient:

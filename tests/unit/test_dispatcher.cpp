@@ -36,7 +36,7 @@ struct Fixture {
   // Sends op with fields under a fresh id (or `id`) and returns the decoded reply's status.
   // `key` plays the sender's CurveZMQ public key (the ZAP User-Id); empty is a plaintext broker.
   std::string call(const std::string& op, MapWriter fields, const std::string& id = "", const std::string& key = "") {
-    fields.put("v", std::uint64_t{1}).put("op", op).put("ts", "2026-11-22T00:00:00.000Z");
+    fields.put("v", version).put("op", op).put("ts", "2026-11-22T00:00:00.000Z");
     fields.put("id", id.empty() ? "req-" + std::to_string(++counter) : id);
     last_reply = dispatcher->handle(fields.finish(), events, key);
     last = std::make_unique<Message>(Message::decode(last_reply.data(), last_reply.size()));
@@ -53,6 +53,7 @@ struct Fixture {
   std::string last_reply;
   std::unique_ptr<Message> last;
   int counter = 0;
+  std::uint64_t version = protocol::kVersion;  // the `v` call() sends
   std::int64_t clock = 1000000;  // the dispatcher's monotonic milliseconds, moved by the tests
 };
 
@@ -65,7 +66,7 @@ MapWriter user(const std::string& name) {
 MapWriter publish(const std::string& name, const std::string& file) {
   MapWriter w;
   w.put("user", name).put("name", file).put("description", "a test file").put("size", std::uint64_t{10});
-  w.put("cid", std::string(64, 'a')).put("chunk_size", std::uint64_t{16384}).put("root", std::string(64, 'b'));
+  w.put("cid", std::string(64, 'a')).put("chunk_size", std::uint64_t{16384});
   return w;
 }
 
@@ -99,6 +100,49 @@ TEST_CASE("the seeds' statuses for register, connect, publish, delete", "[dispat
   }
   CHECK(topics == std::vector<std::string>{"user.registered", "peer.connected", "file.published", "file.deleted",
                                            "peer.disconnected", "user.unregistered"});
+}
+
+TEST_CASE("v3: another version is refused with the broker's own, and file entries carry no root", "[dispatcher]") {
+  Fixture f;
+  f.version = 1;
+  CHECK(f.call("REGISTER", user("alice")) == "BAD REQUEST");
+  CHECK(f.last->root().str("error", 200) == "unsupported protocol version 1 (this broker speaks 3)");
+  CHECK(f.last->root().uint("v") == 3);
+  f.version = 2;
+  CHECK(f.call("STATS", MapWriter()) == "BAD REQUEST");
+  CHECK(f.last->root().str("error", 200) == "unsupported protocol version 2 (this broker speaks 3)");
+  CHECK(f.index.user_count() == 0);
+
+  f.version = protocol::kVersion;
+  REQUIRE(f.call("REGISTER", user("alice")) == "OK");
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1")) == "OK");
+  REQUIRE(f.call("PUBLISH", publish("alice", "a.txt")) == "OK");  // no root: v3's cid is the Merkle root
+  CHECK(f.call("PUBLISH", publish("alice", "b.txt").put("root", "not even a hash")) == "OK");  // an unknown key
+  Message published = Message::decode(f.events.back().body.data(), f.events.back().body.size());
+  CHECK(f.events.back().topic == "file.published");
+  CHECK(published.root().uint("chunk_size") == 16384);
+  CHECK_FALSE(published.root().has("root"));
+
+  const auto entry_ok = [](const MapView& file) {
+    CHECK(file.str("cid", 64) == std::string(64, 'a'));
+    CHECK(file.uint("chunk_size") == 16384);
+    CHECK(file.uint("size") == 10);
+    CHECK_FALSE(file.has("root"));
+  };
+  REQUIRE(f.call("LIST_CONTENT", user("alice")) == "OK");
+  const auto listed = f.last->root().maps("files");
+  REQUIRE(listed.size() == 2);
+  for (const auto& file : listed) entry_ok(file);
+  REQUIRE(f.call("SEARCH", MapWriter().put("cid", std::string(64, 'a'))) == "OK");
+  const auto found = f.last->root().maps("results");
+  REQUIRE(found.size() == 2);
+  for (const auto& file : found) entry_ok(file);
+  REQUIRE(f.call("LOOKUP", user("alice").put("name", "a.txt")) == "OK");
+  entry_ok(f.last->root().map("file"));
+  REQUIRE(f.call("SNAPSHOT", MapWriter()) == "OK");
+  const auto snapshot = f.last->root().maps("files");
+  REQUIRE(snapshot.size() == 2);
+  for (const auto& file : snapshot) entry_ok(file);
 }
 
 TEST_CASE("PUBLISH beyond the files-per-user limit is LIMIT EXCEEDED and changes nothing", "[dispatcher]") {

@@ -143,7 +143,6 @@ TEST_CASE("file() gives every field back, and a removed id reads as not live", "
   FileIndex index;
   const UserId u = index.add_user("alice");
   FileRecord f = make_file(u, "Song.ogg", "a Song", 3);
-  f.root = cid_of(4);
   f.size = 123456789012ULL;
   f.chunk_size = 65536;
   const FileId id = index.add_file(f);
@@ -152,7 +151,6 @@ TEST_CASE("file() gives every field back, and a removed id reads as not live", "
   CHECK(v.name == "Song.ogg");
   CHECK(v.description == "a Song");
   CHECK(v.cid == cid_of(3));
-  CHECK(v.root == cid_of(4));
   CHECK(v.size == 123456789012ULL);
   CHECK(v.chunk_size == 65536);
   CHECK(v.user == u);

@@ -1,7 +1,6 @@
 // test_hash_cache.cpp: the HashCache key is the whole FileIdentity (size, mtime, ctime, inode), and cache files of
-// older schemas or none at all still open: a cache written before ctime_ns and inode were columns is migrated in
-// place and its rows miss (even one holding another file's hashes under the same path, size and mtime) until the
-// file is hashed again; a file that is not SQLite at all only makes every lookup miss.
+// older protocols or none at all still open: a cache of whole-file ids (v2) is dropped on open and its files are
+// hashed again; a damaged row misses; a file that is not SQLite at all only makes every lookup miss.
 #include "peer/hash_cache.hpp"
 #include "tests/unit/temp_folder.hpp"
 
@@ -37,30 +36,29 @@ void exec(const std::string& path, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
-std::set<std::string> columns(const std::string& path) {
+std::set<std::string> tables(const std::string& path) {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA table_info(hashes)", -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &s, nullptr) == SQLITE_OK);
   std::set<std::string> out;
-  while (sqlite3_step(s) == SQLITE_ROW) out.insert(reinterpret_cast<const char*>(sqlite3_column_text(s, 1)));
+  while (sqlite3_step(s) == SQLITE_ROW) out.insert(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
   sqlite3_finalize(s);
   sqlite3_close(db);
   return out;
 }
 
-// The first schema (path, size, mtime_ns, chunk_size, cid, root, leaves), as written by earlier versions, with one
-// row: `hashes` under `path` and the size and mtime of `identity`. Hashes of other bytes make the row a stale one,
-// exactly what a replaced file of the same size and mtime left behind.
+// The cache of protocol v1/v2 (whole-file SHA-256 as the cid, a root over chunk hashes), as earlier versions wrote
+// it, with one row for `path` under its full identity: the row's key matches, only what it means has changed.
 void write_old_cache(const std::string& cache, const std::string& path, const FileIdentity& identity,
-                     const ContentHashes& hashes) {
+                     const std::string& bytes) {
   exec(cache, "CREATE TABLE hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, chunk_size INTEGER,"
-              " cid BLOB, root BLOB, leaves BLOB)");
-  std::string leaves;
-  for (const auto& leaf : hashes.leaves) leaves += to_hex(leaf);
+              " cid BLOB, root BLOB, leaves BLOB, ctime_ns INTEGER, inode INTEGER)");
+  const std::string old_cid = to_hex(sha256(bytes.data(), bytes.size()));
   exec(cache, "INSERT INTO hashes VALUES ('" + path + "', " + std::to_string(identity.size) + ", " +
-                  std::to_string(identity.mtime_ns) + ", " + std::to_string(hashes.chunk_size) + ", x'" +
-                  to_hex(hashes.cid) + "', x'" + to_hex(hashes.root) + "', x'" + leaves + "')");
+                  std::to_string(identity.mtime_ns) + ", " + std::to_string(kChunk) + ", x'" + old_cid + "', x'" +
+                  old_cid + "', x'" + old_cid + "', " + std::to_string(identity.ctime_ns) + ", " +
+                  std::to_string(identity.inode) + ")");
 }
 
 }  // namespace
@@ -89,34 +87,43 @@ TEST_CASE("hash cache: a row answers only for the same path, size, mtime, ctime 
   CHECK_FALSE(cache.find(folder / "b.txt", id, kChunk));
 }
 
-TEST_CASE("hash cache: an old-schema cache file opens, is migrated, and its rows miss until hashed again",
+TEST_CASE("hash cache: a cache of whole-file ids (protocol v2) opens, is dropped, and its files are hashed again",
           "[hash_cache]") {
   test::TempFolder folder("zshare-hash-cache");
-  const std::string file = folder / "b.txt";
-  const std::string stale = folder / "stale.txt";
+  const std::string file = folder / "b.bin";
   const std::string cache_path = folder / "hashes.db";
-  write(file, "new bytes");
-  write(stale, "old bytes");  // the same size: the bytes the old row was hashed from
+  const std::string bytes(3 * kChunk + 5, 'b');  // several blocks: its v2 id and its v3 id differ
+  write(file, bytes);
   const FileIdentity id = identity_of(file);
-  write_old_cache(cache_path, file, id, hash_file(stale, kChunk));
-  REQUIRE(columns(cache_path).count("inode") == 0);
+  write_old_cache(cache_path, file, id, bytes);
 
   {
     HashCache cache(cache_path);  // must not throw
-    CHECK(columns(cache_path) == std::set<std::string>{"path", "size", "mtime_ns", "chunk_size", "cid", "root",
-                                                       "leaves", "ctime_ns", "inode"});
-    CHECK_FALSE(cache.find(file, id, kChunk));  // the old row matched on path, size and mtime: no longer enough
+    CHECK(tables(cache_path) == std::set<std::string>{"tree_hashes"});
+    CHECK_FALSE(cache.find(file, id, kChunk));
     bool hashed = false;
     const ContentHashes h = cache.hashes_of(file, kChunk, &hashed);
     CHECK(hashed);
-    CHECK(h.cid == sha256("new bytes", 9));
-    cache.hashes_of(file, kChunk, &hashed);  // the row was rewritten with the full key
+    CHECK(h.cid == hash_file(file, kChunk).cid);
+    CHECK(h.cid != sha256(bytes.data(), bytes.size()));
+    cache.hashes_of(file, kChunk, &hashed);
     CHECK_FALSE(hashed);
   }
-  HashCache reopened(cache_path);  // an already migrated file opens as it is, its rows kept
+  HashCache reopened(cache_path);  // a migrated file opens as it is, its rows kept
   bool hashed = true;
-  CHECK(reopened.hashes_of(file, kChunk, &hashed).cid == sha256("new bytes", 9));
+  CHECK(reopened.hashes_of(file, kChunk, &hashed).cid == hash_file(file, kChunk).cid);
   CHECK_FALSE(hashed);
+}
+
+TEST_CASE("hash cache: a damaged row (a layer that does not fold to its cid) is a miss", "[hash_cache]") {
+  test::TempFolder folder("zshare-hash-cache");
+  const std::string file = folder / "d.bin";
+  write(file, std::string(2 * kChunk, 'd'));
+  const std::string cache_path = folder / "hashes.db";
+  { HashCache(cache_path).hashes_of(file, kChunk); }
+  exec(cache_path, "UPDATE tree_hashes SET layer = zeroblob(64)");
+  HashCache cache(cache_path);
+  CHECK_FALSE(cache.find(file, identity_of(file), kChunk));
 }
 
 TEST_CASE("hash cache: a file that is not a SQLite database opens and only misses", "[hash_cache]") {

@@ -17,7 +17,7 @@ namespace {
 
 std::string reply_with(std::string_view status, std::optional<std::uint64_t> retry_after_ms) {
   MapWriter w;
-  w.put("v", std::uint64_t{1}).put("id", "r-1").put("status", status);
+  w.put("v", protocol::kVersion).put("id", "r-1").put("status", status);
   if (status != "OK") w.put("error", "slow down");
   if (retry_after_ms) w.put("retry_after_ms", *retry_after_ms);
   return w.finish();

@@ -85,7 +85,7 @@ TEST_CASE("listing replies print one tab- or space-separated line per item", "[p
         std::vector<std::string>{"LIST_USERS OK", "alice tcp://127.0.0.1:4000", "bob tcp://h:5"});
 
   BrokerReply files{"OK", "", json::parse(R"({"status":"OK","files":[
-      {"name":"a.txt","size":12,"cid":"ab","description":"two\tlines\nhere","chunk_size":262144,"root":"cd"}]})")};
+      {"name":"a.txt","size":12,"cid":"ab","description":"two\tlines\nhere","chunk_size":262144}]})")};
   CHECK(text_lines(CommandResult::from_reply("LIST_CONTENT", files)) ==
         std::vector<std::string>{"LIST_CONTENT OK", "a.txt\t12\tab\ttwo lines here"});
 
@@ -104,7 +104,7 @@ TEST_CASE("a refused listing prints only its status line", "[peer][output]") {
 }
 
 TEST_CASE("JSON output is the reply's fields plus command, on one line", "[peer][output]") {
-  BrokerReply reply{"OK", "", json::parse(R"({"v":1,"id":"p:1","status":"OK","users":[]})")};
+  BrokerReply reply{"OK", "", json::parse(R"({"v":3,"id":"p:1","status":"OK","users":[]})")};
   auto line = json_line(CommandResult::from_reply("LIST_USERS", reply));
   CHECK(line.find('\n') == std::string::npos);
   auto parsed = json::parse(line);

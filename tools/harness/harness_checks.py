@@ -244,7 +244,7 @@ class Checker:
         got_files = collections.defaultdict(dict)
         for f in snap_files:
             got_files[f["user"]][f["name"]] = (f.get("name"), f.get("size"), f.get("cid"), f.get("chunk_size"),
-                                               f.get("root"), f.get("description"))
+                                               f.get("description"))
             if f["user"] in got_users and (bool(f.get("online")), f.get("endpoint", "")) != got_users[f["user"]] \
                     and got_users[f["user"]][0]:
                 self.record.violation("index", "SNAPSHOT file %s:%s shows its owner as %r, the user list as %r"

@@ -9,6 +9,8 @@ import uuid
 import msgpack
 import zmq
 
+PROTOCOL_VERSION = 3  # schemas/protocol.md: every request's `v`
+
 
 class Unanswered(Exception):
     """No reply before the deadline, although the request was resent (Lazy Pirate)."""
@@ -161,7 +163,7 @@ class BrokerClient:
         waited out and sent again, within the deadline). Raises Unanswered."""
         req_id = "%s:%d" % (self.prefix, next(self.counter))
         ts = self.stamps.next()
-        msg = {"v": 1, "op": op, "id": req_id, "ts": ts, "ts_local": True}
+        msg = {"v": PROTOCOL_VERSION, "op": op, "id": req_id, "ts": ts, "ts_local": True}
         msg.update(fields)
         frame = msgpack.packb(msg, use_bin_type=True)
         sent = self.epochs.snapshot()

@@ -12,7 +12,7 @@ import time
 import msgpack
 import zmq
 
-from harness_client import BrokerClient, BrokerEpochs, Keys, Stamps, Unanswered
+from harness_client import PROTOCOL_VERSION, BrokerClient, BrokerEpochs, Keys, Stamps, Unanswered
 from harness_procs import Daemon, Registry, free_ports, wait_until
 
 
@@ -130,7 +130,7 @@ class Cluster:
                     raise ProcessFailure("zshare-broker exited with %s: %s"
                                          % (self.broker.proc.returncode, self.broker.stderr_since_start()[-2000:]))
                 n += 1
-                probe.send(msgpack.packb({"v": 1, "op": "STATS", "id": "harness-probe-%d" % n,
+                probe.send(msgpack.packb({"v": PROTOCOL_VERSION, "op": "STATS", "id": "harness-probe-%d" % n,
                                           "ts": self.stamps.next()}, use_bin_type=True))
                 if probe.poll(200) & zmq.POLLIN:
                     stats = msgpack.unpackb(probe.recv(), raw=False)

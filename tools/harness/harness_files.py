@@ -1,11 +1,13 @@
 # harness_files.py: the seeders' share folders: deterministic file contents from (seed, content key, size),
-# and the content id / Merkle root every holder must publish (schemas/protocol.md, "Content ids and chunk hashes").
+# and the content id every holder must publish: the Merkle root over 16 KiB blocks (schemas/protocol.md,
+# "Content ids and chunk hashes"). Written from protocol.md here, so the harness checks the peers independently.
 import hashlib
 import os
 import random
 
 KiB = 1024
 MiB = 1024 * KiB
+BLOCK_SIZE = 16 * KiB
 ZERO_HASH = b"\0" * 32
 
 
@@ -32,8 +34,14 @@ def content_bytes(seed, key, size):
     return random.Random("%s/%s/%d" % (seed, key, size)).randbytes(size)
 
 
+def block_leaves(data):
+    """SHA-256 of each 16 KiB block, the last one as it is (not padded)."""
+    return [hashlib.sha256(data[i:i + BLOCK_SIZE]).digest() for i in range(0, len(data), BLOCK_SIZE)]
+
+
 def merkle_root(leaves):
-    """protocol.md's tree: leaves padded with zero hashes to a power of two, parent = SHA-256(left || right)."""
+    """protocol.md's tree: leaves padded with zero hashes to a power of two, parent = SHA-256(left || right);
+    32 zero bytes for no leaves (the empty file)."""
     if not leaves:
         return ZERO_HASH
     width = 1
@@ -52,9 +60,7 @@ class Content:
         self.key = key
         self.size = len(data)
         self.chunk_size = chunk_size
-        self.cid = hashlib.sha256(data).hexdigest()
-        leaves = [hashlib.sha256(data[i:i + chunk_size]).digest() for i in range(0, len(data), chunk_size)]
-        self.root = merkle_root(leaves).hex()
+        self.cid = merkle_root(block_leaves(data)).hex()
 
     def __repr__(self):
         return "Content(%s, %d bytes, %s)" % (self.key, self.size, self.cid[:12])
@@ -81,11 +87,12 @@ def write_shares(root_dir, peers, files, seed, chunk_size):
     return contents
 
 
-def sha256_file(path, block=1 << 20):
-    h = hashlib.sha256()
+def cid_file(path, read_size=64 * BLOCK_SIZE):
+    """The content id of a file on disk (hex), read in whole blocks: only the leaves are kept."""
+    leaves = []
     with open(path, "rb") as f:
         while True:
-            data = f.read(block)
+            data = f.read(read_size)
             if not data:
-                return h.hexdigest()
-            h.update(data)
+                return merkle_root(leaves).hex()
+            leaves.extend(block_leaves(data))  # every read but the last is a whole number of blocks

@@ -8,16 +8,15 @@ MUTATIONS = ("REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELE
 
 
 class FileMeta:
-    def __init__(self, name, size, cid, chunk_size, root, description=""):
+    def __init__(self, name, size, cid, chunk_size, description=""):
         self.name = name
         self.size = size
         self.cid = cid
         self.chunk_size = chunk_size
-        self.root = root
         self.description = description
 
     def as_tuple(self):
-        return (self.name, self.size, self.cid, self.chunk_size, self.root, self.description)
+        return (self.name, self.size, self.cid, self.chunk_size, self.description)
 
 
 class UserState:
@@ -164,8 +163,7 @@ class Model:
                 session_seen_on()
             if status == "OK" and op == "PUBLISH":
                 st.files[fields["name"]] = FileMeta(fields["name"], fields["size"], fields["cid"],
-                                                    fields["chunk_size"], fields["root"],
-                                                    fields.get("description", ""))
+                                                    fields["chunk_size"], fields.get("description", ""))
             elif status == "OK" and op == "DELETE":
                 st.files.pop(fields["name"], None)
 

@@ -1,5 +1,5 @@
 # harness_ops.py: one checked operation each: a mutation (its status against the model, its log line recorded),
-# a query (its answer against the model), a download (`zshare-peer get`, SHA-256 verified, failures judged).
+# a query (its answer against the model), a download (`zshare-peer get`, its content id verified, failures judged).
 import json
 import os
 import subprocess
@@ -7,7 +7,7 @@ import threading
 import time
 
 from harness_client import Stopped, Unanswered
-from harness_files import sha256_file
+from harness_files import cid_file
 from harness_model import MUTATIONS, OFF, ON, UNKNOWN, Model, log_args
 from harness_procs import with_deathsig
 from harness_record import CORRUPT
@@ -107,8 +107,8 @@ class Ops:
             if key in got:
                 self.record.violation("index", "SEARCH %r returned %s twice" % (fields, key))
             if key[0] in names:
-                got[key] = (item.get("size"), item.get("cid"), item.get("chunk_size"), item.get("root"))
-        want = {k: (m.size, m.cid, m.chunk_size, m.root)
+                got[key] = (item.get("size"), item.get("cid"), item.get("chunk_size"))
+        want = {k: (m.size, m.cid, m.chunk_size)
                 for k, m in self.model.search([u for u in scope if not u.tainted], keywords(words_text or ""),
                                               cid).items()}
         tainted = {u.name for u in scope if u.tainted}
@@ -180,8 +180,8 @@ class Ops:
                 self.record.violation("unexpected-status", "LIST_CONTENT %s: %s" % (user, r.status))
             else:
                 files = r.reply.get("files", [])
-                got = [(f.get("name"), f.get("size"), f.get("cid"), f.get("chunk_size"), f.get("root"),
-                        f.get("description")) for f in files]
+                got = [(f.get("name"), f.get("size"), f.get("cid"), f.get("chunk_size"), f.get("description"))
+                       for f in files]
                 want = sorted(m.as_tuple() for m in st.files.values())
                 if [g[0] for g in got] != sorted(g[0] for g in got):
                     self.record.violation("index", "LIST_CONTENT %s is not sorted by name" % user)
@@ -205,8 +205,7 @@ class Ops:
                 self.record.violation("unexpected-status", "LOOKUP %s %s: %s, expected %s" % (user, name, r.status, want))
             elif meta:
                 f = r.reply.get("file", {})
-                got = (f.get("name"), f.get("size"), f.get("cid"), f.get("chunk_size"), f.get("root"),
-                       f.get("description"))
+                got = (f.get("name"), f.get("size"), f.get("cid"), f.get("chunk_size"), f.get("description"))
                 if got != meta.as_tuple() or f.get("user") != user:
                     self.record.violation("index", "LOOKUP %s %s: got %r, expected %r" % (user, name, got,
                                                                                            meta.as_tuple()))
@@ -303,10 +302,10 @@ class Ops:
             if not os.path.exists(dest) or os.path.exists(dest + ".part"):
                 self.record.violation("download", "%s: get %s said OK but %s / .part are wrong" % (who, label, dest))
             else:
-                digest = sha256_file(dest)
+                digest = cid_file(dest)
                 size = os.path.getsize(dest)
                 if digest != content.cid or size != content.size:
-                    self.record.violation(CORRUPT, "%s: get %s wrote %d bytes with SHA-256 %s, expected %d bytes %s"
+                    self.record.violation(CORRUPT, "%s: get %s wrote %d bytes with content id %s, expected %d bytes %s"
                                           % (who, label, size, digest, content.size, content.cid))
                 else:
                     entry["bytes"] = size
@@ -318,9 +317,9 @@ class Ops:
                                       % (who, label, entry["sources"], min_sources))
         else:
             if os.path.exists(dest):  # a failed download keeps only its .part
-                digest = sha256_file(dest)
+                digest = cid_file(dest)
                 if digest != content.cid:
-                    self.record.violation(CORRUPT, "%s: get %s failed but left %s with a wrong SHA-256"
+                    self.record.violation(CORRUPT, "%s: get %s failed but left %s with a wrong content id"
                                           % (who, label, dest))
                 else:
                     self.record.violation("download", "%s: get %s failed but wrote %s" % (who, label, dest))

@@ -139,4 +139,4 @@ class StepRunner:
         user, name, size = a[0], a[1], parse_size(a[2])
         fake = hashlib.sha256(("%s/%s/%s" % (self.settings["seed"], user, name)).encode())
         return {"name": name, "description": " ".join(a[3:]), "size": size, "cid": fake.hexdigest(),
-                "chunk_size": 1 << 16, "root": hashlib.sha256(fake.digest()).hexdigest()}
+                "chunk_size": 1 << 16}

@@ -158,8 +158,8 @@ def run(args, sc, bins):
             cluster.add_seeder(spec, st["chunk-size"])
         cluster.start_seeders(parallel=2)
         for name, s in cluster.seeders.items():
-            metas = [FileMeta(f.name, contents[f.content].size, contents[f.content].cid, st["chunk-size"],
-                              contents[f.content].root) for f in sc.files if f.peer == name]
+            metas = [FileMeta(f.name, contents[f.content].size, contents[f.content].cid, st["chunk-size"])
+                     for f in sc.files if f.peer == name]
             model.add_seeder(name, s.endpoint, metas)
             info = s.serving[-1]
             if info.get("files") != len(metas):

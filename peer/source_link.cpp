@@ -1,0 +1,107 @@
+// source_link.cpp: the DEALER's options, the handshake monitor (CurveZMQ only) and the request encoding.
+#include "peer/source_link.hpp"
+
+#include "common/codec.hpp"
+#include "common/transfer_protocol.hpp"
+
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <cstring>
+
+namespace zshare::peer {
+
+SourceLink::SourceLink(zmq::context_t& ctx, const Source& s, const curve::LinkSecurity& security)
+    : socket(ctx, zmq::socket_type::dealer) {
+  report.user = s.user;
+  report.endpoint = s.endpoint;
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::maxmsgsize, transfer::kSocketMaxMessageBytes);
+  socket.set(zmq::sockopt::rcvhwm, 1000);
+  if (!security.plaintext && !curve::is_z85_key(s.key)) {
+    report.dropped_because = "the broker lists no CurveZMQ key for this source";
+    return;  // never dial a source we could not authenticate
+  }
+  security.dial(socket, s.key);  // CurveZMQ refuses a seeder that does not hold exactly this key
+  if (!security.plaintext) watch_handshakes(ctx);
+  socket.connect(s.endpoint);
+}
+
+void SourceLink::drop(std::string why) {
+  report.dropped_because = std::move(why);
+  close();
+}
+
+// Stops the monitor before the socket closes: libzmq leaks a monitored socket's event pipe otherwise.
+void SourceLink::close() {
+  if (monitor_) {
+    if (socket) zmq_socket_monitor(socket.handle(), nullptr, 0);
+    monitor_->close();
+    monitor_.reset();
+  }
+  if (socket) socket.close();
+}
+
+bool SourceLink::send(const std::string& request) {
+  return socket.send(zmq::buffer(request), zmq::send_flags::dontwait).has_value();
+}
+
+std::optional<std::vector<zmq::message_t>> SourceLink::receive(std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, timeout);
+  if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+  std::vector<zmq::message_t> frames;
+  if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) return std::nullopt;
+  return frames;
+}
+
+std::string SourceLink::silence(std::string what) {
+  if (!monitor_) return what;
+  bool succeeded = false, failed = false;
+  for (;;) {
+    std::vector<zmq::message_t> event;
+    if (!zmq::recv_multipart(*monitor_, std::back_inserter(event), zmq::recv_flags::dontwait)) break;
+    if (event.empty() || event[0].size() < 2) continue;
+    std::uint16_t id = 0;
+    std::memcpy(&id, event[0].data(), sizeof id);
+    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) succeeded = true;
+    if (id & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+              ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+      failed = true;
+    }
+  }
+  if (failed && !succeeded) {
+    return what + ": it failed the CurveZMQ handshake, so the process at " + report.endpoint +
+           " does not hold the key the broker lists for " + report.user;
+  }
+  return what;
+}
+
+void SourceLink::watch_handshakes(zmq::context_t& ctx) {
+  static std::atomic<std::uint64_t> next{0};
+  const std::string address = "inproc://zshare-download-monitor-" + std::to_string(next++);
+  constexpr int kEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+  if (zmq_socket_monitor(socket.handle(), address.c_str(), kEvents) != 0) return;  // a diagnosis only
+  monitor_ = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pair);
+  monitor_->set(zmq::sockopt::linger, 0);
+  monitor_->connect(address);
+}
+
+std::string transfer_request(std::string_view op, std::uint64_t id, const Hash& cid, std::uint32_t chunk_size,
+                             std::string_view key, std::uint64_t value) {
+  MapWriter w;
+  w.put("v", transfer::kVersion).put("op", op).put("id", id).put("cid", to_hex(cid));
+  w.put("chunk_size", std::uint64_t{chunk_size}).put(key, value);
+  return w.finish();
+}
+
+std::string why_dropped(const std::vector<std::unique_ptr<SourceLink>>& links) {
+  std::string why;
+  for (const auto& l : links) {
+    if (!l->report.dropped_because.empty()) why += "; " + l->report.user + " " + l->report.dropped_because;
+  }
+  return why;
+}
+
+}  // namespace zshare::peer

@@ -1,0 +1,60 @@
+// source_link.hpp: a downloader's link to one source: its DEALER (dialled with exactly the CurveZMQ key the broker
+// lists), the requests it has in flight (request id -> chunk index), and what became of it, in words.
+#pragma once
+
+#include "common/curve_keys.hpp"
+#include "common/validate.hpp"
+#include "peer/downloader.hpp"
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace zshare::peer {
+
+class SourceLink {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  SourceLink(zmq::context_t& ctx, const Source& source, const curve::LinkSecurity& security);
+  ~SourceLink() { close(); }
+  SourceLink(const SourceLink&) = delete;
+  SourceLink& operator=(const SourceLink&) = delete;
+
+  bool alive() const { return report.dropped_because.empty(); }
+  // Drops the source: says why, closes the socket. Its requests in flight are the caller's to hand back.
+  void drop(std::string why);
+  // Sends a request map; false when it would block (the request was not sent).
+  bool send(const std::string& request);
+  // Waits up to `timeout` for one reply; nothing on silence.
+  std::optional<std::vector<zmq::message_t>> receive(std::chrono::milliseconds timeout);
+  // Why a source went silent, in words: one that refused our CurveZMQ handshake (it does not hold the key the
+  // broker lists: an impostor on that endpoint, or the user's key changed) is told from one that is gone.
+  std::string silence(std::string what);
+
+  zmq::socket_t socket;
+  std::unordered_map<std::uint64_t, std::uint32_t> in_flight;  // request id -> chunk index
+  Clock::time_point last_progress = Clock::now();
+  SourceReport report;
+
+ private:
+  void close();
+  void watch_handshakes(zmq::context_t& ctx);
+  std::unique_ptr<zmq::socket_t> monitor_;  // the socket's handshake events (CurveZMQ only)
+};
+
+// A transfer request (transfer.md): {v, op, id, cid, chunk_size, <key>: <value>}.
+std::string transfer_request(std::string_view op, std::uint64_t id, const Hash& cid, std::uint32_t chunk_size,
+                             std::string_view key, std::uint64_t value);
+
+// "; alice stopped answering; bob answered FILE CHANGED (...)": what became of each dropped source.
+std::string why_dropped(const std::vector<std::unique_ptr<SourceLink>>& links);
+
+}  // namespace zshare::peer
