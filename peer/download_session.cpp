@@ -44,7 +44,7 @@ DownloadReport DownloadSession::run() {
   if (chunks_ == 0) return finish(true, "");
   height_ = layer_height(plan_.size, plan_.chunk_size);
   for (const auto& s : plan_.sources) links_.push_back(std::make_unique<SourceLink>(ctx_, s, options_.security));
-  if (!fetch_manifest()) return finish(false, "");
+  if (!fetch_manifest()) return finish(false, report_.error);
   scheduler_ = std::make_unique<ChunkScheduler>(chunks_, links_.size());
   const bool fresh_part = !part_.existed();  // a fresh sparse .part already reads zeros
   resume();

@@ -182,3 +182,15 @@ TEST_CASE("session: a .part with good and bad chunks resumes from the good ones"
   CHECK(r.chunks_resumed == 16);  // chunks 1, 3, ..., 31 were intact
   CHECK(r.sources[0].chunks == 17);
 }
+
+TEST_CASE("session: with no source giving a chunk layer the error says so and why", "[session]") {
+  World w;
+  zmq::socket_t silent(w.ctx, zmq::socket_type::router);  // accepts connections, answers nothing
+  silent.set(zmq::sockopt::linger, 0);
+  silent.bind("tcp://127.0.0.1:*");
+  w.plan.sources = {Source{"silent", silent.get(zmq::sockopt::last_endpoint), ""}};
+  const DownloadReport r = w.download(w.options(), w.folder / "out.bin");
+  CHECK_FALSE(r.ok);
+  CHECK(r.sources_failed);
+  CHECK(r.error == "no source gave a chunk layer matching the content id; silent did not answer MANIFEST");
+}
