@@ -130,13 +130,18 @@ Hash ChunkHasher::node(const void* data, std::size_t size, unsigned height) {
   return level_[0];
 }
 
-ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size) {
+ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size, bool follow_symlinks) {
   check_chunk_size(chunk_size);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+  // O_NONBLOCK: a FIFO put in a file's place must not stall the caller (regular files ignore the flag).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_symlinks ? 0 : O_NOFOLLOW));
+  if (fd < 0) {
+    const int err = errno;
+    throw std::runtime_error(path + ": " + (err == ELOOP ? std::string("a symlink") : std::strerror(err)));
+  }
   std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { ::close(*f); });
   struct stat sb {};
   if (::fstat(fd, &sb) != 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+  if (!S_ISREG(sb.st_mode)) throw std::runtime_error(path + ": not a regular file");
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
   // The layer's height depends on the size (a file that fits in one chunk has its root as the chunk's node), so

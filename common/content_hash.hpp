@@ -58,7 +58,9 @@ class ChunkHasher {
   std::vector<Hash> level_;
 };
 
-// Reads the file once. Throws std::runtime_error with the path and errno text when it cannot.
-ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size = kDefaultChunkSize);
+// Reads the file once. Throws std::runtime_error with the path and the reason when it cannot, or when `path` is
+// not a regular file (a FIFO is refused, never waited on) or is a symlink and `follow_symlinks` is false.
+ContentHashes hash_file(const std::string& path, std::uint32_t chunk_size = kDefaultChunkSize,
+                        bool follow_symlinks = true);
 
 }  // namespace zshare

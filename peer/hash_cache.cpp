@@ -110,7 +110,7 @@ ContentHashes HashCache::hashes_of(const std::string& path, std::uint32_t chunk_
     if (hashed) *hashed = false;
     return *cached;
   }
-  ContentHashes h = hash_file(path, chunk_size);
+  ContentHashes h = hash_file(path, chunk_size, false);  // a share's symlinks are never published
   if (identity_of(path) == before && h.size == before.size) put(path, before, h);
   if (hashed) *hashed = true;
   return h;

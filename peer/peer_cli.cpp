@@ -348,6 +348,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
       return console.run(io.in);
     }
     case Subcommand::kGet: return run_get(o, ctx, broker, io, *stop_signals);
+    case Subcommand::kHash: return hash_command(o.hash_files, io.out, io.err);  // run_peer_cli runs it sooner
     case Subcommand::kServe: {
       if (!o.advertise_host.empty()) o.serve.advertise_host = o.advertise_host;
       return serve_command(ctx, broker, o.serve, stop_signals->flag(), printer);

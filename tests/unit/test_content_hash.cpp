@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace zshare;
@@ -115,4 +116,20 @@ TEST_CASE("a coarser layer folds from a finer one, up to the root at most", "[ha
 
 TEST_CASE("a missing file is an error that names it", "[hash]") {
   CHECK_THROWS_WITH(hash_file("/nonexistent/zshare-file"), Catch::Contains("/nonexistent/zshare-file"));
+}
+
+TEST_CASE("a FIFO is refused at once, and a symlink when it must not be followed", "[hash]") {
+  char dir[] = "/tmp/zshare-hash-dir-XXXXXX";
+  REQUIRE(::mkdtemp(dir));
+  const std::string fifo = std::string(dir) + "/fifo", link = std::string(dir) + "/link";
+  const std::string target = temp_file("abc");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+  CHECK_THROWS_WITH(hash_file(fifo), Catch::Contains("not a regular file"));  // never waits for a writer
+  CHECK_THROWS_WITH(hash_file(link, kDefaultChunkSize, false), Catch::Contains("a symlink"));
+  CHECK(hash_file(link).cid == sha256("abc", 3));
+  std::remove(fifo.c_str());
+  std::remove(link.c_str());
+  std::remove(target.c_str());
+  ::rmdir(dir);
 }
