@@ -279,6 +279,9 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
   f.size = r.fields.uint("size");
   if (f.size > p::kMaxFileSize) throw BadRequest("field 'size' is larger than 2^63-1");
   f.cid = parse_hash(r.fields.str("cid", 64), "cid");
+  if ((f.size == 0) != (f.cid == Hash{})) {
+    throw BadRequest("an empty file's cid is 64 zeros, and only an empty file's (protocol.md)");
+  }
   const auto chunk_size = r.fields.uint("chunk_size");
   check_chunk_size(chunk_size);
   f.chunk_size = static_cast<std::uint32_t>(chunk_size);

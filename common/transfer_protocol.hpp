@@ -14,7 +14,9 @@ inline constexpr std::size_t kMaxRequestBytes = 1024;              // a request 
 inline constexpr std::int64_t kSocketMaxMessageBytes = 32 << 20;   // a chunk (16 MiB at most) plus its map
 inline constexpr std::uint32_t kDefaultWindow = 32;                // chunk requests in flight per source
 inline constexpr std::uint32_t kMaxWindow = 64;
+inline constexpr std::uint64_t kWindowUnitBytes = 1 << 20;         // a window of N holds N x 1 MiB at most
 inline constexpr int kSeederSendHwm = 2 * kMaxWindow;              // replies queued per downloader at most
+inline constexpr std::int64_t kSeederQueuedBytesPerDownloader = 128 << 20;  // and bytes of them (send_budget.hpp)
 
 // Statuses of the transfer protocol beyond the broker's (protocol::status): OK, FILE NOT EXIST, BAD REQUEST and
 // INTERNAL ERROR are shared.

@@ -43,7 +43,13 @@ DownloadReport DownloadSession::run() {
   report_.chunks = chunks_;
   if (chunks_ == 0) return finish(true, "");
   height_ = layer_height(plan_.size, plan_.chunk_size);
-  for (const auto& s : plan_.sources) links_.push_back(std::make_unique<SourceLink>(ctx_, s, options_.security));
+  // The window counts requests; large chunks (any one holder's index entry can ask for 16 MiB) get fewer of
+  // them, so a source never has more than window x 1 MiB (32 MiB by default) in flight.
+  window_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+      std::uint64_t{options_.window} * transfer::kWindowUnitBytes / plan_.chunk_size, 1, options_.window));
+  for (const auto& s : plan_.sources) {
+    links_.push_back(std::make_unique<SourceLink>(ctx_, s, options_.security, plan_.chunk_size, window_));
+  }
   if (!fetch_manifest()) return finish(false, report_.error);
   scheduler_ = std::make_unique<ChunkScheduler>(chunks_, links_.size());
   const bool fresh_part = !part_.existed();  // a fresh sparse .part already reads zeros
@@ -64,6 +70,9 @@ std::optional<std::string> DownloadSession::check_plan() {
   }
   if (plan_.size > 0 && chunk_count(plan_.size, plan_.chunk_size) > std::numeric_limits<std::uint32_t>::max()) {
     return "the index gives a file of more than 2^32 chunks";
+  }
+  if ((plan_.size == 0) != (plan_.cid == Hash{})) {
+    return "the index gives a size that does not fit the content id (only the empty file's id is all zeros)";
   }
   return std::nullopt;
 }
@@ -135,7 +144,7 @@ void DownloadSession::top_up() {
     granted = false;
     for (std::size_t k = 0; k < links_.size(); ++k) {
       auto& link = *links_[k];
-      if (!link.alive() || scheduler_->outstanding(k) >= options_.window) continue;
+      if (!link.alive() || scheduler_->outstanding(k) >= window_) continue;
       if (!may_ask()) return;
       auto index = scheduler_->assign(k, live_count() > 1);
       if (!index) continue;  // nothing for this one (what is left avoids it): perhaps for the next
@@ -174,7 +183,8 @@ void DownloadSession::on_chunk_reply(std::size_t source, zmq::message_t frame, C
   try {
     DecodeLimits in_place;
     in_place.bins_in_place = true;  // `data` stays in the frame: the pipeline hashes and writes it from there
-    in_place.bin = plan_.chunk_size;
+    // A chunk, or a MANIFEST page another source answered after the first (a reply no longer waited for).
+    in_place.bin = std::max<std::size_t>(plan_.chunk_size, transfer::kMaxLeavesPerManifest * 32);
     const Message reply = Message::decode(frame.data(), frame.size(), in_place);
     id = reply.root().uint("id");
     status = std::string(reply.root().str("status", 64));

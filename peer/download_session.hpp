@@ -61,6 +61,7 @@ class DownloadSession {
   DownloadReport report_;
   std::uint64_t chunks_ = 0;
   unsigned height_ = 0;
+  std::uint32_t window_ = 1;       // requests in flight per source (options_.window, fewer for large chunks)
   std::vector<std::unique_ptr<SourceLink>> links_;
   std::uint64_t next_id_ = 1;
   std::vector<Hash> layer_;

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace zshare::peer {
 
@@ -31,8 +32,9 @@ std::string read_page(const zmq::message_t& frame, std::uint64_t id, const Layer
         r.uint("chunk_size") != want.chunk_size) {
       return "sent a manifest that does not fit the index";
     }
+    // Every page is full but the last: a source cannot drip the layer a node at a time.
     const auto bin = r.bin("layer", transfer::kMaxLeavesPerManifest * 32);
-    if (bin.size() % 32 != 0 || bin.empty() || got.size() + bin.size() / 32 > want.chunks) {
+    if (bin.size() != 32 * std::min<std::uint64_t>(want.chunks - got.size(), transfer::kMaxLeavesPerManifest)) {
       return "sent a malformed chunk layer";
     }
     for (std::size_t i = 0; i + 32 <= bin.size(); i += 32) {
@@ -46,13 +48,26 @@ std::string read_page(const zmq::message_t& frame, std::uint64_t id, const Layer
   }
 }
 
+// Waits for `link`'s next reply up to `timeout`, in slices, so a raised stop flag is seen within 100 ms.
+std::optional<std::vector<zmq::message_t>> next_reply(SourceLink& link, std::chrono::milliseconds timeout,
+                                                      const std::function<bool()>& stopped) {
+  const auto deadline = SourceLink::Clock::now() + timeout;
+  while (!stopped()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SourceLink::Clock::now());
+    if (left.count() <= 0) break;
+    if (auto frames = link.receive(std::min(left, std::chrono::milliseconds(100)))) return frames;
+  }
+  return std::nullopt;
+}
+
 // The pages after the first, from the source that sent the first; then the whole layer against the content id.
-std::string rest_of_layer(SourceLink& link, const LayerRequest& want, std::uint64_t& next_id, std::vector<Hash>& got) {
+std::string rest_of_layer(SourceLink& link, const LayerRequest& want, std::uint64_t& next_id, std::vector<Hash>& got,
+                          const std::function<bool()>& stopped) {
   while (got.size() < want.chunks) {
     const auto id = next_id++;
     link.send(transfer_request("MANIFEST", id, want.cid, want.chunk_size, "first", got.size()));
-    auto frames = link.receive(want.timeout);
-    if (!frames) return link.silence("did not answer MANIFEST");
+    auto frames = next_reply(link, want.timeout, stopped);
+    if (!frames) return stopped() ? "interrupted" : link.silence("did not answer MANIFEST");
     if (auto why = read_page(frames->front(), id, want, got); !why.empty()) return why;
   }
   return layer_root(got, want.height) == want.cid ? "" : "sent a chunk layer that does not match the content id";
@@ -68,6 +83,8 @@ std::vector<Hash> fetch_chunk_layer(std::vector<std::unique_ptr<SourceLink>>& li
     asked[k] = next_id++;
     links[k]->send(transfer_request("MANIFEST", asked[k], want.cid, want.chunk_size, "first", 0));
   }
+  // The deadline is for the first pages; one source's slow later pages do not spend it for the others: once it
+  // has passed, what every other source has answered meanwhile is still read (one look without waiting).
   const auto deadline = SourceLink::Clock::now() + want.timeout;
   std::vector<Hash> layer;
   while (layer.empty()) {
@@ -79,10 +96,12 @@ std::vector<Hash> fetch_chunk_layer(std::vector<std::unique_ptr<SourceLink>>& li
       waiting.push_back(k);
     }
     const auto now = SourceLink::Clock::now();
-    if (items.empty() || now >= deadline || stopped()) break;
-    const auto wait = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
-                                   std::chrono::milliseconds(1), std::chrono::milliseconds(100));
-    zmq::poll(items.data(), items.size(), wait);
+    if (items.empty() || stopped()) break;
+    const bool last_look = now >= deadline;
+    const auto wait = last_look ? std::chrono::milliseconds(0)
+                                : std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
+                                               std::chrono::milliseconds(1), std::chrono::milliseconds(100));
+    if (zmq::poll(items.data(), items.size(), wait) == 0 && last_look) break;
     for (std::size_t i = 0; i < items.size() && layer.empty(); ++i) {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;
       auto& link = *links[waiting[i]];
@@ -91,7 +110,7 @@ std::vector<Hash> fetch_chunk_layer(std::vector<std::unique_ptr<SourceLink>>& li
       std::vector<Hash> got;
       std::string why = read_page(frames.front(), asked[waiting[i]], want, got);
       asked[waiting[i]] = 0;
-      if (why.empty()) why = rest_of_layer(link, want, next_id, got);
+      if (why.empty()) why = rest_of_layer(link, want, next_id, got, stopped);
       if (!why.empty()) {
         link.drop(why);
         continue;

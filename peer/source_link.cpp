@@ -11,13 +11,16 @@
 
 namespace zshare::peer {
 
-SourceLink::SourceLink(zmq::context_t& ctx, const Source& s, const curve::LinkSecurity& security)
+SourceLink::SourceLink(zmq::context_t& ctx, const Source& s, const curve::LinkSecurity& security,
+                       std::uint32_t chunk_size, std::uint32_t window)
     : socket(ctx, zmq::socket_type::dealer) {
   report.user = s.user;
   report.endpoint = s.endpoint;
   socket.set(zmq::sockopt::linger, 0);
-  socket.set(zmq::sockopt::maxmsgsize, transfer::kSocketMaxMessageBytes);
-  socket.set(zmq::sockopt::rcvhwm, 1000);
+  constexpr std::int64_t kReplyMapBytes = 4096;  // a reply's fields beside its chunk or layer page
+  socket.set(zmq::sockopt::maxmsgsize,
+             std::max<std::int64_t>(chunk_size, transfer::kMaxLeavesPerManifest * 32) + kReplyMapBytes);
+  socket.set(zmq::sockopt::rcvhwm, static_cast<int>(window) + 8);
   if (!security.plaintext && !curve::is_z85_key(s.key)) {
     report.dropped_because = "the broker lists no CurveZMQ key for this source";
     return;  // never dial a source we could not authenticate

@@ -23,7 +23,10 @@ class SourceLink {
  public:
   using Clock = std::chrono::steady_clock;
 
-  SourceLink(zmq::context_t& ctx, const Source& source, const curve::LinkSecurity& security);
+  // Accepts replies of at most one chunk of `chunk_size` (or one MANIFEST page) and queues at most a few more
+  // than `window` of them: a source cannot make us buffer what we did not ask for.
+  SourceLink(zmq::context_t& ctx, const Source& source, const curve::LinkSecurity& security,
+             std::uint32_t chunk_size, std::uint32_t window);
   ~SourceLink() { close(); }
   SourceLink(const SourceLink&) = delete;
   SourceLink& operator=(const SourceLink&) = delete;

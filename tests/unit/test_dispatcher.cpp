@@ -145,6 +145,23 @@ TEST_CASE("v3: another version is refused with the broker's own, and file entrie
   for (const auto& file : snapshot) entry_ok(file);
 }
 
+TEST_CASE("PUBLISH: only an empty file has the all-zero content id, and an empty file has only that one",
+          "[dispatcher]") {
+  Fixture f;
+  REQUIRE(f.call("REGISTER", user("alice")) == "OK");
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://127.0.0.1:1")) == "OK");
+  auto file = [](const std::string& name, std::uint64_t size, char cid) {
+    MapWriter w;
+    w.put("user", "alice").put("name", name).put("size", size).put("cid", std::string(64, cid));
+    w.put("chunk_size", std::uint64_t{16384});
+    return w;
+  };
+  CHECK(f.call("PUBLISH", file("empty-liar.bin", 0, 'a')) == "BAD REQUEST");
+  CHECK(f.call("PUBLISH", file("zero-liar.bin", 10, '0')) == "BAD REQUEST");
+  CHECK(f.call("PUBLISH", file("empty.bin", 0, '0')) == "OK");
+  CHECK(f.index.file_count() == 1);
+}
+
 TEST_CASE("PUBLISH beyond the files-per-user limit is LIMIT EXCEEDED and changes nothing", "[dispatcher]") {
   Fixture f(2);
   f.call("REGISTER", user("alice"));

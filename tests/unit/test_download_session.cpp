@@ -194,3 +194,38 @@ TEST_CASE("session: with no source giving a chunk layer the error says so and wh
   CHECK(r.sources_failed);
   CHECK(r.error == "no source gave a chunk layer matching the content id; silent did not answer MANIFEST");
 }
+
+TEST_CASE("session: sources whose MANIFEST answers come after the first are not dropped for them", "[session]") {
+  test::TempFolder folder("zshare-session");
+  const std::string data = pattern(9 * 1024 * 1024 + 5, 3);  // 577 chunks of 16 KiB: a layer page over 16 KiB
+  std::ofstream(folder / "big.bin", std::ios::binary) << data;
+  zmq::context_t ctx;
+  LocalSeeder a(ctx, folder / "big.bin", 16384), b(ctx, folder / "big.bin", 16384), c(ctx, folder / "big.bin", 16384);
+  DownloadPlan plan;
+  plan.cid = hash_file(folder / "big.bin", 16384).cid;
+  plan.size = data.size();
+  plan.chunk_size = 16384;
+  plan.sources = {a.source("a"), b.source("b"), c.source("c")};
+  DownloadOptions o;
+  o.security = plaintext();
+  o.window = 4;
+  PartFile part = PartFile::beside(folder / "out.bin", plan.size);
+  const DownloadReport r = Downloader(ctx, o).run(plan, part);
+  REQUIRE(r.ok);
+  for (const auto& s : r.sources) {
+    INFO(s.user << ": " << s.dropped_because);
+    CHECK(s.dropped_because.empty());
+    CHECK(s.chunks > 0);
+  }
+}
+
+TEST_CASE("session: an index entry of size 0 for a content id that is not the empty file's is refused",
+          "[session]") {
+  World w;
+  LocalSeeder good(w.ctx, w.folder / "file.bin", kChunk);
+  w.plan.sources = {good.source("good")};
+  w.plan.size = 0;
+  const DownloadReport r = w.download(w.options(), w.folder / "out.bin");
+  CHECK_FALSE(r.ok);
+  CHECK_THAT(r.error, Catch::Contains("does not fit the content id"));
+}

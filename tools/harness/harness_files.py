@@ -66,6 +66,12 @@ class Content:
         return "Content(%s, %d bytes, %s)" % (self.key, self.size, self.cid[:12])
 
 
+def fake_cid(digest, size):
+    """A content id for metadata-only entries (nobody serves them): `digest`'s hex, or the empty file's id (64
+    zeros) for size 0, the only id the broker takes for an empty file (schemas/protocol.md)."""
+    return "0" * 64 if size == 0 else digest.hexdigest()
+
+
 def write_shares(root_dir, peers, files, seed, chunk_size):
     """Writes every FileSpec into <root_dir>/<peer>/share/ and returns {content key: Content}.
     Files with the same content key hold the same bytes (hard links would share inode state; copies do not)."""

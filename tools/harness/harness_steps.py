@@ -6,6 +6,7 @@ import threading
 import traceback
 
 from harness_client import Stopped
+from harness_files import fake_cid
 
 OWNER = "scenario"
 MUTATION_VERBS = {"register": "REGISTER", "unregister": "UNREGISTER", "connect": "CONNECT",
@@ -138,5 +139,5 @@ class StepRunner:
         from harness_files import parse_size
         user, name, size = a[0], a[1], parse_size(a[2])
         fake = hashlib.sha256(("%s/%s/%s" % (self.settings["seed"], user, name)).encode())
-        return {"name": name, "description": " ".join(a[3:]), "size": size, "cid": fake.hexdigest(),
+        return {"name": name, "description": " ".join(a[3:]), "size": size, "cid": fake_cid(fake, size),
                 "chunk_size": 1 << 16}

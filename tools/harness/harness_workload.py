@@ -7,6 +7,7 @@ import time
 import traceback
 
 from harness_client import Stopped
+from harness_files import fake_cid
 from harness_model import ON
 from harness_scenario import EXTS, WORDS
 
@@ -88,7 +89,7 @@ class RandomWorkload:
         desc = "%s %s %s notes %d" % (owner, rng.choice(WORDS), rng.choice(WORDS), n)
         fake = hashlib.sha256(("%s/%s/%s" % (self.settings["seed"], owner, name)).encode())
         size = rng.choice([0, rng.randint(1, 1 << 20), rng.randint(1 << 20, 1 << 34)])
-        return {"name": name, "description": desc, "size": size, "cid": fake.hexdigest(), "chunk_size": 1 << 16}
+        return {"name": name, "description": desc, "size": size, "cid": fake_cid(fake, size), "chunk_size": 1 << 16}
 
     def _mutation(self, rng, client, owner, state):
         mine = [self.model.users[u] for u in state["users"] if not self.model.users[u].tainted]
