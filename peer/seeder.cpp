@@ -122,19 +122,6 @@ std::string downloader_of(const zmq::message_t& request) {
   return who;
 }
 
-// Nodes [first, first + count) of `h`'s chunk layer at `chunk_size` (>= h.chunk_size): each folds the nodes of ours
-// it covers, so a page costs only its own slice of our layer.
-std::vector<Hash> layer_page(const ContentHashes& h, std::uint32_t chunk_size, std::uint64_t first, std::uint64_t count) {
-  const unsigned ours = layer_height(h.size, h.chunk_size);
-  const unsigned theirs = layer_height(h.size, chunk_size);
-  const std::uint64_t factor = std::uint64_t{1} << (theirs - ours);
-  const std::uint64_t from = std::min<std::uint64_t>(first * factor, h.layer.size());
-  const std::uint64_t to = std::min<std::uint64_t>((first + count) * factor, h.layer.size());
-  const std::vector<Hash> slice(h.layer.begin() + static_cast<std::ptrdiff_t>(from),
-                                h.layer.begin() + static_cast<std::ptrdiff_t>(to));
-  return factor == 1 ? slice : coarser_layer(slice, ours, static_cast<std::uint32_t>(factor));
-}
-
 // Downloaders ask for chunks in order, several at once: have the kernel read the next ones while this one is sent.
 void read_ahead(int fd, std::uint64_t offset, std::size_t chunk) {
   ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(chunk) * 4, POSIX_FADV_WILLNEED);
@@ -187,7 +174,10 @@ void Seeder::run() {
     try {
       zmq::poll(items, 1, std::chrono::milliseconds(100));
       flush_uploads(false);
-      if (!(items[0].revents & ZMQ_POLLIN)) continue;
+      if (!(items[0].revents & ZMQ_POLLIN)) {
+        send_budget_.sweep();  // idle: forget downloaders with nothing queued
+        continue;
+      }
       for (int i = 0; i < 64 && !stop_; ++i) {  // a burst, then re-check stop
         std::vector<zmq::message_t> frames;
         if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
@@ -291,10 +281,10 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
       if (first > chunks) throw BadRequest("field 'first' is past the last chunk");
       if (refused_as_changed()) return;  // the layer comes from memory, but a gone file is said at once
       const std::uint64_t count = std::min<std::uint64_t>(chunks - first, transfer::kMaxLeavesPerManifest);
-      const std::vector<Hash> page = layer_page(h, static_cast<std::uint32_t>(chunk_size), first, count);
+      const std::vector<Hash>& layer = layer_at(h, static_cast<std::uint32_t>(chunk_size));
       MapWriter w = header(op, id, st::kOk);
       w.put("size", h.size).put("chunk_size", chunk_size).put("chunks", chunks);
-      w.put("first", first).put_bin("layer", page.empty() ? nullptr : page.data(), page.size() * 32);
+      w.put("first", first).put_bin("layer", count ? layer[first].data() : nullptr, count * 32);
       reply(envelope, zmq::message_t(w.finish()));
       return;
     }
@@ -310,7 +300,13 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
                                  .put("size", std::uint64_t{size})
                                  .put_bin_header("data", size)
                                  .finish();
-    zmq::message_t chunk_reply(head.size() + size);
+    const std::string downloader = envelope.empty() ? std::string() : envelope.front().to_string();
+    auto budgeted = send_budget_.allocate(downloader, head.size() + size);
+    if (!budgeted) {  // it has its budget of replies queued and unread: this one is dropped, it asks again
+      ++dropped_;
+      return;
+    }
+    zmq::message_t chunk_reply = std::move(*budgeted);
     std::memcpy(chunk_reply.data(), head.data(), head.size());
     char* const data = static_cast<char*>(chunk_reply.data()) + head.size();
     read_ahead(file.fd, offset + size, size);
@@ -324,16 +320,26 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     if (options_.corrupt_every && size > 0 && served % options_.corrupt_every == 0) {
       data[size / 2] ^= 0x5a;  // the test-only fault: a flipped byte
     }
-    const std::string routing_id = options_.log && !envelope.empty() ? envelope.front().to_string() : std::string();
     if (reply(envelope, std::move(chunk_reply))) {
       bytes_served_ += size;
-      if (options_.log) count_upload(body, routing_id, *content, size);
+      if (options_.log) count_upload(body, downloader, *content, size);
       throttle(size);  // after a delivered send: requests of a downloader that left do not spend the budget
     }
   } catch (const BadRequest& e) {
     ++refused_;
     if (!envelope.empty()) reply(envelope, failure(op, id, st::kBadRequest, e.what()));
   }
+}
+
+const std::vector<Hash>& Seeder::layer_at(const ContentHashes& h, std::uint32_t chunk_size) {
+  if (chunk_size == h.chunk_size) return h.layer;
+  std::string key(reinterpret_cast<const char*>(h.cid.data()), h.cid.size());
+  key += std::to_string(chunk_size);
+  if (auto it = folded_.find(key); it != folded_.end()) return it->second;
+  if (folded_.size() >= kFoldedLayers) folded_.clear();
+  const unsigned ours = layer_height(h.size, h.chunk_size);
+  const unsigned theirs = layer_height(h.size, chunk_size);
+  return folded_[key] = coarser_layer(h.layer, ours, std::uint32_t{1} << (theirs - ours));
 }
 
 void Seeder::count_upload(const zmq::message_t& request, const std::string& routing_id, const SharedContent& content,

@@ -7,8 +7,10 @@
 
 #include "common/byte_bucket.hpp"
 #include "common/curve_keys.hpp"
+#include "common/transfer_protocol.hpp"
 #include "peer/content_catalog.hpp"
 #include "peer/line_log.hpp"
+#include "peer/send_budget.hpp"
 
 #include <zmq.hpp>
 
@@ -60,6 +62,9 @@ class Seeder {
   void count_upload(const zmq::message_t& request, const std::string& routing_id, const SharedContent& content,
                     std::size_t bytes);
   void flush_uploads(bool all);
+  // `h`'s chunk layer at `chunk_size` (>= its own): its own, or folded once and kept. A layer depends only on the
+  // content id and the chunk size, so the key is those two; a handful are kept (each is at most half of ours).
+  const std::vector<Hash>& layer_at(const ContentHashes& h, std::uint32_t chunk_size);
 
   struct Upload {
     std::string name;
@@ -77,7 +82,10 @@ class Seeder {
   std::string bound_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> chunks_served_{0}, bytes_served_{0}, refused_{0}, dropped_{0};
-  std::unordered_map<std::string, Upload> uploads_;  // routing id + raw cid -> what it took so far
+  std::unordered_map<std::string, Upload> uploads_;
+  static constexpr std::size_t kFoldedLayers = 16;
+  std::unordered_map<std::string, std::vector<Hash>> folded_;  // raw cid + chunk size -> layer (serving thread)
+  SendBudget send_budget_{transfer::kSeederQueuedBytesPerDownloader};  // routing id + raw cid -> what it took so far
   std::chrono::steady_clock::time_point swept_ = std::chrono::steady_clock::now();
   std::thread thread_;
 };

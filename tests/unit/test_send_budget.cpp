@@ -1,0 +1,35 @@
+// test_send_budget.cpp: a seeder's queued reply bytes per downloader come back when libzmq frees the messages,
+// and a downloader over its budget gets no new message while another one still does.
+#include "peer/send_budget.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+using namespace zshare::peer;
+
+TEST_CASE("send budget: a downloader's queued bytes are capped and given back when its messages are freed",
+          "[send_budget]") {
+  SendBudget budget(3000);
+  std::vector<zmq::message_t> queued;
+  for (int i = 0; i < 3; ++i) {
+    auto m = budget.allocate("slow", 1000);
+    REQUIRE(m);
+    CHECK(m->size() == 1000);
+    queued.push_back(std::move(*m));
+  }
+  CHECK_FALSE(budget.allocate("slow", 1000));  // 3000 bytes queued and unsent
+  CHECK(budget.allocate("other", 1000));        // each downloader has its own budget
+  queued.pop_back();                            // libzmq sent (freed) one of them
+  CHECK(budget.allocate("slow", 1000));
+  queued.clear();
+  budget.sweep();
+  CHECK(budget.allocate("slow", 3000));
+}
+
+TEST_CASE("send budget: one reply larger than the budget still goes when nothing is queued", "[send_budget]") {
+  SendBudget budget(100);
+  auto m = budget.allocate("d", 500);
+  REQUIRE(m);
+  CHECK_FALSE(budget.allocate("d", 1));
+}
