@@ -82,10 +82,12 @@ class Seeder {
   std::string bound_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> chunks_served_{0}, bytes_served_{0}, refused_{0}, dropped_{0};
-  std::unordered_map<std::string, Upload> uploads_;
+  std::unordered_map<std::string, Upload> uploads_;  // routing id + raw cid -> what it took so far
   static constexpr std::size_t kFoldedLayers = 16;
   std::unordered_map<std::string, std::vector<Hash>> folded_;  // raw cid + chunk size -> layer (serving thread)
-  SendBudget send_budget_{transfer::kSeederQueuedBytesPerDownloader};  // routing id + raw cid -> what it took so far
+  // Replies queued in router_ may be freed after this object is gone (libzmq's I/O thread): what they give back
+  // to is shared with them (send_budget.hpp).
+  SendBudget send_budget_{transfer::kSeederQueuedBytesPerDownloader};
   std::chrono::steady_clock::time_point swept_ = std::chrono::steady_clock::now();
   std::thread thread_;
 };

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <vector>
 
 using namespace zshare::peer;
@@ -32,4 +33,16 @@ TEST_CASE("send budget: one reply larger than the budget still goes when nothing
   auto m = budget.allocate("d", 500);
   REQUIRE(m);
   CHECK_FALSE(budget.allocate("d", 1));
+}
+
+TEST_CASE("send budget: a message outliving the budget object still gives its bytes and buffer back",
+          "[send_budget]") {
+  std::optional<zmq::message_t> kept;
+  {
+    SendBudget budget(1 << 20);
+    kept = budget.allocate("d", 70000);
+    REQUIRE(kept);
+  }
+  kept.reset();  // freed after its SendBudget: what it gives back to is shared with it (ASan checks this)
+  SUCCEED();
 }
