@@ -125,13 +125,50 @@ KeyPair read_secret_file(const std::string& path) {
 
 std::string read_public_key(const std::string& key_or_path) {
   if (is_z85_key(key_or_path)) return key_or_path;
+  if (auto from_hex = z85_of_hex(key_or_path)) return *from_hex;
   struct stat st {};
   const std::string text = read_small_file(key_or_path, st);
+  if (!field(text, "secret-key").empty()) {
+    throw KeyError(key_or_path + " holds a secret key: give peers only its public half (the .pub file `keygen` "
+                   "wrote beside it); whoever holds the secret key can pose as this server");
+  }
   std::string key = field(text, "public-key");
   if (!is_z85_key(key)) {
     throw KeyError(key_or_path + " is neither a 40-character Z85 public key nor a key file with a public-key line");
   }
   return key;
+}
+
+std::optional<std::string> z85_of_hex(std::string_view text) {
+  if (text.size() != 64) return std::nullopt;
+  std::uint8_t raw[32];
+  for (std::size_t i = 0; i < 32; ++i) {
+    int v = 0;
+    for (char c : text.substr(2 * i, 2)) {
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= c - '0';
+      else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+      else return std::nullopt;
+    }
+    raw[i] = static_cast<std::uint8_t>(v);
+  }
+  char z85[41];
+  if (!zmq_z85_encode(z85, raw, sizeof raw)) return std::nullopt;
+  return std::string(z85);
+}
+
+std::string hex_of_z85(std::string_view key) {
+  std::uint8_t raw[32];
+  const std::string text(key);
+  if (!is_z85_key(text) || !zmq_z85_decode(raw, text.c_str())) return "";
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t b : raw) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
 }
 
 std::string default_key_dir() {

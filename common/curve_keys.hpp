@@ -4,6 +4,7 @@
 
 #include <zmq.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,8 +33,13 @@ void write_public_file(const std::string& path, std::string_view public_key);
 // Reads a secret key file; refuses one that group or others may read or write (KeyError says how to fix).
 KeyPair read_secret_file(const std::string& path);
 
-// `key_or_path` is a Z85 public key itself, or a file holding one (public or secret key file).
+// `key_or_path` is a public key itself (40 Z85 characters, or 64 hex digits: Z85 holds `!` and `$`, which a
+// shell may mangle), or a public key file. A file holding a secret key is refused (KeyError): only the
+// public half is ever handed out.
 std::string read_public_key(const std::string& key_or_path);
+// A public key in the other spelling: 64 hex digits as Z85 (nothing when it is not hex), Z85 as hex ("" when bad).
+std::optional<std::string> z85_of_hex(std::string_view text);
+std::string hex_of_z85(std::string_view key);
 
 // The peer's identity: `dir`/peer.key, created (dir 0700, file 0600) on first use.
 KeyPair load_or_create(const std::string& dir);

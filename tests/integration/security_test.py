@@ -15,6 +15,7 @@ import tempfile
 import threading
 
 import zmq
+import zmq.utils.z85
 
 from zshare_testlib import Broker, Checks, CheckFailed, ServeProcess, free_port, wait_for
 
@@ -240,6 +241,22 @@ def case_wrong_broker_key_gets_nothing(args, root, broker):
     c.close()
 
 
+def case_broker_key_forms(args, root, broker):
+    """--broker-key takes the .pub file, the Z85 key or the same key in hex (Z85 holds `!` and `$`, which a shell
+    mangles); the broker's secret key file is refused, so operators are never invited to hand it to peers."""
+    keys = os.path.join(root, "forms-keys")
+    code, out, err = run_peer(args.peer_bin, ["--broker", broker.control, "--broker-key", broker.key_file,
+                                              "--key-dir", keys, "--timeout", "1", "list-users"])
+    CHECKS.eq(code, 2, "the broker's secret key file as --broker-key is refused: %s %s" % (out, err))
+    CHECKS.ok("holds a secret key" in err and "public half" in err, "and says to give the public half: %s" % err)
+    z85 = broker.public_key
+    raw = zmq.utils.z85.decode(z85.encode())
+    for label, form in (("Z85", z85), ("hex", raw.hex()), ("hex, upper case", raw.hex().upper())):
+        code, out, err = run_peer(args.peer_bin, ["--broker", broker.control, "--broker-key", form,
+                                                  "--key-dir", keys, "--timeout", "3", "list-users"])
+        CHECKS.eq(code, 0, "--broker-key as %s reaches the broker: %s %s" % (label, out, err))
+
+
 def case_other_key_is_denied(args, root, broker):
     share = os.path.join(root, "a-share")
     os.makedirs(share)
@@ -367,6 +384,8 @@ def main():
     cases = [
         ("capture shows no file name or byte in clear", lambda: case_capture_shows_nothing_in_clear(args, root)),
         ("a client without the broker's key gets nothing", lambda: case_wrong_broker_key_gets_nothing(
+            args, root, broker)),
+        ("--broker-key: .pub, Z85 or hex; never the secret key file", lambda: case_broker_key_forms(
             args, root, broker)),
         ("user B cannot change user A (DENIED)", lambda: case_other_key_is_denied(args, root, broker)),
         ("a seeder with the wrong key is refused", lambda: case_impostor_seeder_is_refused(args, root, broker)),
