@@ -5,6 +5,7 @@
 #include "common/stop_signals.hpp"
 
 #include "common/cli_parse.hpp"
+#include "zshare/version.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -21,8 +22,12 @@ int keygen(const std::string& key_file) {
     pub += ".pub";
     zshare::curve::write_secret_file(key_file, keys);
     zshare::curve::write_public_file(pub, keys.public_key);
-    std::cout << "zshare-broker: wrote " << key_file << " (secret, 0600) and " << pub << " (public)\n"
-              << "public key: " << keys.public_key << std::endl;
+    // The Z85 key may hold `!` and `$`, which an unquoted shell word mangles: say how to pass it safely.
+    std::cout << "zshare-broker: wrote " << key_file << " (secret, 0600: it stays with the broker) and " << pub
+              << " (public: for the peers)\n"
+              << "peers pass --broker-key " << pub << ", or the key itself in single quotes: --broker-key '"
+              << keys.public_key << "'\n"
+              << "or the same key in hex: --broker-key " << zshare::curve::hex_of_z85(keys.public_key) << std::endl;
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "zshare-broker: keygen: " << e.what() << std::endl;
@@ -35,7 +40,8 @@ int keygen(const std::string& key_file) {
 int main(int argc, char** argv) {
   zshare::broker::BrokerOptions opts;
   CLI::App app{"zshare-broker: the index of users and files of a zshare network"};
-  app.set_config("--config", "", "read options from this file (TOML or INI: bind = \"tcp://...\")");
+  app.set_version_flag("--version", zshare::version_line("zshare-broker"));  // one line on stdout, exit 0
+  zshare::cli::config_option(app, "", "read options from this file (TOML or INI: bind = \"tcp://...\")");
   app.add_option("--bind", opts.bind, "control ROUTER endpoint")->capture_default_str();
   app.add_option("--events", opts.events, "event PUB endpoint")->capture_default_str();
   app.add_option("--db", opts.db, "SQLite database file")->capture_default_str();

@@ -23,9 +23,24 @@ inline std::optional<int> parse(CLI::App& app, int argc, const char* const* argv
   try {
     app.parse(argc, argv);
     return std::nullopt;
+  } catch (const CLI::ConfigError& e) {
+    const std::string what = e.what();
+    const std::string prefix = "INI was not able to parse ";  // CLI11's words for a key nothing takes
+    if (what.rfind(prefix, 0) != 0) return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
+    err << app.get_name() << ": the config file has an unknown key '" << what.substr(prefix.size())
+        << "' (the keys are the long options of --help; a section such as [get] holds a subcommand's)\n";
+    return kExitUsage;
   } catch (const CLI::ParseError& e) {
     return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
   }
+}
+
+// `--config FILE` (TOML or INI; `default_file` is read when it exists). A key the program does not know is an
+// error that names it, so a typo (`brokr = ...`) is never silently ignored. Call before adding subcommands: they
+// take the rule from their parent.
+inline CLI::Option* config_option(CLI::App& app, const std::string& default_file, const std::string& description) {
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  return app.set_config("--config", default_file, description);
 }
 
 // CLI11 transform for byte sizes and rates: "10M", "1.5G", "65536" become a plain number of bytes.

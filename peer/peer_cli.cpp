@@ -12,6 +12,7 @@
 #include "peer/serve_command.hpp"
 #include "peer/response_printer.hpp"
 #include "peer/shell.hpp"
+#include "zshare/version.hpp"
 
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
@@ -81,7 +82,7 @@ void define_options(CLI::App& app, PeerOptions& o) {
   app.fallthrough();  // global options may also follow the subcommand
   app.require_subcommand(1);
   const char* home = std::getenv("ZSHARE_HOME");  // moves everything of a peer: keys, hash cache, this file
-  app.set_config("--config", home && *home ? std::string(home) + "/config.toml" : "",
+  cli::config_option(app, home && *home ? std::string(home) + "/config.toml" : "",
                  "read options from this file (TOML or INI; [shell], [get], [serve] sections; default "
                  "$ZSHARE_HOME/config.toml when ZSHARE_HOME is set and the file exists)");
   app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
@@ -379,6 +380,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
 int run_peer_cli(int argc, const char* const* argv, ProcessIo io) {
   CLI::App app{"zshare-peer: share files on a zshare network (console: `shell`; scripts: one-shot subcommands)",
                "zshare-peer"};
+  app.set_version_flag("--version", zshare::version_line("zshare-peer"));  // one line on stdout, exit 0
   PeerOptions options;
   define_options(app, options);
   if (auto code = cli::parse(app, argc, argv, io.out, io.err)) return *code;

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # examples_test.py: keeps examples/ honest: the Python search client finds what a real broker holds, and
-# every daemon accepts its example config file (checked with --help after the file is read). The broker runs
+# every daemon accepts its example config file (checked with --help after the file is read) and refuses the
+# same file with an unknown key. The broker runs
 # over CurveZMQ, as it does by default: the search client is given the broker's public key file.
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,13 +61,27 @@ def main():
             c.close()
         finally:
             broker.cleanup()
-    configs = {"broker/zshare-broker": "broker.toml", "rpclog/zshare-rpclog": "rpclog.toml",
-               "timesvc/zshare-timesvc": "timesvc.toml", "peer/zshare-peer": "peer.toml"}
-    for binary, config in configs.items():
-        done = subprocess.run([os.path.join(args.bin_dir, binary), "--config",
-                               os.path.join(args.examples, "config", config), "--help"],
-                              capture_output=True, text=True, timeout=30)
-        check(done.returncode == 0, "%s reads examples/config/%s: %s" % (binary, config, done.stderr))
+    scratch = tempfile.mkdtemp(prefix="zshare-examples-config-")
+    try:
+        configs = {"broker/zshare-broker": "broker.toml", "rpclog/zshare-rpclog": "rpclog.toml",
+                   "timesvc/zshare-timesvc": "timesvc.toml", "peer/zshare-peer": "peer.toml"}
+        for binary, config in configs.items():
+            done = subprocess.run([os.path.join(args.bin_dir, binary), "--config",
+                                   os.path.join(args.examples, "config", config), "--help"],
+                                  capture_output=True, text=True, timeout=30)
+            check(done.returncode == 0, "%s reads examples/config/%s: %s" % (binary, config, done.stderr))
+            # The same file with one key misspelt is refused, naming the key: a typo is never silently ignored.
+            with open(os.path.join(args.examples, "config", config)) as f:
+                text = f.read()
+            typo = os.path.join(scratch, "typo-" + config)
+            with open(typo, "w") as f:
+                f.write("zshare_no_such_key = 1\n" + text)
+            done = subprocess.run([os.path.join(args.bin_dir, binary), "--config", typo, "--help"],
+                                  capture_output=True, text=True, timeout=30)
+            check(done.returncode == 2 and "unknown key 'zshare_no_such_key'" in done.stderr,
+                  "%s refuses an unknown key in its config: exit %d %r" % (binary, done.returncode, done.stderr))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print("%d passed, 0 failed" % len(PASSED))
 
 

@@ -5,6 +5,7 @@
 #include "common/curve_keys.hpp"
 
 #include "common/cli_parse.hpp"
+#include "zshare/version.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -12,11 +13,12 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"zshare-events: watch a zshare broker's events"};
+  app.set_version_flag("--version", zshare::version_line("zshare-events"));  // one line on stdout, exit 0
   zshare::tools::EventStreamOptions opts;
   bool json = false;
   std::optional<std::uint64_t> count;
   std::optional<double> timeout_s;
-  app.set_config("--config", "", "read options from this file");
+  zshare::cli::config_option(app, "", "read options from this file");
   app.add_option("--events", opts.events, "the broker's event PUB endpoint")->envname("ZSHARE_EVENTS")->capture_default_str();
   app.add_option("--broker", opts.broker, "the broker's control endpoint (for --snapshot)")->envname("ZSHARE_BROKER")->capture_default_str();
   app.add_option("--topic", opts.topics, "only events whose topic starts with this (repeatable: user. file. peer.)");

@@ -13,6 +13,7 @@ The scenario format is documented in tools/harness/SCENARIOS.md."""
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -46,9 +47,29 @@ PROGRAMS = {
 }
 
 
+def version():
+    """The version text of --version, as the C++ programs print it: "0.1.0 (git 47249bc)", or "0.1.0"."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    # An installed copy has VERSION beside it; the build tree's wrapper names its build's version.txt. Both are
+    # written by common/version.cmake. A plain source checkout: the project() line of the top CMakeLists.txt.
+    for path in (os.path.join(here, "VERSION"), os.environ.get("ZSHARE_HARNESS_VERSION_FILE")):
+        if path and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip()
+    try:
+        with open(os.path.join(here, "..", "..", "CMakeLists.txt"), encoding="utf-8") as f:
+            m = re.search(r"^project\(zshare VERSION ([0-9.]+)", f.read(), re.M)
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    return "unknown"
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="zshare-harness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version="zshare-harness " + version())
     p.add_argument("scenario", nargs="?", help="a scenario file (tools/harness/SCENARIOS.md)")
     r = p.add_argument_group("random workload")
     r.add_argument("--random", action="store_true", help="generate the scenario: N seeders, M files, K operations")
