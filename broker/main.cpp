@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   zshare::broker::BrokerOptions opts;
   CLI::App app{"zshare-broker: the index of users and files of a zshare network"};
   app.set_version_flag("--version", zshare::version_line("zshare-broker"));  // one line on stdout, exit 0
-  zshare::cli::config_option(app, "", "read options from this file (TOML or INI: bind = \"tcp://...\")");
+  zshare::cli::config_option(app, "broker", "read options from this file (TOML or INI: bind = \"tcp://...\")");
   app.add_option("--bind", opts.bind, "control ROUTER endpoint")->capture_default_str();
   app.add_option("--events", opts.events, "event PUB endpoint")->capture_default_str();
   app.add_option("--db", opts.db, "SQLite database file")->capture_default_str();

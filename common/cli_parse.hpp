@@ -8,6 +8,9 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include "common/byte_size.hpp"
 
@@ -27,7 +30,8 @@ inline std::optional<int> parse(CLI::App& app, int argc, const char* const* argv
     const std::string what = e.what();
     const std::string prefix = "INI was not able to parse ";  // CLI11's words for a key nothing takes
     if (what.rfind(prefix, 0) != 0) return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
-    err << app.get_name() << ": the config file has an unknown key '" << what.substr(prefix.size())
+    const std::string program = app.get_name().substr(app.get_name().rfind('/') + 1);  // argv[0] without its path
+    err << program << ": the config file has an unknown key '" << what.substr(prefix.size())
         << "' (the keys are the long options of --help; a section such as [get] holds a subcommand's)\n";
     return kExitUsage;
   } catch (const CLI::ParseError& e) {
@@ -35,12 +39,36 @@ inline std::optional<int> parse(CLI::App& app, int argc, const char* const* argv
   }
 }
 
-// `--config FILE` (TOML or INI; `default_file` is read when it exists). A key the program does not know is an
+// The config file read without --config: $ZSHARE_CONFIG when set (it must exist), else the first that exists of
+// `first` (the peer's $ZSHARE_HOME/config.toml), $XDG_CONFIG_HOME/zshare/NAME.toml (~/.config/zshare/ without
+// XDG_CONFIG_HOME) and /etc/zshare/NAME.toml; "" when none does.
+inline std::string default_config_file(const std::string& name, const std::vector<std::string>& first = {}) {
+  if (const char* chosen = std::getenv("ZSHARE_CONFIG"); chosen && *chosen) return chosen;
+  std::vector<std::string> candidates = first;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) {
+    candidates.push_back(std::string(xdg) + "/zshare/" + name + ".toml");
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    candidates.push_back(std::string(home) + "/.config/zshare/" + name + ".toml");
+  }
+  candidates.push_back("/etc/zshare/" + name + ".toml");
+  for (const auto& path : candidates) {
+    if (::access(path.c_str(), F_OK) == 0) return path;
+  }
+  return "";
+}
+
+// `--config FILE` (TOML or INI), else default_config_file(name, first). A key the program does not know is an
 // error that names it, so a typo (`brokr = ...`) is never silently ignored. Call before adding subcommands: they
 // take the rule from their parent.
-inline CLI::Option* config_option(CLI::App& app, const std::string& default_file, const std::string& description) {
+inline CLI::Option* config_option(CLI::App& app, const std::string& name, const std::string& description,
+                                  const std::vector<std::string>& first = {}) {
   app.allow_config_extras(CLI::config_extras_mode::error);
-  return app.set_config("--config", default_file, description);
+  const bool chosen = std::getenv("ZSHARE_CONFIG") && *std::getenv("ZSHARE_CONFIG");
+  return app.set_config("--config", default_config_file(name, first),
+                        description + " (default: $ZSHARE_CONFIG, else the first that exists of " +
+                            "$XDG_CONFIG_HOME/zshare/" + name + ".toml or ~/.config/zshare/" + name +
+                            ".toml, /etc/zshare/" + name + ".toml)",
+                        chosen);  // a ZSHARE_CONFIG that does not exist is an error, not silence
 }
 
 // CLI11 transform for byte sizes and rates: "10M", "1.5G", "65536" become a plain number of bytes.

@@ -82,9 +82,12 @@ void define_options(CLI::App& app, PeerOptions& o) {
   app.fallthrough();  // global options may also follow the subcommand
   app.require_subcommand(1);
   const char* home = std::getenv("ZSHARE_HOME");  // moves everything of a peer: keys, hash cache, this file
-  cli::config_option(app, home && *home ? std::string(home) + "/config.toml" : "",
-                 "read options from this file (TOML or INI; [shell], [get], [serve] sections; default "
-                 "$ZSHARE_HOME/config.toml when ZSHARE_HOME is set and the file exists)");
+  std::vector<std::string> first;
+  if (home && *home) first.push_back(std::string(home) + "/config.toml");
+  cli::config_option(app, "peer",
+                     "read options from this file (TOML or INI; [shell], [get], [serve] sections; "
+                     "$ZSHARE_HOME/config.toml comes first when ZSHARE_HOME is set)",
+                     first);
   app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
   app.add_option("--timesvc", o.timesvc, "the SOAP time service, http://HOST:PORT (stamps every operation)")
       ->envname("ZSHARE_TIMESVC");

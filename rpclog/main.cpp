@@ -15,7 +15,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"zshare-rpclog: the ONC-RPC operations logger of a zshare network"};
   app.set_version_flag("--version", zshare::version_line("zshare-rpclog"));  // one line on stdout, exit 0
-  zshare::cli::config_option(app, "", "read options from this file");
+  zshare::cli::config_option(app, "rpclog", "read options from this file");
   std::string bind = "127.0.0.1";
   int port = 5557;
   std::string log_path = "zshare-operations.log";

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   zshare::timesvc::ServerOptions options;
   CLI::App app{"zshare-timesvc: SOAP time service (UTC time as ISO 8601, epoch milliseconds, DD/MM/YYYY HH:MM:SS)"};
   app.set_version_flag("--version", zshare::version_line("zshare-timesvc"));  // one line on stdout, exit 0
-  zshare::cli::config_option(app, "", "read options from this file (TOML or INI: port = 8080)");
+  zshare::cli::config_option(app, "timesvc", "read options from this file (TOML or INI: port = 8080)");
   app.add_option("--bind", options.bind, "address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "TCP port (0: any free port)")
       ->check(CLI::Range(0, 65535))

@@ -80,6 +80,26 @@ def main():
                                   capture_output=True, text=True, timeout=30)
             check(done.returncode == 2 and "unknown key 'zshare_no_such_key'" in done.stderr,
                   "%s refuses an unknown key in its config: exit %d %r" % (binary, done.returncode, done.stderr))
+            # Without --config the program reads $XDG_CONFIG_HOME/zshare/<name>.toml (the typo proves it read it),
+            # unless $ZSHARE_CONFIG names another file, which wins; a $ZSHARE_CONFIG that does not exist is an error.
+            xdg = os.path.join(scratch, "xdg-" + config)
+            os.makedirs(os.path.join(xdg, "zshare"))
+            shutil.copy(typo, os.path.join(xdg, "zshare", config))
+            env = dict(os.environ, XDG_CONFIG_HOME=xdg)
+            env.pop("ZSHARE_CONFIG", None)
+            env.pop("ZSHARE_HOME", None)
+            for label, extra, want in (("XDG_CONFIG_HOME", {}, 2),
+                                       ("ZSHARE_CONFIG over XDG",
+                                        {"ZSHARE_CONFIG": os.path.join(args.examples, "config", config)}, 0)):
+                done = subprocess.run([os.path.join(args.bin_dir, binary), "--help"], env=dict(env, **extra),
+                                      capture_output=True, text=True, timeout=30)
+                check(done.returncode == want and (want == 0 or "zshare_no_such_key" in done.stderr),
+                      "%s reads its default config (%s): exit %d %r" % (binary, label, done.returncode, done.stderr))
+            done = subprocess.run([os.path.join(args.bin_dir, binary), "--plaintext"],
+                                  env=dict(env, ZSHARE_CONFIG=os.path.join(scratch, "missing.toml")),
+                                  capture_output=True, text=True, timeout=30)
+            check(done.returncode == 2 and "missing.toml" in done.stderr,
+                  "%s: a ZSHARE_CONFIG that does not exist is an error: %d %r" % (binary, done.returncode, done.stderr))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print("%d passed, 0 failed" % len(PASSED))

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   bool json = false;
   std::optional<std::uint64_t> count;
   std::optional<double> timeout_s;
-  zshare::cli::config_option(app, "", "read options from this file");
+  zshare::cli::config_option(app, "events", "read options from this file");
   app.add_option("--events", opts.events, "the broker's event PUB endpoint")->envname("ZSHARE_EVENTS")->capture_default_str();
   app.add_option("--broker", opts.broker, "the broker's control endpoint (for --snapshot)")->envname("ZSHARE_BROKER")->capture_default_str();
   app.add_option("--topic", opts.topics, "only events whose topic starts with this (repeatable: user. file. peer.)");
