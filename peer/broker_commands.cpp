@@ -3,6 +3,7 @@
 #include "peer/broker_commands.hpp"
 
 #include "common/codec.hpp"
+#include "common/port_probe.hpp"
 #include "common/protocol.hpp"
 #include "common/validate.hpp"
 
@@ -32,6 +33,20 @@ std::optional<CommandResult> usage_unless(const std::string& command, const std:
   }
 }
 
+// Why a broker may be silent, told apart by whether its port accepts TCP connections at all.
+std::string likely_cause(const BrokerClient& broker) {
+  const auto open = tcp_port_open(broker.endpoint(), std::chrono::milliseconds(500));
+  if (open && *open) {
+    return broker.security().plaintext
+               ? "its port is open, so it most likely runs CurveZMQ while this peer runs --plaintext (both ends "
+                 "must, or neither)"
+               : "its port is open, so the CurveZMQ handshake most likely failed: --broker-key must be that "
+                 "broker's public key (its .pub file), or the broker runs --plaintext and this peer does not";
+  }
+  return "nothing accepts connections there: is it running, and are --broker (or ZSHARE_BROKER) and --timeout "
+         "right?";
+}
+
 }  // namespace
 
 CommandResult ask_broker(const std::string& command, BrokerClient& broker, const std::function<BrokerReply()>& call) {
@@ -40,8 +55,7 @@ CommandResult ask_broker(const std::string& command, BrokerClient& broker, const
   } catch (const BrokerUnreachable&) {
     return CommandResult::local(command, Outcome::kUnreachable, status::kBrokerUnreachable,
                                 "the broker at " + broker.endpoint() + " did not answer within " +
-                                    seconds_text(broker.timeout()) +
-                                    "; is it running, and are --broker (or ZSHARE_BROKER) and --timeout right?");
+                                    seconds_text(broker.timeout()) + "; " + likely_cause(broker));
   } catch (const BadReply& e) {
     return CommandResult::local(command, Outcome::kUnreachable, status::kInternalError, e.what());
   } catch (const zmq::error_t& e) {  // e.g. --broker is not an endpoint ZeroMQ can connect to

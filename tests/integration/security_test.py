@@ -226,6 +226,20 @@ def case_wrong_broker_key_gets_nothing(args, root, broker):
                                               "register", "eve"])
     CHECKS.eq(code, 2, "a peer with the wrong broker key is not answered (exit 2): %s %s" % (out, err))
     CHECKS.ok("BROKER UNREACHABLE" in out + err, "it says the broker did not answer: %s %s" % (out, err))
+    CHECKS.ok("port is open" in out + err and "--broker-key must be that broker's public key" in out + err,
+              "and names the likely cause, a wrong --broker-key: %s %s" % (out, err))
+    code, out, err = run_peer(args.peer_bin, ["--broker", broker.control, "--plaintext", "--timeout", "1",
+                                              "list-users"])
+    CHECKS.ok(code == 2 and "runs CurveZMQ while this peer runs --plaintext" in out + err,
+              "a --plaintext peer against a CurveZMQ broker is told so: %s %s" % (out, err))
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        closed = "tcp://127.0.0.1:%d" % s.getsockname()[1]
+    code, out, err = run_peer(args.peer_bin, ["--broker", closed, "--broker-key", root + "/other.pub",
+                                              "--key-dir", os.path.join(root, "eve-keys"), "--timeout", "1",
+                                              "list-users"])
+    CHECKS.ok(code == 2 and "nothing accepts connections there" in out + err,
+              "a port where nothing listens is told apart: %s %s" % (out, err))
     plain = zmq.Context.instance().socket(zmq.REQ)
     plain.setsockopt(zmq.LINGER, 0)
     plain.connect(broker.control)
