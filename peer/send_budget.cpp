@@ -24,11 +24,13 @@ std::optional<zmq::message_t> SendBudget::allocate(const std::string& downloader
   const Buffer buffer = pool_->take(capacity);
   account->queued += bytes;
   auto* release = new Release{pool_, account, bytes, buffer.capacity};
+  release->made.store(true, std::memory_order_release);
   return zmq::message_t(buffer.data, size, &SendBudget::give_back, release);
 }
 
 void SendBudget::give_back(void* data, void* hint) {
   auto* release = static_cast<Release*>(hint);
+  (void)release->made.load(std::memory_order_acquire);  // pairs with the store in allocate()
   release->account->queued -= release->bytes;
   release->pool->keep(Buffer{data, release->capacity});
   delete release;

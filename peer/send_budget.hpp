@@ -52,11 +52,14 @@ class SendBudget {
     std::vector<Buffer> buffers_;
     std::size_t bytes_ = 0;
   };
+  // Made by the seeder's thread, read by the thread that frees the message. libzmq's queues order the two, but
+  // a race detector cannot see inside libzmq: `made` (release/acquire) states the order in our own code.
   struct Release {
     std::shared_ptr<Pool> pool;
     std::shared_ptr<Account> account;
     std::int64_t bytes;
     std::size_t capacity;
+    std::atomic<bool> made{false};
   };
   static void give_back(void* data, void* hint);
 
