@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build test test-asan test-tsan fuzz demo bench-broker clean
+.PHONY: all deps configure build test test-asan test-tsan fuzz demo bench-broker package clean
 
 all: build
 
@@ -53,6 +53,10 @@ fuzz: deps
 	@mkdir -p build-fuzz/corpus && cp -n tests/fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
 	@build-fuzz/tests/fuzz/zshare-fuzz-dispatcher -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 	  -print_final_stats=1 build-fuzz/corpus
+
+# The .deb (CPack): $(BUILD)/zshare_<version>_<arch>.deb with everything `cmake --install` installs, prefix /usr.
+package: build
+	@cd $(BUILD) && { cpack -G DEB >cpack.log || { cat cpack.log; exit 1; }; } && sed -n 's/^CPack: - package: //p' cpack.log
 
 demo: build
 	@tools/demo.sh $(BUILD)

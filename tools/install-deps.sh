@@ -8,6 +8,7 @@ PACKAGES=(
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev catch2 libsqlite3-dev libssl-dev nlohmann-json3-dev
   gsoap libgsoap-dev libtirpc-dev rpcsvc-proto rpcbind
   python3 python3-zmq python3-msgpack python3-zeep
+  help2man
 )
 
 # Callers may ask for more (make fuzz: clang and its runtime).

@@ -1,0 +1,25 @@
+# license-field.cmake: a CPACK_POST_BUILD_SCRIPTS script. CPack's DEB generator writes no License field, so this
+# adds "License: ${CPACK_DEBIAN_PACKAGE_LICENSE}" to the control file of each .deb it made and rebuilds it with
+# dpkg-deb, which checks the control file again (`dpkg-deb -f zshare_*.deb License` prints the field).
+foreach(deb IN LISTS CPACK_PACKAGE_FILES)
+  if(NOT deb MATCHES "\\.deb$")
+    continue()
+  endif()
+  set(tree "${deb}.tree")
+  file(REMOVE_RECURSE "${tree}")
+  execute_process(COMMAND dpkg-deb --raw-extract "${deb}" "${tree}" RESULT_VARIABLE rc ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "dpkg-deb --raw-extract ${deb}: ${err}")
+  endif()
+  file(READ "${tree}/DEBIAN/control" control)
+  string(REGEX REPLACE "[\n]+$" "" control "${control}")
+  if(NOT control MATCHES "\nLicense:")
+    file(WRITE "${tree}/DEBIAN/control" "${control}\nLicense: ${CPACK_DEBIAN_PACKAGE_LICENSE}\n")
+  endif()
+  execute_process(COMMAND dpkg-deb --root-owner-group -Zgzip --build "${tree}" "${deb}"
+                  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  file(REMOVE_RECURSE "${tree}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "dpkg-deb --build ${deb}: ${err}")
+  endif()
+endforeach()
