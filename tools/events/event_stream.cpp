@@ -17,9 +17,15 @@ namespace zshare::tools {
 
 namespace {
 
+// A value as one word of the line: a string with no space, quote, backslash, `=` or control character as it
+// is, any other string JSON-quoted ("summer holiday.txt", ""), so a line splits into its fields on spaces.
 std::string text(const nlohmann::json& j) {
-  if (j.is_string()) return j.get<std::string>();
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const auto json = [&] { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  if (!j.is_string()) return json();
+  const auto& s = j.get_ref<const std::string&>();
+  bool plain = !s.empty();
+  for (unsigned char c : s) plain = plain && c > ' ' && c != '"' && c != '\\' && c != '=' && c != 0x7f;
+  return plain ? s : json();
 }
 
 }  // namespace

@@ -59,7 +59,9 @@ class EventStream {
   int resnapshots_in_a_row_ = 0;  // for the gap at hand; an event in order resets it
 };
 
-// A one-line human rendering: "#12 file.published alice name=song.mp3 size=123 ...".
+// A one-line human rendering: "#12 file.published alice name=song.mp3 size=123 ...",
+// "#7 file.published alice name=\"summer holiday.txt\" size=3 ...": a value holding a space, quote, `=` or
+// control character is JSON-quoted, so the line splits into fields on spaces (--json for a program to read).
 std::string human_line(const StreamEvent& e);
 
 }  // namespace zshare::tools
