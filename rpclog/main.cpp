@@ -2,8 +2,8 @@
 // SIGINT/SIGTERM stop the server between requests; every acknowledged batch is already fsynced.
 #include "common/stop_signals.hpp"
 #include "rpclog/log_file.hpp"
-#include "rpclog/rpclog_client.hpp"
 #include "rpclog/rpclog_server.hpp"
+#include "rpclog/tail_command.hpp"
 
 #include "common/cli_parse.hpp"
 #include "zshare/version.hpp"
@@ -31,19 +31,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600000));
 
   auto* tail = app.add_subcommand("tail", "print the newest records of a running logger (QUERY)");
-  std::string server = "127.0.0.1:5557";
-  std::string user, operation;
-  unsigned last = 20;
-  tail->add_option("--server", server, "the logger's HOST:PORT")->capture_default_str();
-  tail->add_option("--user", user, "only this user's records");
-  tail->add_option("--op", operation, "only this operation (REGISTER, PUBLISH, ...)");
-  tail->add_option("-n,--last", last, "how many records")->capture_default_str();
+  zshare::rpclog::TailOptions to;
+  tail->add_option("--server", to.server, "the logger's HOST:PORT")->capture_default_str();
+  tail->add_option("--user", to.user, "only this user's records");
+  tail->add_option("--op", to.operation, "only this operation")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(zshare::rpclog::kLoggedOperations),
+                                                     std::end(zshare::rpclog::kLoggedOperations))));
+  tail->add_option("-n,--last", to.last, "how many records (with --follow: at most this many new ones a second)")
+      ->capture_default_str();
+  tail->add_flag("--json", to.json, "one JSON object per record: ts, ts_local, user, op, args, broker, seq");
+  tail->add_flag("-f,--follow", to.follow, "keep printing new records until SIGINT/SIGTERM");
   if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
 
   try {
     if (*tail) {
-      zshare::rpclog::RpcLogClient client(server, std::chrono::seconds(3));
-      for (const auto& r : client.query(user, operation, last)) std::cout << zshare::rpclog::format_line(r);
+      zshare::StopSignals stop;
+      zshare::rpclog::tail_command(to, std::cout, stop.flag());
       return 0;
     }
     zshare::StopSignals stop;  // first: the server's threads inherit the blocked signals

@@ -26,6 +26,7 @@ import argparse
 import datetime
 import errno
 import hashlib
+import json
 import os
 import select
 import shutil
@@ -399,7 +400,35 @@ def scenario_tail(s, ops, bid):
     r = s.logger.tail("--user", "nobody-at-all", "-n", "5")
     CHECKS.eq((r.returncode, r.stdout), (0, ""), "tail of a user with no records")
     r = s.logger.tail("--op", "LIST_USERS")
-    CHECKS.eq((r.returncode, r.stdout), (0, ""), "tail of an operation that is never logged")
+    CHECKS.ok(r.returncode == 2 and r.stdout == "" and "LIST_USERS not in" in r.stderr,
+              "tail --op of an operation the broker never logs is a usage error: %r %r" % (r.returncode, r.stderr))
+    # --json: the same records, one object each.
+    text = s.logger.tail("--user", "a-u42", "--op", "PUBLISH", "-n", "3").stdout.splitlines()
+    r = s.logger.tail("--user", "a-u42", "--op", "PUBLISH", "-n", "3", "--json")
+    objects = [json.loads(x) for x in r.stdout.splitlines()]
+    CHECKS.eq([(o["user"], o["op"], o["broker"], o["seq"]) for o in objects],
+              [(parse_line(x).user, parse_line(x).op, parse_line(x).broker, parse_line(x).seq) for x in text],
+              "tail --json prints the records tail prints, as objects")
+    # --follow: a record made after it started is printed, and SIGTERM ends it with exit 0.
+    follow = subprocess.Popen([s.logger.binary, "tail", "--server", s.logger.address, "--follow", "--user",
+                               "followed-user", "-n", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        followed = Op("REGISTER", {"user": "followed-user"}, REGISTER_ARGS)
+        perform_all(s.broker, [followed])
+        ops.append(followed)  # the log holds it too: the caller's exact check counts it
+        deadline = time.monotonic() + DELIVERY_DEADLINE_S
+        line = ""
+        while not line and time.monotonic() < deadline:
+            ready, _, _ = select.select([follow.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                line = follow.stdout.readline()
+        CHECKS.ok(" followed-user REGISTER" in line, "tail --follow prints the new record: %r" % line)
+        follow.terminate()
+        CHECKS.eq(follow.wait(timeout=10), 0, "tail --follow exits 0 on SIGTERM")
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
     # A logger that is not there: an error, not a hang.
     down = subprocess.run([s.logger.binary, "tail", "--server", "127.0.0.1:%d" % free_port(), "-n", "1"],
                           capture_output=True, text=True, timeout=30)
