@@ -2,6 +2,7 @@
 # (Debian packages, idempotent), configure and build with CMake, then run.
 BUILD ?= build
 JOBS ?= 2
+MAKEFLAGS += --no-print-directory  # also for the makes CMake runs: no "Entering directory" lines
 BUILD_TYPE ?= RelWithDebInfo
 
 .PHONY: all deps configure build test test-asan test-tsan fuzz demo bench-broker package clean
@@ -58,7 +59,10 @@ fuzz: deps
 package: build
 	@cd $(BUILD) && { cpack -G DEB >cpack.log || { cat cpack.log; exit 1; }; } && sed -n 's/^CPack: - package: //p' cpack.log
 
-demo: build
+# The demo builds only the programs it runs.
+DEMO_TARGETS = zshare-broker zshare-peer zshare-timesvc zshare-rpclog zshare-events
+demo: configure
+	@cmake --build $(BUILD) -j$(JOBS) --target $(DEMO_TARGETS)
 	@tools/demo.sh $(BUILD)
 
 # The broker benchmark (not a test): FILES=1000000 USERS=10000 by default; see README "Performance".

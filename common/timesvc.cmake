@@ -23,12 +23,16 @@ set(ZSHARE_TIMESVC_HEADER ${ZSHARE_TIMESVC_HEADER} CACHE INTERNAL "gSOAP header 
 function(zshare_soapcpp2)
   cmake_parse_arguments(A "" "HEADER;OUTDIR" "FLAGS;OUTPUTS" ${ARGN})
   list(TRANSFORM A_OUTPUTS PREPEND ${A_OUTDIR}/ OUTPUT_VARIABLE outputs)
+  list(JOIN A_FLAGS " " flags)
+  get_filename_component(header_name ${A_HEADER} NAME)
+  # soapcpp2 prints a banner and a line per file it writes: kept in soapcpp2.log, shown only when it fails.
+  set(log ${A_OUTDIR}/soapcpp2.log)
   add_custom_command(
     OUTPUT ${outputs}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${A_OUTDIR}
-    COMMAND ${ZSHARE_SOAPCPP2} ${A_FLAGS} -d ${A_OUTDIR} ${A_HEADER}
+    COMMAND sh -c "'${ZSHARE_SOAPCPP2}' ${flags} -d '${A_OUTDIR}' '${A_HEADER}' >'${log}' 2>&1 || { cat '${log}'; exit 1; }"
     DEPENDS ${A_HEADER}
-    COMMENT "soapcpp2 ${A_FLAGS} ${A_HEADER}"
+    COMMENT "Generating the gSOAP stubs of ${header_name}"
     VERBATIM)
   # Generated code is gSOAP's, not ours: no warnings from it.
   set_source_files_properties(${outputs} PROPERTIES GENERATED TRUE COMPILE_OPTIONS -w)

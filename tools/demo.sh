@@ -23,7 +23,12 @@ trap cleanup EXIT
 trap 'echo; echo "demo: interrupted, cleaning up"; exit 130' INT TERM
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-say() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; sleep 0.4; }
+# Colour only on a terminal, and never with NO_COLOR set (no-color.org).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  say() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; sleep 0.4; }
+else
+  say() { printf '\n== %s\n' "$*"; sleep 0.4; }
+fi
 indent() { sed -u "s/^/  $1 | /"; }
 
 # Waits until FILE has a line matching PATTERN, for at most 20 s.
