@@ -96,7 +96,7 @@ printf 'REGISTER carol\nCONNECT carol\nLIST_USERS\nSEARCH river live\nLIST_CONTE
   | as carol "$BIN_PEER" shell 2>&1 | indent "carol "
 sleep 0.5
 
-CID=$(sha256sum "$WORK/alice/river-sessions-live.flac" | cut -d' ' -f1)
+CID=$("$BIN_PEER" hash "$WORK/alice/river-sessions-live.flac" | cut -d' ' -f1)  # the Merkle root of protocol v3
 say "carol downloads the album by content id from every peer that holds it, verified chunk by chunk"
 as carol "$BIN_PEER" --json get "$CID" "$WORK/carol/album.flac" \
   | /usr/bin/python3 -c 'import json,sys
@@ -104,8 +104,10 @@ s=json.loads(sys.stdin.read())
 print("%s: %d bytes in %.2f s, %d chunks, %d bad" % (s["status"], s["size"], s["seconds"], s["chunks"], s["bad_chunks"]))
 for src in s["sources"]: print("  from %-6s %3d chunks  %s" % (src["user"], src["chunks"], src["endpoint"]))' \
   | indent "carol "
-echo "  check | $(sha256sum "$WORK/carol/album.flac" | cut -d' ' -f1) (downloaded)"
+GOT=$("$BIN_PEER" hash "$WORK/carol/album.flac" | cut -d' ' -f1)
+echo "  check | $GOT (downloaded)"
 echo "  check | $CID (content id)"
+[ "$GOT" = "$CID" ] || { echo "demo: the downloaded album is not the published one" >&2; exit 1; }
 
 say "mallory, with a key of her own, tries to take alice's name off the network: DENIED, alice stays"
 { as mallory "$BIN_PEER" unregister alice 2>&1 || true; } | indent "mallory"
