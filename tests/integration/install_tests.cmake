@@ -4,4 +4,4 @@
 add_test(NAME install
          COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/install_test.py --cmake ${CMAKE_COMMAND}
                  --build-dir ${PROJECT_BINARY_DIR} --source-dir ${PROJECT_SOURCE_DIR})
-set_tests_properties(install PROPERTIES TIMEOUT 120)
+set_tests_properties(install PROPERTIES TIMEOUT 120 RESOURCE_LOCK build-tree-install)  # one install at a time: both write install_manifest.txt

@@ -5,4 +5,4 @@
 add_test(NAME package
          COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/package_test.py --cmake ${CMAKE_COMMAND}
                  --cpack ${CMAKE_CPACK_COMMAND} --build-dir ${PROJECT_BINARY_DIR} --source-dir ${PROJECT_SOURCE_DIR})
-set_tests_properties(package PROPERTIES TIMEOUT 180)
+set_tests_properties(package PROPERTIES TIMEOUT 180 RESOURCE_LOCK build-tree-install)  # see install_tests.cmake
