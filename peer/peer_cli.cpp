@@ -12,6 +12,7 @@
 #include "peer/serve_command.hpp"
 #include "peer/response_printer.hpp"
 #include "peer/shell.hpp"
+#include "peer/shell_editline.hpp"
 #include "zshare/version.hpp"
 
 #include <CLI/CLI.hpp>
@@ -22,6 +23,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -348,7 +350,13 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
     case Subcommand::kShell: {
       if (!o.advertise_host.empty()) o.shell.advertise_host = o.advertise_host;
       o.shell.interactive = io.stdin_is_tty;
+      o.shell.json = o.json;
       Shell console(ctx, broker, printer, o.shell);
+      // Line editing needs the terminal on both sides (it echoes what is typed on stdout); otherwise plain lines.
+      if (io.stdin_is_tty && &io.in == &std::cin && &io.out == &std::cout && ::isatty(STDOUT_FILENO)) {
+        LineEditor editor(default_history_file());
+        return console.run([&editor](const std::string& prompt) { return editor.read(prompt); });
+      }
       return console.run(io.in);
     }
     case Subcommand::kGet: return run_get(o, ctx, broker, io, *stop_signals);

@@ -10,6 +10,7 @@
 #include "peer/file_identity.hpp"
 #include "peer/get_command.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <iostream>
@@ -37,17 +38,45 @@ std::optional<std::string> Shell::advertised() const {
 }
 
 int Shell::run(std::istream& in) {
-  std::string line;
-  while (!quit_) {
-    if (options_.interactive) printer_.prompt("c> ");
+  return run([&](const std::string& prompt) -> std::optional<std::string> {
+    if (options_.interactive) printer_.prompt(prompt);
+    std::string line;
     if (!std::getline(in, line)) {
       if (options_.interactive) printer_.prompt("\n");
+      return std::nullopt;
+    }
+    return line;
+  });
+}
+
+int Shell::run(const LineSource& next) {
+  while (!quit_) {
+    std::optional<std::string> line = next(prompt());
+    if (!line) {
       execute_line("QUIT");  // end of input acts as QUIT
       break;
     }
-    execute_line(line);
+    execute_line(*line);
   }
-  return 0;
+  return options_.interactive ? 0 : exit_code_;
+}
+
+std::string Shell::prompt() const {
+  return current_user_ ? "zshare(" + *current_user_ + ")> " : std::string("zshare> ");
+}
+
+void Shell::show(const CommandResult& result) {
+  printer_.print(result);
+  if (result.command == "HELP" && result.ok() && !options_.json) {
+    // The data lines the printer does not know: one "<usage>\t<what it does>" line per command.
+    for (const auto& entry : result.fields["commands"]) {
+      if (const auto* syntax = find_command(entry.value("name", ""))) printer_.prompt(help_line(*syntax) + "\n");
+    }
+  }
+  if (result.ok()) return;
+  exit_code_ = std::max(exit_code_, result.outcome == Outcome::kUnreachable && result.status != status::kInternalError
+                                        ? 2
+                                        : 1);
 }
 
 bool Shell::execute_line(std::string_view line) {
@@ -55,20 +84,43 @@ bool Shell::execute_line(std::string_view line) {
   ShellCommand command = parse_shell_command(line);
   if (command.name.empty() || command.name[0] == '#') return true;  // blank line or comment
   const CommandSyntax* syntax = find_command(command.name);
-  if (!syntax) {
-    printer_.note("unknown command '" + command.name + "'; commands: " + command_names());
+  if (!syntax) {  // a FAIL line of its own, so a script reading the answers keeps its place
+    show(usage(command.name, "unknown command '" + command.name + "'; commands: " + command_names() +
+                                 " (HELP <command> says more)"));
     return true;
   }
   if (auto problem = usage_problem(command, *syntax)) {
-    printer_.print(usage(command.name, *problem));
+    show(usage(command.name, *problem));
     return true;
   }
   try {
-    printer_.print(dispatch(command));
+    show(dispatch(command));
   } catch (const std::exception& e) {  // e.g. a reply field of the wrong type: report it, keep the shell alive
-    printer_.print(CommandResult::local(command.name, Outcome::kUnreachable, status::kInternalError, e.what()));
+    show(CommandResult::local(command.name, Outcome::kUnreachable, status::kInternalError, e.what()));
   }
   return !quit_;
+}
+
+CommandResult Shell::help(const ShellCommand& c) {
+  std::vector<const CommandSyntax*> listed;
+  if (c.args.empty()) {
+    for (const auto& syntax : shell_commands()) listed.push_back(&syntax);
+  } else {
+    std::string name = c.args[0];
+    for (auto& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    const CommandSyntax* syntax = find_command(name);
+    if (!syntax) return usage("HELP", "unknown command '" + c.args[0] + "'; commands: " + command_names());
+    listed.push_back(syntax);
+  }
+  CommandResult result = CommandResult::local("HELP", Outcome::kOk, status::kOk, "");
+  nlohmann::json commands = nlohmann::json::array();
+  for (const auto* syntax : listed) {
+    commands.push_back({{"name", std::string(syntax->name)},
+                        {"usage", std::string(syntax->usage)},
+                        {"does", std::string(syntax->does)}});
+  }
+  result.fields["commands"] = commands;
+  return result;
 }
 
 CommandResult Shell::dispatch(const ShellCommand& c) {
@@ -93,6 +145,7 @@ CommandResult Shell::dispatch(const ShellCommand& c) {
     return search_command(broker_, query);
   }
   if (name == "GET_FILE") return get_file(c.args[0], c.args[1], c.args[2]);
+  if (name == "HELP") return help(c);
   return quit();  // QUIT: the only command left in shell_commands()
 }
 
@@ -232,7 +285,7 @@ CommandResult Shell::get_file(const std::string& user, const std::string& name, 
 }
 
 CommandResult Shell::quit() {
-  if (current_user_) printer_.print(disconnect(*current_user_));
+  if (current_user_) show(disconnect(*current_user_));
   forget_session();  // even when the DISCONNECT failed: this process is leaving
   quit_ = true;
   return CommandResult::local("QUIT", Outcome::kOk, status::kOk, "");

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <optional>
@@ -28,7 +29,8 @@ struct ShellOptions {
   std::string listen = "tcp://127.0.0.1:*";     // where the transfer ROUTER binds after CONNECT
   std::optional<std::string> advertise_host;    // replaces the host of the advertised endpoint
   std::uint64_t search_page_size = 100;          // `limit` of each SEARCH request
-  bool interactive = false;                      // print the "c> " prompt before each line
+  bool interactive = false;                      // a person types: prompt() before each line, exit code 0
+  bool json = false;                             // --json: HELP answers one object, not data lines
   SeederOptions seeder;                          // how this peer serves its files while connected
   DownloadOptions download;                      // how GET_FILE downloads
   std::chrono::milliseconds heartbeat{1000};     // promised at CONNECT; 0: no heartbeat, no self-recovery
@@ -39,8 +41,16 @@ class Shell {
  public:
   Shell(zmq::context_t& ctx, BrokerClient& broker, ResponsePrinter& printer, ShellOptions options);
 
-  // Runs lines until QUIT or the end of `in` (which acts as QUIT); returns the exit code, 0.
+  // The next line, shown `prompt` when someone types; nullopt at the end of input.
+  using LineSource = std::function<std::optional<std::string>(const std::string& prompt)>;
+
+  // Runs lines until QUIT or the end of `in` (which acts as QUIT); returns the exit code: 0 when interactive,
+  // else the worst of every answer: 0 all OK, 1 a FAIL line, 2 a connection error (BROKER UNREACHABLE).
   int run(std::istream& in);
+  // The same, lines from `next` (the line editor on a terminal).
+  int run(const LineSource& next);
+  // "zshare> ", or "zshare(alice)> " while alice is connected.
+  std::string prompt() const;
   // Runs one line and prints its answer; returns false once the shell has quit.
   bool execute_line(std::string_view line);
 
@@ -57,6 +67,9 @@ class Shell {
   CommandResult delete_file(const std::string& name);
   CommandResult get_file(const std::string& user, const std::string& name, const std::string& local_path);
   CommandResult quit();
+  CommandResult help(const ShellCommand& command);
+  // Prints the answer and folds it into the exit code.
+  void show(const CommandResult& result);
   // `<CMD> FAIL, USER NOT CONNECTED` when no user is connected; nullopt otherwise.
   std::optional<CommandResult> require_connected(const std::string& command) const;
   void forget_session();
@@ -72,6 +85,7 @@ class Shell {
   std::unique_ptr<SessionKeeper> keeper_;  // declared after transfer_: stops first
   std::string advertised_;
   bool quit_ = false;
+  int exit_code_ = 0;  // the worst answer so far (see run)
 };
 
 }  // namespace zshare::peer

@@ -77,17 +77,21 @@ std::string ShellCommand::text_after(std::size_t n) const {
 
 const std::vector<CommandSyntax>& shell_commands() {
   static const std::vector<CommandSyntax> kCommands = {
-      {"REGISTER", 1, 1, "REGISTER <user>"},
-      {"UNREGISTER", 1, 1, "UNREGISTER <user>"},
-      {"CONNECT", 1, 1, "CONNECT <user>"},
-      {"DISCONNECT", 1, 1, "DISCONNECT <user>"},
-      {"PUBLISH", 1, kAnyCount, "PUBLISH <path> <description...>"},
-      {"DELETE", 1, 1, "DELETE <name>"},
-      {"LIST_USERS", 0, 0, "LIST_USERS"},
-      {"LIST_CONTENT", 1, 1, "LIST_CONTENT <user>"},
-      {"SEARCH", 1, kAnyCount, "SEARCH [--all] <words...>"},
-      {"GET_FILE", 3, 3, "GET_FILE <user> <remote name> <local path>"},
-      {"QUIT", 0, 0, "QUIT"},
+      {"REGISTER", 1, 1, "REGISTER <user>", "creates a user owned by this peer's key"},
+      {"UNREGISTER", 1, 1, "UNREGISTER <user>", "removes a user and withdraws its files"},
+      {"CONNECT", 1, 1, "CONNECT <user>", "starts a session: serves this shell's files and advertises them"},
+      {"DISCONNECT", 1, 1, "DISCONNECT <user>", "ends the session"},
+      {"PUBLISH", 1, kAnyCount, "PUBLISH <path> <description...>",
+       "hashes a file and publishes it under its base name (needs CONNECT)"},
+      {"DELETE", 1, 1, "DELETE <name>", "withdraws a published file (needs CONNECT)"},
+      {"LIST_USERS", 0, 0, "LIST_USERS", "lists the connected users and their endpoints"},
+      {"LIST_CONTENT", 1, 1, "LIST_CONTENT <user>", "lists a user's published files"},
+      {"SEARCH", 1, kAnyCount, "SEARCH [--all] <words...>",
+       "finds online users' files by words (--all: offline users' too)"},
+      {"GET_FILE", 3, 3, "GET_FILE <user> <remote name> <local path>",
+       "downloads a user's file to a local path, verified (needs CONNECT)"},
+      {"HELP", 0, 1, "HELP [<command>]", "lists the commands, or says what one does"},
+      {"QUIT", 0, 0, "QUIT", "disconnects cleanly and leaves (also end of input, Ctrl-D)"},
   };
   return kCommands;
 }
@@ -116,6 +120,28 @@ std::string command_names() {
   for (const auto& c : shell_commands()) {
     if (!out.empty()) out += ", ";
     out += c.name;
+  }
+  return out;
+}
+
+std::string help_line(const CommandSyntax& syntax) {
+  return std::string(syntax.usage) + "\t" + std::string(syntax.does);
+}
+
+std::vector<std::string> complete_command(std::string_view prefix) {
+  const std::string wanted = upper(std::string(prefix));
+  bool lower = !prefix.empty();
+  for (char c : prefix) {
+    if (std::isupper(static_cast<unsigned char>(c))) lower = false;
+  }
+  std::vector<std::string> out;
+  for (const auto& c : shell_commands()) {
+    if (c.name.substr(0, wanted.size()) != wanted) continue;
+    std::string name(c.name);
+    if (lower) {
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    out.push_back(std::move(name));
   }
   return out;
 }

@@ -30,6 +30,7 @@ struct CommandSyntax {
   std::size_t min_args;
   std::size_t max_args;  // kAnyCount: the rest of the line is free text
   std::string_view usage;
+  std::string_view does;  // one sentence for HELP
 };
 inline constexpr std::size_t kAnyCount = static_cast<std::size_t>(-1);
 
@@ -43,5 +44,12 @@ std::optional<std::string> usage_problem(const ShellCommand& command, const Comm
 
 // "REGISTER, UNREGISTER, ..." for the unknown-command sentence.
 std::string command_names();
+
+// HELP's line for one command: "<usage>\t<what it does>".
+std::string help_line(const CommandSyntax& syntax);
+
+// Tab completion: the command names starting with `prefix` (any case), in the order of shell_commands(); in
+// lower case when the prefix is non-empty lower case, so what is typed keeps its case.
+std::vector<std::string> complete_command(std::string_view prefix);
 
 }  // namespace zshare::peer

@@ -11,6 +11,7 @@ import os
 import pty
 import queue
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -116,8 +117,9 @@ class ShellProcess:
     def expect_stderr(self, fragment):
         wait_for(lambda: fragment in self.stderr_text(), LINE_DEADLINE_S, "%s's stderr to say %r" % (self.label, fragment))
 
-    def finish(self, close_stdin_lines, expected_tail):
-        """Sends the last lines (or closes stdin for EOF), asserts the remaining output and exit code 0."""
+    def finish(self, close_stdin_lines, expected_tail, code_wanted=0):
+        """Sends the last lines (or closes stdin for EOF), asserts the remaining output and the exit code: a piped
+        shell exits 0 when every answer was OK, 1 after a FAIL line, 2 after a connection error."""
         for line in close_stdin_lines:
             self.send(line)
         self.proc.stdin.close()
@@ -136,8 +138,8 @@ class ShellProcess:
             t.join(timeout=EXIT_DEADLINE_S)
         if tail != expected_tail:
             self.fail("final output %r, expected %r" % (tail, expected_tail))
-        if code != 0:
-            self.fail("exit code %d, expected 0" % code)
+        if code != code_wanted:
+            self.fail("exit code %d, expected %d" % (code, code_wanted))
 
     def kill(self):
         if self.proc.poll() is None:
@@ -284,14 +286,17 @@ def test_two_user_session(peer_bin, broker, files):
         bob.ask("SEARCH --all song", ["SEARCH OK", "alice\tsong.mp3\t%d\t%s\t\tA great song" % (song_size, song_cid)])
         bob.ask("search --ALL tune", ["SEARCH OK", tune_line])  # bob is online: found either way
 
-        # Usage errors: BAD REQUEST on stdout, the usage sentence on stderr; unknown commands only on stderr.
+        # Usage errors: BAD REQUEST on stdout, the usage sentence on stderr; an unknown command too (its own FAIL
+        # line, so a script reading one answer per command keeps its place).
         alice.ask("REGISTER", ["REGISTER FAIL, BAD REQUEST"])
         alice.expect_stderr("usage: REGISTER <user>")
         alice.ask("REGISTER bad/name", ["REGISTER FAIL, BAD REQUEST"])
         alice.ask("GET_FILE bob", ["GET_FILE FAIL, BAD REQUEST"])
-        alice.send("FROBNICATE now")
+        alice.ask("FROBNICATE now", ["FROBNICATE FAIL, BAD REQUEST"])
         alice.expect_stderr("unknown command 'FROBNICATE'")
-        alice.send("")  # a blank line answers nothing
+        alice.send("")  # a blank line and a comment answer nothing
+        alice.send("# a comment")
+        alice.ask("help delete", ["HELP OK", "DELETE <name>\twithdraws a published file (needs CONNECT)"])
 
         alice.ask("UNREGISTER alice", ["UNREGISTER OK"])
         alice.ask("UNREGISTER alice", ["UNREGISTER FAIL, USER DOES NOT EXIST"])
@@ -302,9 +307,9 @@ def test_two_user_session(peer_bin, broker, files):
         alice.expect_stderr("REGISTER: ")
         bob.expect_stderr("CONNECT: ")
 
-        bob.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"])  # QUIT disconnects first
+        bob.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"], 1)  # QUIT disconnects first; bob saw FAIL lines: 1
         wait_for(lambda: not port_accepts(bob_port), 5, "QUIT to unbind bob's transfer endpoint")
-        alice.finish([], ["QUIT OK"])                        # end of input acts as QUIT
+        alice.finish([], ["QUIT OK"], 1)                        # end of input acts as QUIT
 
         probe = broker.client()
         try:
@@ -318,13 +323,30 @@ def test_two_user_session(peer_bin, broker, files):
 
 
 def test_piped_console(peer_bin, broker):
-    """The issue's example: printf 'REGISTER ...\\nQUIT\\n' | zshare-peer shell; no prompt when piped."""
+    """The issue's example: printf 'REGISTER ...\\nQUIT\\n' | zshare-peer shell; no prompt when piped. The exit
+    code says whether every command succeeded: 0, else 1 after any FAIL line (an unknown command prints one)."""
     result = run_peer(peer_bin, broker.peer_args() + ["shell"], input_text="REGISTER dave\nQUIT\n")
     check_run("piped shell", result, 0, stdout="REGISTER OK\nQUIT OK\n")
+    result = run_peer(peer_bin, broker.peer_args() + ["shell"],
+                      input_text="REGISTER dave\nLIST_CONTENT dave\nUNREGISTER dave\n")
+    check_run("piped shell, one FAIL then OKs", result, 1,
+              stdout="REGISTER FAIL, USERNAME IN USE\nLIST_CONTENT OK\nUNREGISTER OK\nQUIT OK\n")
+    result = run_peer(peer_bin, broker.peer_args() + ["shell"], input_text="LIST_USER\nLIST_USERS\n")
+    check_run("piped shell, an unknown command", result, 1, stdout="LIST_USER FAIL, BAD REQUEST\nLIST_USERS OK\nQUIT OK\n",
+              stderr_has="unknown command 'LIST_USER'")
+    result = run_peer(peer_bin, broker.peer_args() + ["shell"], input_text="HELP QUIT\nHELP FROB\n")
+    check_run("piped HELP", result, 1, stderr_has="HELP: unknown command 'FROB'", stdout_lines=[
+        "HELP OK", "QUIT\tdisconnects cleanly and leaves (also end of input, Ctrl-D)", "HELP FAIL, BAD REQUEST",
+        "QUIT OK"])
+    code, out, _, _ = run_peer(peer_bin, broker.peer_args() + ["shell"], input_text="help\n")
+    lines = out.splitlines()
+    if code != 0 or lines[0] != "HELP OK" or lines[-1] != "QUIT OK" or len(lines) != 2 + 12 or \
+            not all(re.fullmatch(r"[A-Z_]+( \S.*)?\t\S.*", line) for line in lines[1:-1]):
+        raise AssertionError("HELP lists each command on one '<usage>\\t<what it does>' line: exit %d, %r" % (code, out))
 
 
 def test_prompt_on_a_tty(peer_bin, broker):
-    """With a terminal on stdin the console prompts `c> `."""
+    """With a terminal on stdin (stdout a pipe: no line editing) the console prompts `zshare> `."""
     master, slave = pty.openpty()
     try:
         proc = subprocess.Popen([peer_bin] + broker.peer_args() + ["shell"], stdin=slave,
@@ -334,8 +356,103 @@ def test_prompt_on_a_tty(peer_bin, broker):
     finally:
         os.close(master)
         os.close(slave)
-    if proc.returncode != 0 or not out.startswith("c> LIST_USERS OK\n") or "c> QUIT OK\n" not in out:
+    if proc.returncode != 0 or not out.startswith("zshare> LIST_USERS OK\n") or "zshare> QUIT OK\n" not in out:
         raise AssertionError("tty shell: exit %s, stdout %r, stderr %r" % (proc.returncode, out, err))
+
+
+class PtyShell:
+    """`zshare-peer shell` with a pseudo-terminal on stdin and stdout: the line editor's side (what a person sees)."""
+
+    def __init__(self, argv, env):
+        self.master, slave = pty.openpty()
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=self.stderr, env=env, close_fds=True)
+        os.close(slave)
+        self.seen = ""  # everything the terminal showed, CRs dropped
+        self.mark = 0   # wait_for() looks after here
+
+    def type(self, text):
+        os.write(self.master, text.encode())
+
+    def wait_for(self, fragment, what):
+        """Waits until `fragment` shows after the last mark; moves the mark past it."""
+        end = time.monotonic() + LINE_DEADLINE_S
+        while True:
+            at = self.seen.find(fragment, self.mark)
+            if at >= 0:
+                self.mark = at + len(fragment)
+                return
+            left = end - time.monotonic()
+            if left <= 0:
+                self.stderr.seek(0)
+                raise AssertionError("the terminal did not show %r (%s) within %ds; after the mark it shows %r\n"
+                                     "--- stderr:\n%s" % (fragment, what, LINE_DEADLINE_S, self.seen[self.mark:],
+                                                          self.stderr.read().decode(errors="replace")))
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:  # EIO: the process closed the terminal
+                    data = b""
+                if not data and self.proc.poll() is not None:
+                    continue
+                self.seen += data.decode(errors="replace").replace("\r", "")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=EXIT_DEADLINE_S)
+        os.close(self.master)
+        self.stderr.close()
+
+
+def test_line_editing_on_a_terminal(peer_bin, broker, files):
+    """On a terminal (stdin and stdout) the console edits lines: Tab completes a command name, Up recalls the
+    previous line, the prompt names the connected user, Ctrl-D quits (disconnecting first), history is kept."""
+    state = os.path.join(files.root, "state")
+    env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=state)
+    env.pop("ZSHARE_HOME", None)
+    shell = PtyShell([peer_bin] + broker.peer_args(os.path.join(files.root, "tty-keys")) + ["shell"], env)
+    try:
+        shell.wait_for("zshare> ", "the first prompt")
+        # What the terminal echoes is the editor's redrawing; the answer is the proof: "he" alone is no command.
+        shell.type("he\t")  # lower case stays lower case
+        shell.wait_for("lp", "Tab completing 'he'")
+        shell.type("\r")
+        shell.wait_for("HELP OK\n", "HELP's status line")
+        shell.wait_for("QUIT\tdisconnects cleanly", "HELP's last line")
+        shell.wait_for("zshare> ", "the prompt after HELP")
+        shell.type("HELP LIST_C\t")  # HELP's argument completes too
+        shell.wait_for("ONTENT", "Tab completing HELP's argument")
+        shell.type("\r")
+        shell.wait_for("HELP OK\nLIST_CONTENT <user>\t", "HELP LIST_CONTENT")
+        shell.type("REGISTER tty\r")
+        shell.wait_for("REGISTER OK\n", "REGISTER")
+        shell.type("CONNECT tty\r")
+        shell.wait_for("CONNECT OK\n", "CONNECT")
+        shell.wait_for("zshare(tty)> ", "the prompt naming the connected user")
+        shell.type("\x1b[A")  # Up: the previous line comes back
+        shell.wait_for("CONNECT tty", "Up recalling the previous line")
+        shell.type("\r")
+        shell.wait_for("CONNECT FAIL, USER ALREADY CONNECTED\n", "the recalled CONNECT")
+        shell.wait_for("zshare(tty)> ", "the prompt after the recalled line")
+        shell.type("\x04")  # Ctrl-D on an empty line: QUIT, which disconnects first
+        shell.wait_for("DISCONNECT OK\nQUIT OK\n", "Ctrl-D quitting cleanly")
+        code = shell.proc.wait(timeout=EXIT_DEADLINE_S)
+        if code != 0:
+            raise AssertionError("the terminal shell exited %d, expected 0" % code)
+        with open(os.path.join(state, "zshare", "shell_history")) as f:
+            history = f.read().replace("\\040", " ")  # libedit's format: a space is written \040
+        if "CONNECT tty" not in history or "REGISTER tty" not in history:
+            raise AssertionError("the history file lacks the typed lines: %r" % history)
+    finally:
+        shell.close()
+    probe = broker.client()
+    try:
+        reply = probe.call("LIST_USERS")
+        assert "tty" not in [u["user"] for u in reply["users"]], "Ctrl-D disconnected tty: %r" % reply
+    finally:
+        probe.close()
 
 
 def test_json_output(peer_bin, broker, files):
@@ -346,8 +463,8 @@ def test_json_output(peer_bin, broker, files):
         "REGISTER erin", "CONNECT erin", "PUBLISH %s quarterly report" % report, "PUBLISH %s draft" % draft,
         "LIST_USERS", "LIST_CONTENT erin", "SEARCH quarterly", "REGISTER erin", "DELETE nothing.txt", "QUIT"]) + "\n"
     code, out, err, _ = run_peer(peer_bin, broker.peer_args() + ["--json", "shell"], input_text=script)
-    if code != 0:
-        raise AssertionError("json shell exited %d: %s" % (code, err))
+    if code != 1:  # REGISTER erin and DELETE nothing.txt fail
+        raise AssertionError("json shell exited %d, expected 1: %s" % (code, err))
     try:
         objects = [json.loads(line) for line in out.splitlines()]
     except ValueError as e:
@@ -436,7 +553,7 @@ def test_unreachable_broker(peer_bin, broker):
 
     result = run_peer(peer_bin, ["--broker", endpoint] + keys + ["--timeout", "0.5", "shell"],
                       input_text="REGISTER x\nLIST_USERS\nQUIT\n")
-    check_run("unreachable shell", result, 0,
+    check_run("unreachable shell", result, 2,
               stdout="REGISTER FAIL, BROKER UNREACHABLE\nLIST_USERS FAIL, BROKER UNREACHABLE\nQUIT OK\n",
               stderr_has="did not answer")
     if result[3] > 8:
@@ -478,7 +595,7 @@ def test_plaintext_session(broker_bin, peer_bin, files):
             probe.close()
         assert [(r["user"], r["online"], r["key"]) for r in reply["results"]] == [("lab", True, "")], \
             "over --plaintext users carry an empty key: %r" % reply
-        lab.finish(["DISCONNECT lab", "UNREGISTER lab"], ["DISCONNECT OK", "UNREGISTER OK", "QUIT OK"])
+        lab.finish(["DISCONNECT lab", "UNREGISTER lab"], ["DISCONNECT OK", "UNREGISTER OK", "QUIT OK"])  # all OK: 0
         user.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"])
         for s in shells:
             warned = [line for line in s.stderr_text().splitlines() if "WARNING" in line]
@@ -507,6 +624,7 @@ def main():
             ("two-user console session", lambda: test_two_user_session(args.peer_bin, broker, files)),
             ("piped console", lambda: test_piped_console(args.peer_bin, broker)),
             ("prompt on a tty", lambda: test_prompt_on_a_tty(args.peer_bin, broker)),
+            ("line editing on a terminal", lambda: test_line_editing_on_a_terminal(args.peer_bin, broker, files)),
             ("--json output", lambda: test_json_output(args.peer_bin, broker, files)),
             ("one-shot exit codes", lambda: test_one_shot_exit_codes(args.peer_bin, broker, json_report)),
             ("unreachable broker", lambda: test_unreachable_broker(args.peer_bin, broker)),

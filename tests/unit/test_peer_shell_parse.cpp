@@ -70,6 +70,30 @@ TEST_CASE("every console command is known with its argument count", "[peer][shel
   CHECK(command_names().find("GET_FILE") != std::string::npos);
 }
 
+TEST_CASE("HELP has a line per command: its syntax, then what it does", "[peer][shell]") {
+  const auto* help = find_command("HELP");
+  REQUIRE(help != nullptr);
+  CHECK_FALSE(usage_problem(parse_shell_command("HELP"), *help));
+  CHECK_FALSE(usage_problem(parse_shell_command("help get_file"), *help));
+  CHECK(usage_problem(parse_shell_command("HELP a b"), *help));
+  for (const auto& c : shell_commands()) {
+    const std::string line = help_line(c);
+    CHECK(line.rfind(std::string(c.usage) + "\t", 0) == 0);
+    CHECK(line.size() > c.usage.size() + 1);               // every command says what it does
+    CHECK(line.find('\n') == std::string::npos);           // on one line
+  }
+  CHECK(help_line(*find_command("DELETE")) == "DELETE <name>\twithdraws a published file (needs CONNECT)");
+}
+
+TEST_CASE("Tab completion offers the command names that start with what is typed", "[peer][shell]") {
+  CHECK(complete_command("HE") == std::vector<std::string>{"HELP"});
+  CHECK(complete_command("he") == std::vector<std::string>{"help"});  // typed in lower case, kept so
+  CHECK(complete_command("List_") == std::vector<std::string>{"LIST_USERS", "LIST_CONTENT"});
+  CHECK(complete_command("D") == std::vector<std::string>{"DISCONNECT", "DELETE"});
+  CHECK(complete_command("X").empty());
+  CHECK(complete_command("").size() == shell_commands().size());
+}
+
 TEST_CASE("the first output line is '<CMD> OK' or '<CMD> FAIL, <STATUS>'", "[peer][output]") {
   CommandResult ok = CommandResult::local("REGISTER", Outcome::kOk, "OK", "");
   CHECK(text_lines(ok) == std::vector<std::string>{"REGISTER OK"});
