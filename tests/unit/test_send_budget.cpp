@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -42,7 +44,11 @@ TEST_CASE("send budget: a message outliving the budget object still gives its by
     SendBudget budget(1 << 20);
     kept = budget.allocate("d", 70000);
     REQUIRE(kept);
+    std::memset(kept->data(), 0x5a, kept->size());
   }
-  kept.reset();  // freed after its SendBudget: what it gives back to is shared with it (ASan checks this)
-  SUCCEED();
+  // The budget is gone; the message's buffer is still its own (not freed with the pool) ...
+  const auto* bytes = static_cast<const unsigned char*>(kept->data());
+  CHECK(std::all_of(bytes, bytes + kept->size(), [](unsigned char b) { return b == 0x5a; }));
+  kept.reset();  // ... and freeing it gives back to a pool and account it shares (ASan: no use after free)
+  CHECK_FALSE(kept);
 }
