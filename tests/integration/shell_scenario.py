@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -398,6 +399,13 @@ class PtyShell:
                     continue
                 self.seen += data.decode(errors="replace").replace("\r", "")
 
+    def wait_for_prompt(self, prompt, what):
+        """Waits for `prompt`, then for the editor to take the terminal (canonical mode off): this libedit writes
+        the prompt before it does, and a Ctrl-D typed in between is the line discipline's end-of-file, not a key."""
+        self.wait_for(prompt, what)
+        wait_for(lambda: not termios.tcgetattr(self.master)[3] & termios.ICANON or self.proc.poll() is not None,
+                 LINE_DEADLINE_S, "the line editor to take the terminal after " + what)
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -414,14 +422,14 @@ def test_line_editing_on_a_terminal(peer_bin, broker, files):
     env.pop("ZSHARE_HOME", None)
     shell = PtyShell([peer_bin] + broker.peer_args(os.path.join(files.root, "tty-keys")) + ["shell"], env)
     try:
-        shell.wait_for("zshare> ", "the first prompt")
+        shell.wait_for_prompt("zshare> ", "the first prompt")
         # What the terminal echoes is the editor's redrawing; the answer is the proof: "he" alone is no command.
         shell.type("he\t")  # lower case stays lower case
         shell.wait_for("lp", "Tab completing 'he'")
         shell.type("\r")
         shell.wait_for("HELP OK\n", "HELP's status line")
         shell.wait_for("QUIT\tdisconnects cleanly", "HELP's last line")
-        shell.wait_for("zshare> ", "the prompt after HELP")
+        shell.wait_for_prompt("zshare> ", "the prompt after HELP")
         shell.type("HELP LIST_C\t")  # HELP's argument completes too
         shell.wait_for("ONTENT", "Tab completing HELP's argument")
         shell.type("\r")
@@ -430,12 +438,12 @@ def test_line_editing_on_a_terminal(peer_bin, broker, files):
         shell.wait_for("REGISTER OK\n", "REGISTER")
         shell.type("CONNECT tty\r")
         shell.wait_for("CONNECT OK\n", "CONNECT")
-        shell.wait_for("zshare(tty)> ", "the prompt naming the connected user")
+        shell.wait_for_prompt("zshare(tty)> ", "the prompt naming the connected user")
         shell.type("\x1b[A")  # Up: the previous line comes back
         shell.wait_for("CONNECT tty", "Up recalling the previous line")
         shell.type("\r")
         shell.wait_for("CONNECT FAIL, USER ALREADY CONNECTED\n", "the recalled CONNECT")
-        shell.wait_for("zshare(tty)> ", "the prompt after the recalled line")
+        shell.wait_for_prompt("zshare(tty)> ", "the prompt after the recalled line")
         shell.type("\x04")  # Ctrl-D on an empty line: QUIT, which disconnects first
         shell.wait_for("DISCONNECT OK\nQUIT OK\n", "Ctrl-D quitting cleanly")
         code = shell.proc.wait(timeout=EXIT_DEADLINE_S)
