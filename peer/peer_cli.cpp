@@ -291,9 +291,7 @@ int run_get(PeerOptions& o, zmq::context_t& ctx, BrokerClient& broker, ProcessIo
   o.get.download.stop = &stop.flag();
   const bool to_stdout = dest == "-";  // then standard output carries the file's bytes and nothing else
   ResponsePrinter printer(to_stdout ? io.err : io.out, io.err, o.json ? OutputFormat::kJson : OutputFormat::kText);
-  struct winsize terminal {};
-  const std::size_t columns = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &terminal) == 0 ? terminal.ws_col : 0;
-  ProgressMeter meter(io.err, std::chrono::seconds(5), columns);
+  ProgressMeter meter(io.err, std::chrono::seconds(5), terminal_columns(STDERR_FILENO));
   GetObserver observer;
   if (io.stderr_is_tty && !o.json && !o.quiet && !o.no_progress) {
     observer.progress = [&meter](const Progress& p) { meter.update(p); };
@@ -332,8 +330,13 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
   o.shell.download.security = o.get.download.security = security;
   // `serve` runs until SIGINT/SIGTERM, and `get` stops on them keeping its .part; taken before the context starts
   // threads, which inherit the blocked mask.
+  // The console edits lines when a person is on both sides of it (it echoes what is typed on stdout); there
+  // Ctrl-C cancels the running command or the line being typed, never the console.
+  const bool line_editing = o.subcommand == Subcommand::kShell && io.stdin_is_tty && &io.in == &std::cin &&
+                            &io.out == &std::cout && ::isatty(STDOUT_FILENO);
   std::optional<StopSignals> stop_signals;
   if (o.subcommand == Subcommand::kServe || o.subcommand == Subcommand::kGet) stop_signals.emplace();
+  if (line_editing) stop_signals.emplace(std::initializer_list<int>{SIGINT});
   zmq::context_t ctx;
   BrokerClient broker(ctx, o.broker, timeout, security);
   const auto heartbeat = std::chrono::milliseconds(std::llround(o.heartbeat_s * 1000.0));
@@ -351,10 +354,11 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
       if (!o.advertise_host.empty()) o.shell.advertise_host = o.advertise_host;
       o.shell.interactive = io.stdin_is_tty;
       o.shell.json = o.json;
+      if (line_editing) o.shell.interrupts = &*stop_signals;
+      if (io.stderr_is_tty && !o.json) o.shell.progress = &io.err;  // get's progress line for GET_FILE
       Shell console(ctx, broker, printer, o.shell);
-      // Line editing needs the terminal on both sides (it echoes what is typed on stdout); otherwise plain lines.
-      if (io.stdin_is_tty && &io.in == &std::cin && &io.out == &std::cout && ::isatty(STDOUT_FILENO)) {
-        LineEditor editor(default_history_file());
+      if (line_editing) {
+        LineEditor editor(default_history_file(), &*stop_signals);
         return console.run([&editor](const std::string& prompt) { return editor.read(prompt); });
       }
       return console.run(io.in);

@@ -8,7 +8,14 @@
 #include <cstdio>
 #include <cstring>
 
+#include <sys/ioctl.h>
+
 namespace zshare::peer {
+
+std::size_t terminal_columns(int fd) {
+  struct winsize terminal {};
+  return ::ioctl(fd, TIOCGWINSZ, &terminal) == 0 ? terminal.ws_col : 0;
+}
 
 ProgressMeter::ProgressMeter(std::ostream& err, std::chrono::seconds window, std::size_t columns)
     : err_(err), window_(window), columns_(columns), started_(Clock::now()) {}

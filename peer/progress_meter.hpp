@@ -19,6 +19,9 @@ struct Progress {
   std::size_t sources = 0;     // sources in use
 };
 
+// The width of the terminal on `fd`; 0 when it is none or does not say.
+std::size_t terminal_columns(int fd);
+
 class ProgressMeter {
  public:
   using Clock = std::chrono::steady_clock;

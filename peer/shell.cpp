@@ -9,6 +9,7 @@
 #include "peer/broker_commands.hpp"
 #include "peer/file_identity.hpp"
 #include "peer/get_command.hpp"
+#include "peer/progress_meter.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -16,6 +17,8 @@
 #include <iostream>
 #include <string>
 #include <system_error>
+
+#include <unistd.h>
 
 namespace zshare::peer {
 
@@ -98,6 +101,7 @@ bool Shell::execute_line(std::string_view line) {
   } catch (const std::exception& e) {  // e.g. a reply field of the wrong type: report it, keep the shell alive
     show(CommandResult::local(command.name, Outcome::kUnreachable, status::kInternalError, e.what()));
   }
+  if (options_.interrupts) options_.interrupts->clear();  // a Ctrl-C ends the command it came during, no more
   return !quit_;
 }
 
@@ -266,9 +270,9 @@ CommandResult Shell::delete_file(const std::string& name) {
   return result;
 }
 
+// Needs no CONNECT: fetching is not sharing. Ctrl-C stops it (INTERRUPTED, the .part kept for the next GET_FILE).
 CommandResult Shell::get_file(const std::string& user, const std::string& name, const std::string& local_path) {
   const std::string command = "GET_FILE";
-  if (auto refused = require_connected(command)) return *refused;
   if (auto bad = invalid_user(command, user)) return *bad;
   if (auto bad = invalid_file_name(command, name)) return *bad;
   if (local_path == "-") {  // the console's own output carries its answers, not file bytes
@@ -281,7 +285,18 @@ CommandResult Shell::get_file(const std::string& user, const std::string& name, 
   request.only_user = user;
   request.download = options_.download;
   request.max_tries = 1;  // the console answers each command at once; `zshare-peer get` is the one that retries
-  return get_command(ctx_, broker_, command, request);
+  if (options_.interrupts) request.download.stop = &options_.interrupts->flag();
+  if (!options_.progress) return get_command(ctx_, broker_, command, request);
+  ProgressMeter meter(*options_.progress, std::chrono::seconds(5), terminal_columns(STDERR_FILENO));
+  GetObserver observer;
+  observer.progress = [&meter](const Progress& p) { meter.update(p); };
+  observer.note = [&](const std::string& sentence) {
+    meter.break_line();
+    *options_.progress << sentence << '\n' << std::flush;
+  };
+  CommandResult result = get_command(ctx_, broker_, command, request, observer);
+  meter.break_line();  // the answer starts on its own line
+  return result;
 }
 
 CommandResult Shell::quit() {

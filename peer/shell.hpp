@@ -11,6 +11,7 @@
 #include "peer/downloader.hpp"
 #include "peer/seeder.hpp"
 #include "peer/session_keeper.hpp"
+#include "common/stop_signals.hpp"
 
 #include <zmq.hpp>
 
@@ -35,6 +36,11 @@ struct ShellOptions {
   DownloadOptions download;                      // how GET_FILE downloads
   std::chrono::milliseconds heartbeat{1000};     // promised at CONNECT; 0: no heartbeat, no self-recovery
   std::string timesvc;                           // for the session keeper's own stamps
+  // Ctrl-C on a terminal (may be null): stops the running GET_FILE (INTERRUPTED, its .part kept); the shell
+  // clears it after each command, so it never outlives the command it interrupted.
+  StopSignals* interrupts = nullptr;
+  // Where GET_FILE draws `get`'s progress line and notes (standard error on a terminal); null: none.
+  std::ostream* progress = nullptr;
 };
 
 class Shell {

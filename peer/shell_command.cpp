@@ -89,7 +89,7 @@ const std::vector<CommandSyntax>& shell_commands() {
       {"SEARCH", 1, kAnyCount, "SEARCH [--all] <words...>",
        "finds online users' files by words (--all: offline users' too)"},
       {"GET_FILE", 3, 3, "GET_FILE <user> <remote name> <local path>",
-       "downloads a user's file to a local path, verified (needs CONNECT)"},
+       "downloads a user's file to a local path, verified (Ctrl-C stops it)"},
       {"HELP", 0, 1, "HELP [<command>]", "lists the commands, or says what one does"},
       {"QUIT", 0, 0, "QUIT", "disconnects cleanly and leaves (also end of input, Ctrl-D)"},
   };

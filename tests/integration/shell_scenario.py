@@ -6,6 +6,7 @@
 # config file. A short session against a --plaintext broker covers the plaintext path (warnings, a GET_FILE).
 # Waits are conditions with deadlines (a line arrives, a port opens or closes, a process exits), never sleeps.
 import argparse
+import fcntl
 import json
 import os
 import pty
@@ -209,7 +210,6 @@ def test_two_user_session(peer_bin, broker, files):
         # Before CONNECT the shell refuses, without asking the broker.
         alice.ask("PUBLISH %s A great song" % song, ["PUBLISH FAIL, USER NOT CONNECTED"])
         alice.ask("DELETE song.mp3", ["DELETE FAIL, USER NOT CONNECTED"])
-        alice.ask("GET_FILE bob tune.ogg %s" % out_path, ["GET_FILE FAIL, USER NOT CONNECTED"])
 
         alice.ask("CONNECT carol", ["CONNECT FAIL, USER DOES NOT EXIST"])
         wait_for(lambda: not port_accepts(alice_port), 5, "a failed CONNECT to unbind the transfer endpoint")
@@ -263,6 +263,9 @@ def test_two_user_session(peer_bin, broker, files):
         pager = ShellProcess(peer_bin, broker, "pager", shell_args=["--page-size", "1"])
         shells.append(pager)
         pager.ask_unordered("SEARCH great", "SEARCH OK", [song_line, notes_line, tune_line])
+        fetched_unconnected = os.path.join(files.root, "pager-song.mp3")  # fetching needs no CONNECT
+        pager.ask("GET_FILE alice song.mp3 %s" % fetched_unconnected, ["GET_FILE OK"])
+        assert cid_of_file(fetched_unconnected) == song_cid, "GET_FILE without CONNECT writes the published bytes"
         pager.finish([], ["QUIT OK"])
 
         missing_path = os.path.join(files.root, "never-written.txt")
@@ -364,10 +367,15 @@ def test_prompt_on_a_tty(peer_bin, broker):
 class PtyShell:
     """`zshare-peer shell` with a pseudo-terminal on stdin and stdout: the line editor's side (what a person sees)."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, stderr_on_terminal=False):
+        """The terminal is the process's controlling terminal (its own session), so Ctrl-C typed there is a SIGINT
+        from the line discipline, as at a real terminal. `stderr_on_terminal`: stderr shows there too (where `get`'s
+        progress line is drawn); else it goes to a file, shown when a wait fails."""
         self.master, slave = pty.openpty()
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=self.stderr, env=env, close_fds=True)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave if stderr_on_terminal else self.stderr,
+                                     env=env, close_fds=True, start_new_session=True,
+                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
         os.close(slave)
         self.seen = ""  # everything the terminal showed, CRs dropped
         self.mark = 0   # wait_for() looks after here
@@ -461,6 +469,54 @@ def test_line_editing_on_a_terminal(peer_bin, broker, files):
         assert "tty" not in [u["user"] for u in reply["users"]], "Ctrl-D disconnected tty: %r" % reply
     finally:
         probe.close()
+
+
+def test_ctrl_c_on_a_terminal(peer_bin, broker, files):
+    """Ctrl-C at the console drops the line being typed, and stops a running GET_FILE (INTERRUPTED, the .part
+    kept), never the console. GET_FILE needs no CONNECT and draws `get`'s progress line on the terminal."""
+    big, _, _ = files.make("slow-film.bin", bytes(range(256)) * (16 * 1024))  # 4 MiB
+    out_path = os.path.join(files.root, "slow-film-copy.bin")
+    # A seeder capped at 256 KiB/s: the download runs for seconds, long enough to interrupt.
+    seeder = ShellProcess(peer_bin, broker, "slow", shell_args=["--rate-limit", "256K"],
+                          key_dir=os.path.join(files.root, "slow-keys"))
+    env = dict(os.environ, TERM="xterm", XDG_STATE_HOME=os.path.join(files.root, "state-ctrl-c"))
+    env.pop("ZSHARE_HOME", None)
+    shell = PtyShell([peer_bin] + broker.peer_args(os.path.join(files.root, "ctrl-c-keys")) + ["shell"], env,
+                     stderr_on_terminal=True)
+    try:
+        seeder.ask("REGISTER slow", ["REGISTER OK"])
+        seeder.ask("CONNECT slow", ["CONNECT OK"])
+        seeder.ask("PUBLISH %s a film served slowly" % big, ["PUBLISH OK"])
+
+        shell.wait_for_prompt("zshare> ", "the first prompt")
+        shell.type("LIST_USERS half typed")
+        shell.wait_for("half typed", "the typed text echoed")
+        shell.type("\x03")  # Ctrl-C: the line goes, the console stays
+        shell.wait_for_prompt("^C\nzshare> ", "Ctrl-C ending the line with a new prompt")
+        shell.type("LIST_USERS\r")  # nothing of the dropped line is left in the editor
+        shell.wait_for("LIST_USERS OK\nslow ", "the next command answered on its own")
+        shell.wait_for_prompt("zshare> ", "the prompt after LIST_USERS")
+
+        shell.type("GET_FILE slow slow-film.bin %s\r" % out_path)  # no CONNECT first
+        shell.wait_for("\nslow-film.bin  ", "GET_FILE's progress line, starting with the file's name")
+        shell.wait_for(" / 4.0 MiB ", "the progress line's byte count")
+        shell.wait_for(" ETA ", "the progress line's ETA")
+        wait_for(lambda: os.path.exists(out_path + ".part") and os.path.getsize(out_path + ".part") > 0,
+                 LINE_DEADLINE_S, "the download to write its .part")
+        shell.type("\x03")
+        shell.wait_for("GET_FILE FAIL, INTERRUPTED\n", "Ctrl-C stopping GET_FILE")
+        shell.wait_for_prompt("zshare> ", "the prompt after the interrupted GET_FILE")
+        assert os.path.exists(out_path + ".part") and not os.path.exists(out_path), \
+            "an interrupted GET_FILE keeps its .part and writes no destination"
+        shell.type("QUIT\r")
+        shell.wait_for("QUIT OK\n", "QUIT after the interrupted GET_FILE")
+        code = shell.proc.wait(timeout=EXIT_DEADLINE_S)
+        if code != 0:
+            raise AssertionError("the console exited %d after Ctrl-C, expected 0 (QUIT)" % code)
+        seeder.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"])
+    finally:
+        shell.close()
+        seeder.kill()
 
 
 def test_json_output(peer_bin, broker, files):
@@ -633,6 +689,7 @@ def main():
             ("piped console", lambda: test_piped_console(args.peer_bin, broker)),
             ("prompt on a tty", lambda: test_prompt_on_a_tty(args.peer_bin, broker)),
             ("line editing on a terminal", lambda: test_line_editing_on_a_terminal(args.peer_bin, broker, files)),
+            ("Ctrl-C on a terminal", lambda: test_ctrl_c_on_a_terminal(args.peer_bin, broker, files)),
             ("--json output", lambda: test_json_output(args.peer_bin, broker, files)),
             ("one-shot exit codes", lambda: test_one_shot_exit_codes(args.peer_bin, broker, json_report)),
             ("unreachable broker", lambda: test_unreachable_broker(args.peer_bin, broker)),

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -55,4 +56,31 @@ TEST_CASE("StopSignals: threads started after it inherit the blocked signals; it
   }
   CHECK_FALSE(blocked_here(SIGTERM));
   CHECK_FALSE(blocked_here(SIGINT));
+}
+
+namespace {
+
+bool readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
+}  // namespace
+
+TEST_CASE("StopSignals: the console's SIGINT only; its fd is readable while the flag is up; clear() re-arms") {
+  REQUIRE_FALSE(blocked_here(SIGTERM));
+  StopSignals interrupts({SIGINT});
+  CHECK(blocked_here(SIGINT));
+  CHECK_FALSE(blocked_here(SIGTERM));  // not taken: a SIGTERM still ends the console
+  CHECK_FALSE(readable(interrupts.fd(), 0));
+  for (int round = 0; round < 2; ++round) {  // one Ctrl-C, handled, then the next
+    REQUIRE(kill(getpid(), SIGINT) == 0);
+    REQUIRE(readable(interrupts.fd(), 10000));
+    CHECK(interrupts.flag().load());
+    CHECK(interrupts.received() == SIGINT);
+    interrupts.clear();
+    CHECK_FALSE(interrupts.flag().load());
+    CHECK(interrupts.received() == 0);
+    CHECK_FALSE(readable(interrupts.fd(), 0));
+  }
 }
