@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# install_test.py: `cmake --install <build> --prefix <temp>` installs what issue 14 lists and nothing else: the six
+# install_test.py: `cmake --install <build> --prefix <temp>` installs what issue 14 lists and nothing else: the seven
 # programs in bin/ (no tests, benches or fuzzers), the systemd units, the example configs and scenarios, the
 # schemas, zshare-harness's scripts, a gzipped man page per program and zshare-peer's bash completion; then every
 # installed program's --version prints one line, its name and the version of the top-level CMakeLists.txt's
@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-PROGRAMS = ["zshare-broker", "zshare-peer", "zshare-timesvc", "zshare-rpclog", "zshare-events", "zshare-harness"]
+PROGRAMS = ["zshare-broker", "zshare-peer", "zshare-timesvc", "zshare-rpclog", "zshare-events", "zshare-relay",
+            "zshare-harness"]
 PASSED = []
 
 
@@ -235,7 +236,7 @@ def main():
         check(src not in launcher and build not in launcher,
               "the installed zshare-harness names neither the source nor the build tree")
 
-        # --version: one line on stdout, exit 0, the same version text for all six programs.
+        # --version: one line on stdout, exit 0, the same version text for all seven programs.
         texts = set()
         env = dict(os.environ, PATH="/usr/bin:/bin")  # the installed programs only: no build tree on PATH
         env.pop("ZSHARE_HARNESS_VERSION_FILE", None)
@@ -252,7 +253,7 @@ def main():
                 check(git_commit_exists(src, m.group(3)), "%s --version names a commit of this repository: %r"
                       % (p, r.stdout))
             texts.add(r.stdout.split(" ", 1)[1])
-        check(len(texts) == 1, "all six programs print the same version text: %s" % sorted(texts))
+        check(len(texts) == 1, "all seven programs print the same version text: %s" % sorted(texts))
 
         pages = {p: check_man_page(os.path.join(prefix, mandir, "man1", p + ".1.gz"), p, os.path.join(prefix, bindir),
                                    env, src, build) for p in PROGRAMS}

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-PROGRAMS = ["zshare-broker", "zshare-peer", "zshare-timesvc", "zshare-rpclog", "zshare-events", "zshare-harness"]
+PROGRAMS = ["zshare-broker", "zshare-peer", "zshare-timesvc", "zshare-rpclog", "zshare-events", "zshare-relay",
+            "zshare-harness"]
 GOOD_EXPOSURE = ("OK", "SAFE", "PERFECT")  # systemd-analyze's words below "MEDIUM"
 # Commands a maintainer script could change users or services with; each is a recording stub on PATH.
 STUBS = ["adduser", "addgroup", "useradd", "groupadd", "deluser", "delgroup", "userdel", "groupdel", "usermod",
@@ -116,7 +117,7 @@ def check_contents(deb, cmake, build, tmp, root):
 
 def check_programs(root, version):
     bindir = os.path.join(root, "usr/bin")
-    check(sorted(os.listdir(bindir)) == sorted(PROGRAMS), "/usr/bin holds the six programs: %s"
+    check(sorted(os.listdir(bindir)) == sorted(PROGRAMS), "/usr/bin holds the seven programs: %s"
           % sorted(os.listdir(bindir)))
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # no build tree, no LD_LIBRARY_PATH: the system's libraries
     for p in PROGRAMS:
