@@ -10,6 +10,7 @@ PACKAGES=(
   gsoap libgsoap-dev libtirpc-dev rpcsvc-proto rpcbind
   python3 python3-zmq python3-msgpack python3-zeep
   help2man
+  nftables iproute2 tcpdump socat  # the network-namespace NAT lab of the tests (tests/pylib/nat_lab.py)
 )
 
 # Callers may ask for more (make fuzz: clang and its runtime).
