@@ -5,6 +5,7 @@
 
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
+#include "common/relay_token.hpp"
 #include "common/timestamp.hpp"
 
 #include <zmq_addon.hpp>
@@ -19,6 +20,20 @@ namespace {
 
 std::uint64_t load_state(Store& store, FileIndex& index) { return store.load(index); }
 
+DispatcherOptions dispatcher_options(const BrokerOptions& o, std::function<void(std::string_view, std::string_view)> probe) {
+  DispatcherOptions d;
+  d.log_operations = o.rpclog != "none";
+  d.heartbeat_misses = o.heartbeat_misses;
+  d.max_files_per_user = o.max_files_per_user;
+  d.probe = std::move(probe);
+  if (!o.relay.empty()) {
+    if (o.relay_secret_file.empty()) throw std::runtime_error("--relay needs --relay-secret-file (the relay's secret)");
+    d.relay = o.relay;
+    d.relay_secret = relay_token::load_secret(o.relay_secret_file);
+  }
+  return d;
+}
+
 }  // namespace
 
 Broker::Broker(BrokerOptions options)
@@ -27,8 +42,12 @@ Broker::Broker(BrokerOptions options)
       replies_(options_.reply_cache),
       started_seq_(load_state(store_, index_) + 1),
       dispatcher_(index_, store_, replies_, stats_, started_seq_,
-                  DispatcherOptions{options_.rpclog != "none", options_.heartbeat_misses, {},
-                                    options_.max_files_per_user}),
+                  dispatcher_options(options_, options_.probe_timeout.count() > 0
+                                                   ? std::function<void(std::string_view, std::string_view)>(
+                                                         [this](std::string_view user, std::string_view endpoint) {
+                                                           prober_->probe(std::string(user), std::string(endpoint));
+                                                         })
+                                                   : nullptr)),
       throttle_(options_.rate_limit) {
   store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
     replies_.put(std::move(id), std::move(reply));
@@ -61,6 +80,7 @@ Broker::Broker(BrokerOptions options)
     throw;
   }
   start_event_.hold(broker_started_event(started_seq_, now_iso8601_utc(), index_.user_count(), index_.file_count()));
+  if (options_.probe_timeout.count() > 0) prober_ = std::make_unique<ReachabilityProber>(options_.probe_timeout);
   if (options_.rpclog != "none") {
     shipper_ = std::make_unique<LogShipper>(options_.db, store_.broker_id(), options_.rpclog, std::cerr);
   }
@@ -89,7 +109,13 @@ void Broker::housekeep() {
   std::vector<Event> events;
   store_.begin();
   try {
-    if (dispatcher_.expire_silent_sessions(events) > 0 && !events.empty()) store_.set_seq(dispatcher_.seq());
+    dispatcher_.expire_silent_sessions(events);
+    if (prober_) {
+      for (const auto& probed : prober_->take()) {
+        dispatcher_.record_reachability(probed.user, probed.endpoint, probed.reachable);
+      }
+    }
+    if (!events.empty()) store_.set_seq(dispatcher_.seq());
     if (shipper_ && shipper_->acked_through() > outbox_deleted_through_) {
       outbox_deleted_through_ = shipper_->acked_through();
       store_.delete_outbox_through(outbox_deleted_through_);
@@ -144,8 +170,9 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
     p.reply = dispatcher_.bad_request("the connection carries no CurveZMQ client key");
     return p;
   }
+  const char* peer_address = zmq_msg_gets(body.handle(), "Peer-Address");  // for DIAL's callback_port
   p.reply = dispatcher_.handle(std::string_view(static_cast<const char*>(body.data()), body.size()), events,
-                               client_key);
+                               client_key, peer_address ? peer_address : "");
   return p;
 }
 

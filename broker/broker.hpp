@@ -7,6 +7,7 @@
 #include "broker/dispatcher.hpp"
 #include "broker/file_index.hpp"
 #include "broker/log_shipper.hpp"
+#include "broker/reachability_prober.hpp"
 #include "broker/reply_cache.hpp"
 #include "broker/request_throttle.hpp"
 #include "broker/start_event.hpp"
@@ -35,6 +36,11 @@ struct BrokerOptions {
   bool plaintext = false;                 // no CurveZMQ: a trusted lab network only
   RateLimit rate_limit;                   // requests per client identity (token bucket); rate 0: unlimited
   std::uint64_t max_files_per_user = 100000;
+  // Each CONNECT's advertised endpoint is tried from here (a TCP connect, this long at most): SEARCH, LOOKUP and
+  // LIST_USERS then say `reachable`. 0: no probes (every session's reachability stays unknown).
+  std::chrono::milliseconds probe_timeout{2000};
+  std::string relay;              // tcp://HOST:PORT of the zshare-relay peers use; "": no relayed links
+  std::string relay_secret_file;  // the secret shared with that relay (zshare-relay secret FILE)
 };
 
 class Broker {
@@ -70,6 +76,7 @@ class Broker {
   Dispatcher dispatcher_;
   RequestThrottle throttle_;
   std::unique_ptr<LogShipper> shipper_;
+  std::unique_ptr<ReachabilityProber> prober_;
   HeldEvent start_event_;
   std::size_t replies_since_prune_ = 0;
   std::uint64_t outbox_deleted_through_ = 0;

@@ -4,12 +4,14 @@
 
 #include "common/keywords.hpp"
 #include "common/protocol.hpp"
+#include "common/relay_token.hpp"
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <ctime>
 
 namespace zshare::broker {
 
@@ -52,7 +54,7 @@ void Dispatcher::log_at(std::string_view ts, bool ts_local, std::string_view op,
 }
 
 const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
-  static const std::array<Op, 13> ops = {{
+  static const std::array<Op, 14> ops = {{
       {"REGISTER", &Dispatcher::on_register, true},
       {"UNREGISTER", &Dispatcher::on_unregister, true},
       {"CONNECT", &Dispatcher::on_connect, true},
@@ -66,6 +68,7 @@ const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
       {"STATS", &Dispatcher::on_stats, false},
       {"SNAPSHOT", &Dispatcher::on_snapshot, false},
       {"HEARTBEAT", &Dispatcher::on_heartbeat, false},
+      {"DIAL", &Dispatcher::on_dial, false},
   }};
   for (const auto& op : ops) {
     if (op.name == name) return &op;
@@ -79,7 +82,8 @@ std::string Dispatcher::bad_request(std::string_view sentence) {
   return failure_reply({}, st::kBadRequest, sentence);
 }
 
-std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events, std::string_view client_key) {
+std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events, std::string_view client_key,
+                               std::string_view peer_address) {
   ++stats_.requests;
   std::string id;  // owned: the decoded message (and its zone) is gone by the time a BadRequest is caught
   try {
@@ -131,7 +135,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
         return std::string(*cached);
       }
     }
-    std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local, client_key}, events);
+    std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local, client_key, peer_address}, events);
     if (op->mutation) {
       store_.put_reply(cache_key, reply);
       replies_.put(cache_key, reply);
@@ -194,6 +198,7 @@ MapWriter Dispatcher::file_map(FileId id, bool with_owner) const {
     w.put("endpoint", u.endpoint);
     w.put("key", u.key);
     w.put("online", u.connected);
+    put_reachable(w, u.reachable);
   }
   return w;
 }
@@ -220,7 +225,7 @@ std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& even
   const UserId user = existing_user(name, false, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   const std::uint64_t removed = index_.remove_user(user);  // ends its session too: user.unregistered says so
-  liveness_.forget(user);
+  end_session(user);
   store_.delete_user(name);
   log(r, "UNREGISTER", name, "files_removed=" + std::to_string(removed));
   auto ev = event(r, name);
@@ -246,6 +251,7 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
   }
   index_.connect(user, std::string(endpoint));
   if (heartbeat_ms) liveness_.track(user, *heartbeat_ms, now_ms());
+  if (options_.probe) options_.probe(name, endpoint);
   log(r, "CONNECT", name, endpoint);
   auto ev = event(r, name);
   ev.put("endpoint", endpoint).put("key", index_.user(user).key);
@@ -260,7 +266,7 @@ std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& even
   const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   index_.disconnect(user);
-  liveness_.forget(user);
+  end_session(user);
   log(r, "DISCONNECT", name, "");
   auto ev = event(r, name);
   ev.put("reason", "requested");
@@ -336,6 +342,7 @@ std::string Dispatcher::on_list_users(const Request& r, std::vector<Event>&) {
     MapWriter u;
     const auto& user = index_.user(id);
     u.put("user", user.name).put("endpoint", user.endpoint).put("key", user.key);
+    put_reachable(u, user.reachable);
     users.push_back(std::move(u));
   }
   return reply_header(r.id, st::kOk).put("users", users).finish();
@@ -410,6 +417,7 @@ std::string Dispatcher::on_snapshot(const Request& r, std::vector<Event>&) {
       const auto& u = index_.user(id);
       MapWriter w;
       w.put("user", u.name).put("online", u.connected).put("endpoint", u.endpoint).put("key", u.key);
+      put_reachable(w, u.reachable);
       users.push_back(std::move(w));
     }
   }
@@ -432,7 +440,84 @@ std::string Dispatcher::on_heartbeat(const Request& r, std::vector<Event>&) {
   const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   liveness_.touch(user, now_ms());
-  return reply_header(r.id, st::kOk).finish();
+  MapWriter reply = reply_header(r.id, st::kOk);
+  std::vector<Dial> dials = dials_.take(user, now_ms());
+  if (!dials.empty()) {  // downloaders waiting for this seeder to dial out (transfer.md, "Paths")
+    std::vector<MapWriter> list;
+    for (const Dial& d : dials) {
+      MapWriter w;
+      if (!d.callback.empty()) w.put("callback", d.callback);
+      if (!d.relay.empty()) w.put("relay", d.relay).put("host", d.relay_host);
+      list.push_back(std::move(w));
+    }
+    reply.put("dials", list);
+  }
+  return reply.finish();
+}
+
+// A downloader that cannot dial `user` asks it to dial out: to the downloader's callback (it listens there), else
+// through the relay, whose token this reply carries for the downloader's side and the seeder's next heartbeat
+// reply for its own. The seeder picks: the callback when it can open a connection to it, else the relay.
+std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
+  const auto name = r.fields.str("user", p::kMaxUserBytes);
+  check_user(name);
+  const std::string callback = callback_of(r);
+  std::string failure;
+  const UserId user = existing_user(name, true, failure, r);
+  if (!failure.empty()) return failure;
+  if (callback.empty() && options_.relay.empty()) {
+    return failure_reply(r.id, st::kNoRoute,
+                         "'" + std::string(name) + "' cannot be dialled, the request gave no callback, and this broker "
+                         "has no relay (zshare-broker --relay)");
+  }
+  Dial dial;
+  dial.callback = callback;
+  MapWriter reply = reply_header(r.id, st::kOk);
+  if (!callback.empty()) reply.put("callback", callback);
+  if (!options_.relay.empty()) {
+    const std::uint64_t now_s =
+        options_.clock_s ? options_.clock_s() : static_cast<std::uint64_t>(std::time(nullptr));
+    const auto token = relay_token::mint(options_.relay_secret, now_s, options_.relay_token_ttl_s);
+    dial.relay = options_.relay;
+    dial.relay_host = relay_token::host_for(token, relay_token::Side::kSeeder);
+    reply.put("relay", options_.relay).put("host", relay_token::host_for(token, relay_token::Side::kDownloader));
+  }
+  dials_.push(user, std::move(dial), now_ms());
+  return reply.finish();
+}
+
+// DIAL's callback: given whole, or a port on the address the request came from (what a STUN server would say).
+std::string Dispatcher::callback_of(const Request& r) const {
+  const auto given = r.fields.opt_str("callback", p::kMaxEndpointBytes);
+  const auto port = r.fields.opt_uint("callback_port");
+  if (given && port) throw BadRequest("give 'callback' or 'callback_port', not both");
+  if (given) {
+    check_endpoint(*given);
+    return std::string(*given);
+  }
+  if (!port) return "";
+  if (*port < 1 || *port > 65535) throw BadRequest("field 'callback_port' must be from 1 to 65535");
+  std::string host(r.peer_address);
+  if (host.rfind("::ffff:", 0) == 0 && host.find('.') != std::string::npos) host = host.substr(7);  // IPv4-mapped
+  if (host.empty()) throw BadRequest("this connection has no IP address to call back; give 'callback'");
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "tcp://" + host + ":" + std::to_string(*port);
+}
+
+void Dispatcher::end_session(UserId user) {
+  liveness_.forget(user);
+  dials_.forget(user);
+}
+
+void Dispatcher::record_reachability(std::string_view name, std::string_view endpoint, bool reachable) {
+  const auto user = index_.find_user(name);
+  if (!user || !index_.user(*user).connected || index_.user(*user).endpoint != endpoint) return;  // a later session
+  const Reachability r = reachable ? Reachability::kReachable : Reachability::kUnreachable;
+  index_.set_reachable(*user, r);
+}
+
+void put_reachable(MapWriter& w, Reachability r) {
+  if (r != Reachability::kUnknown) w.put("reachable", r == Reachability::kReachable);
 }
 
 std::size_t Dispatcher::expire_silent_sessions(std::vector<Event>& events) {
@@ -440,7 +525,7 @@ std::size_t Dispatcher::expire_silent_sessions(std::vector<Event>& events) {
   if (late.empty()) return 0;
   const std::string ts = now_iso8601_utc();
   for (UserId user : late) {
-    liveness_.forget(user);
+    end_session(user);
     if (!index_.user(user).connected) continue;
     const std::string name = index_.user(user).name;
     index_.disconnect(user);

@@ -3,6 +3,7 @@
 // Must be called inside an open Store transaction; the caller sends replies only after commit.
 #pragma once
 
+#include "broker/dial_queue.hpp"
 #include "broker/file_index.hpp"
 #include "broker/reply_cache.hpp"
 #include "broker/session_liveness.hpp"
@@ -37,6 +38,13 @@ struct DispatcherOptions {
   std::uint32_t heartbeat_misses = 3;  // a session silent this many promised intervals is disconnected
   std::function<std::int64_t()> clock_ms;  // monotonic milliseconds; empty: std::chrono::steady_clock
   std::uint64_t max_files_per_user = 100000;  // PUBLISH beyond it: LIMIT EXCEEDED
+  // Called at each CONNECT with the user and the endpoint it advertises (reachability_prober.hpp); empty: no
+  // probes, every session's reachability stays unknown.
+  std::function<void(std::string_view user, std::string_view endpoint)> probe;
+  std::string relay;         // tcp://HOST:PORT of the relay peers use when neither side can dial the other; "": none
+  std::string relay_secret;  // the 32 bytes shared with the relay: DIAL mints its tokens with them
+  std::uint64_t relay_token_ttl_s = 600;   // a token pairs circuits until then (a transfer's retries included)
+  std::function<std::uint64_t()> clock_s;  // Unix seconds for token expiry; empty: the system clock
 };
 
 class Dispatcher {
@@ -45,13 +53,20 @@ class Dispatcher {
              DispatcherOptions options);
 
   // `client_key` is the sender's CurveZMQ public key (Z85, the ZAP User-Id); empty under --plaintext.
-  std::string handle(std::string_view body, std::vector<Event>& events, std::string_view client_key = {});
+  // `peer_address` is the IP address the request came from (ZeroMQ's Peer-Address), for DIAL's callback_port.
+  std::string handle(std::string_view body, std::vector<Event>& events, std::string_view client_key = {},
+                     std::string_view peer_address = {});
 
   // A BAD REQUEST reply for a message that never reached handle() (wrong framing); counted.
   std::string bad_request(std::string_view sentence);
 
   // Disconnects the sessions whose heartbeats stopped (Paranoid Pirate); inside a store batch like handle().
   std::size_t expire_silent_sessions(std::vector<Event>& events);
+
+  // A probe's answer: `user`'s session advertising `endpoint` can (not) be reached from the broker. Recorded only
+  // while that session is still the one probed. No event: events are the index's changes, each one logged, and a
+  // session's reachability is neither (SEARCH, LOOKUP and LIST_USERS show it).
+  void record_reachability(std::string_view user, std::string_view endpoint, bool reachable);
 
   std::uint64_t seq() const { return seq_; }
 
@@ -62,6 +77,7 @@ class Dispatcher {
     std::string_view ts;
     bool ts_local;
     std::string_view client_key;
+    std::string_view peer_address;
   };
   using Handler = std::string (Dispatcher::*)(const Request&, std::vector<Event>&);
   struct Op {
@@ -84,6 +100,9 @@ class Dispatcher {
   std::string on_stats(const Request& r, std::vector<Event>& events);
   std::string on_snapshot(const Request& r, std::vector<Event>& events);
   std::string on_heartbeat(const Request& r, std::vector<Event>& events);
+  std::string on_dial(const Request& r, std::vector<Event>& events);
+  std::string callback_of(const Request& r) const;
+  void end_session(UserId user);  // forgets its liveness and its waiting dials
 
   // Who may act on a user: anyone (reads), or only the key that registered it (every change to it).
   enum class Access { kAnyone, kOwner };
@@ -107,7 +126,11 @@ class Dispatcher {
   std::uint64_t seq_;
   DispatcherOptions options_;
   SessionLiveness liveness_;
+  DialQueue dials_;
 };
+
+// The `reachable` field of a user in replies: true/false once probed, absent while unknown.
+void put_reachable(MapWriter& w, Reachability r);
 
 // A reply map's header: v, id (nil when unknown) and status; add `error` for failures.
 MapWriter reply_header(std::string_view id, std::string_view status);

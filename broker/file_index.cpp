@@ -187,6 +187,7 @@ void FileIndex::connect(UserId id, std::string endpoint) {
   if (!u.connected) ++connected_;
   u.connected = true;
   u.endpoint = std::move(endpoint);
+  u.reachable = Reachability::kUnknown;  // a new session: probed again
 }
 
 void FileIndex::disconnect(UserId id) {
@@ -194,6 +195,7 @@ void FileIndex::disconnect(UserId id) {
   if (u.connected) --connected_;
   u.connected = false;
   u.endpoint.clear();
+  u.reachable = Reachability::kUnknown;
 }
 
 // ---- files ----

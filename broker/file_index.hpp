@@ -46,9 +46,13 @@ struct FileView {
   bool live = false;
 };
 
+// Whether the broker could open a TCP connection to a session's advertised endpoint (reachability_prober.hpp).
+enum class Reachability : std::uint8_t { kUnknown, kReachable, kUnreachable };
+
 struct UserRecord {
   std::string name;
   std::string endpoint;       // the advertised transfer endpoint while connected
+  Reachability reachable = Reachability::kUnknown;  // of `endpoint`, this session; unknown until probed
   std::string key;            // the CurveZMQ public key (Z85) that owns the user; empty under --plaintext
   std::vector<FileId> files;  // live files, in publishing order
   bool live = false;
@@ -68,6 +72,7 @@ class FileIndex {
   std::size_t remove_user(UserId id);  // removes the user's files too; returns how many
   void connect(UserId id, std::string endpoint);
   void disconnect(UserId id);
+  void set_reachable(UserId id, Reachability r) { users_[id].reachable = r; }
   const UserRecord& user(UserId id) const { return users_[id]; }
 
   std::optional<FileId> find_file(UserId user, std::string_view name) const;

@@ -71,12 +71,24 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--key", opts.key_file, "the broker's CurveZMQ keypair file (made by `zshare-broker keygen`)")
       ->capture_default_str();
+  app.add_option("--relay", opts.relay,
+                 "tcp://HOST:PORT of the zshare-relay that peers which cannot dial each other use (needs "
+                 "--relay-secret-file)");
+  app.add_option("--relay-secret-file", opts.relay_secret_file,
+                 "the secret shared with that relay (`zshare-relay secret FILE` makes one)");
+  double probe_timeout_s = 2.0;
+  app.add_option("--probe-timeout", probe_timeout_s,
+                 "seconds a CONNECT's advertised endpoint is given to accept a TCP connection from the broker "
+                 "(searches then say whether it is reachable); 0: no probes")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
   app.add_flag("--plaintext", opts.plaintext, "no CurveZMQ encryption or user keys: for a trusted lab network only");
   app.fallthrough();  // before add_subcommand: `keygen --key FILE` takes the main option after the subcommand
   auto* keygen_cmd = app.add_subcommand("keygen", "create the broker's keypair at --key and its public half (.pub)");
   app.require_subcommand(0, 1);
   if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
   if (keygen_cmd->parsed()) return keygen(opts.key_file);
+  opts.probe_timeout = std::chrono::milliseconds(static_cast<long long>(probe_timeout_s * 1000.0));
   if (opts.plaintext) {
     std::cerr << "zshare-broker: WARNING: --plaintext: CurveZMQ is off; anyone who can reach these ports can read "
                  "the traffic and act as any user" << std::endl;
@@ -88,7 +100,8 @@ int main(int argc, char** argv) {
     std::cerr << "zshare-broker: control " << broker.control_endpoint() << ", events " << broker.events_endpoint()
               << ", db " << opts.db << " (" << broker.index().user_count() << " users, "
               << broker.index().file_count() << " files; broker.started is seq " << broker.seq() << ")"
-              << (opts.plaintext ? std::string(", plaintext") : ", CurveZMQ key " + broker.public_key()) << std::endl;
+              << (opts.plaintext ? std::string(", plaintext") : ", CurveZMQ key " + broker.public_key())
+              << (opts.relay.empty() ? std::string() : ", relay " + opts.relay) << std::endl;
     broker.run(stop.flag());
     std::cerr << "zshare-broker: stopped cleanly" << std::endl;
   } catch (const zshare::curve::KeyError& e) {

@@ -41,6 +41,7 @@ inline constexpr std::string_view kBadRequest = "BAD REQUEST";
 inline constexpr std::string_view kInternalError = "INTERNAL ERROR";
 inline constexpr std::string_view kRateLimited = "RATE LIMITED";      // any op but HEARTBEAT; carries retry_after_ms
 inline constexpr std::string_view kLimitExceeded = "LIMIT EXCEEDED";  // PUBLISH beyond the files-per-user limit
+inline constexpr std::string_view kNoRoute = "NO ROUTE";  // DIAL: no callback given and the broker has no relay
 // Client-side only: never sent by the broker.
 inline constexpr std::string_view kBrokerUnreachable = "BROKER UNREACHABLE";
 }  // namespace status

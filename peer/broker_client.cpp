@@ -82,6 +82,14 @@ BrokerReply BrokerClient::heartbeat(const std::string& user) {
   return call(w, id);
 }
 
+BrokerReply BrokerClient::dial(const std::string& user, std::uint16_t callback_port) {
+  MapWriter w;
+  auto id = begin(w, "DIAL");
+  w.put("user", user);
+  if (callback_port) w.put("callback_port", std::uint64_t{callback_port});
+  return call(w, id);
+}
+
 BrokerReply BrokerClient::disconnect(const std::string& user) {
   MapWriter w;
   auto id = begin(w, "DISCONNECT");

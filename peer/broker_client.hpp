@@ -73,6 +73,9 @@ class BrokerClient {
   BrokerReply list_content(const std::string& user);
   BrokerReply search(const SearchRequest& request);
   BrokerReply lookup(const std::string& user, const std::string& name);
+  // Asks `user` (connected, behind NAT) to dial out to us: to `callback_port` on the address the broker sees us
+  // at (0: none), or through the broker's relay (the reply's `relay` and `host`).
+  BrokerReply dial(const std::string& user, std::uint16_t callback_port);
 
   // Stamps every later request with the time service's time (local and marked so while it is down).
   void set_clock(TimeClient* clock) { clock_ = clock; }

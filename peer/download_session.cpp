@@ -13,6 +13,7 @@
 #include <zmq_addon.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 
 namespace zshare::peer {
@@ -48,8 +49,9 @@ DownloadReport DownloadSession::run() {
   window_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
       std::uint64_t{options_.window} * transfer::kWindowUnitBytes / plan_.chunk_size, 1, options_.window));
   for (const auto& s : plan_.sources) {
-    links_.push_back(std::make_unique<SourceLink>(ctx_, s, options_.security, plan_.chunk_size, window_));
+    links_.push_back(std::make_unique<SourceLink>(ctx_, s, options_, plan_.chunk_size, window_));
   }
+  await_dialled_sources();
   if (!fetch_manifest()) return finish(false, report_.error);
   scheduler_ = std::make_unique<ChunkScheduler>(chunks_, links_.size());
   const bool fresh_part = !part_.existed();  // a fresh sparse .part already reads zeros
@@ -60,6 +62,30 @@ DownloadReport DownloadSession::run() {
   if (!transfer()) return finish(false, report_.error);
   report_progress();
   return finish(true, "");
+}
+
+// Sources asked to dial out to us (behind NAT) are waited for together, until each connection is up or
+// options_.rendezvous_timeout has passed; one that has not come by then is dropped, saying so.
+void DownloadSession::await_dialled_sources() {
+  const auto until = Clock::now() + options_.rendezvous_timeout;
+  for (;;) {
+    std::vector<zmq::pollitem_t> items;
+    for (auto& l : links_) {
+      if (l->waiting() && !l->ready()) items.push_back({l->socket.handle(), 0, ZMQ_POLLOUT, 0});
+    }
+    if (items.empty() || stopped()) return;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    if (left.count() <= 0) break;
+    zmq::poll(items.data(), items.size(), std::min(left, std::chrono::milliseconds(100)));
+  }
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%g", std::chrono::duration<double>(options_.rendezvous_timeout).count());
+  for (auto& l : links_) {
+    if (l->waiting()) {
+      l->drop("is behind NAT or a firewall and did not dial out to us within " + std::string(seconds) +
+              " s (it may be unable to reach us, and there is no relay, or the relay refused)");
+    }
+  }
 }
 
 // The plan comes from the broker's index: refuse what no honest publisher can produce before dividing by it,
@@ -82,7 +108,10 @@ bool DownloadSession::fetch_manifest() {
   layer_ = fetch_chunk_layer(links_, want, next_id_, [this] { return stopped(); });
   if (!layer_.empty() || stopped()) return !layer_.empty();
   report_.sources_failed = true;
-  report_.error = "no source gave a chunk layer matching the content id" + why_dropped(links_);
+  // Said plainly when nobody answered at all: that is a network matter (NAT, a firewall), not a corrupt file.
+  const bool none_answered = std::all_of(links_.begin(), links_.end(), [](const auto& l) { return !l->answered(); });
+  report_.error = (none_answered ? "no source answered" : "no source gave a chunk layer matching the content id") +
+                  why_dropped(links_);
   return false;
 }
 

@@ -33,6 +33,7 @@ class DownloadSession {
   using Clock = SourceLink::Clock;
 
   std::optional<std::string> check_plan();  // what makes the index's plan impossible, if anything
+  void await_dialled_sources();             // sources behind NAT: until they have dialled out to us
   bool fetch_manifest();                    // the chunk layer, verified against the content id
   void resume();                            // chunks an earlier run left good in the .part
   bool transfer();                          // every other chunk; false when it gave up (report.error says why)

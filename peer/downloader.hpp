@@ -27,7 +27,21 @@ struct Source {
   std::string user;
   std::string endpoint;
   std::string key;  // its CurveZMQ public key as the broker lists it: the only key this source may have
+  // False when the broker could not open a connection to `endpoint` (behind NAT or a firewall): the link is then
+  // made the other way round, by the source dialling out (DownloadOptions::rendezvous; transfer.md, "Paths").
+  bool reachable = true;
 };
+
+// What the broker answered a DIAL for one source: the relay to dial through (SOCKS proxy HOST:PORT and the
+// endpoint naming our side of the token) when the source may take that path; or why no link can be made.
+struct RendezvousAnswer {
+  std::string relay_proxy;
+  std::string relay_endpoint;
+  std::string error;  // non-empty: the source is dropped with this sentence
+};
+// Asks the broker to have `source` dial out to us: to `callback_port` on our address (0: we listen nowhere), or
+// through the relay.
+using RendezvousFn = std::function<RendezvousAnswer(const Source& source, std::uint16_t callback_port)>;
 
 struct DownloadPlan {
   Hash cid{};                    // the Merkle root every chunk is verified against
@@ -44,6 +58,11 @@ struct DownloadOptions {
   std::uint64_t rate_limit = 0;                              // bytes per second from all sources; 0: no cap
   const std::atomic<bool>* stop = nullptr;                   // raised (SIGINT, SIGTERM): give up at once
   unsigned hash_threads = 2;                                 // workers verifying and writing chunks
+  // For sources the broker cannot reach: how to ask them to dial out (empty: such sources are dialled anyway),
+  // where to listen for them ("": nowhere, the relay only), and how long to wait for them to arrive.
+  RendezvousFn rendezvous;
+  std::string callback_bind = "tcp://0.0.0.0:*";
+  std::chrono::milliseconds rendezvous_timeout{10000};
 };
 
 struct SourceReport {

@@ -9,6 +9,7 @@
 #include "common/validate.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/destination.hpp"
+#include "peer/rendezvous.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -41,6 +42,7 @@ struct Entry {
   std::string user, name, endpoint, key, cid;
   std::uint64_t size = 0, chunk_size = 0;
   bool online = false;
+  bool reachable = true;  // the broker's probe found nothing accepting connections at `endpoint` when false
 };
 
 Entry entry_of(const json& f) {
@@ -53,6 +55,7 @@ Entry entry_of(const json& f) {
   e.size = f.value("size", std::uint64_t{0});
   e.chunk_size = f.value("chunk_size", std::uint64_t{0});
   e.online = f.value("online", false);
+  e.reachable = f.value("reachable", true);  // absent: not probed (yet), dialled as always
   return e;
 }
 
@@ -143,7 +146,9 @@ DownloadPlan plan_of(const std::string& cid, const Holders& holders) {
   plan.chunk_size = static_cast<std::uint32_t>(chunk_size);  // find_holders kept valid chunk sizes only
   std::set<std::string> endpoints;  // one connection per (endpoint, key): a key names who must answer there
   for (const auto& e : holders.sources) {
-    if (endpoints.insert(e.endpoint + " " + e.key).second) plan.sources.push_back(Source{e.user, e.endpoint, e.key});
+    if (endpoints.insert(e.endpoint + " " + e.key).second) {
+      plan.sources.push_back(Source{e.user, e.endpoint, e.key, e.reachable});
+    }
   }
   return plan;
 }
@@ -177,6 +182,32 @@ json sources_json(const DownloadReport& report) {
                        {"bad_chunks", s.bad_chunks}, {"dropped", s.dropped_because}});
   }
   return sources;
+}
+
+// A source behind NAT: the broker passes our request to dial out on with its next heartbeat (DIAL), and names
+// the relay and our side of its token when it has one.
+RendezvousFn ask_to_dial_out(BrokerClient& broker) {
+  return [&broker](const Source& source, std::uint16_t callback_port) {
+    RendezvousAnswer answer;
+    try {
+      BrokerReply r = broker.dial(source.user, callback_port);
+      if (!r.ok()) {
+        answer.error = "is behind NAT or a firewall, and the broker could not ask it to dial out: " + r.status +
+                       (r.error.empty() ? "" : " (" + r.error + ")");
+        return answer;
+      }
+      const std::string relay = r.fields.value("relay", "");
+      const std::string host = r.fields.value("host", "");
+      if (!relay.empty() && !host.empty()) {
+        answer.relay_proxy = socks_proxy_of(relay);
+        answer.relay_endpoint = relay_endpoint_for(host);
+      }
+    } catch (const std::exception& e) {
+      answer.error = std::string("is behind NAT or a firewall, and the broker did not answer our request to have it "
+                                 "dial out: ") + e.what();
+    }
+    return answer;
+  };
 }
 
 // For user:name: when the file's content id changed in the index (the seeder's file was rewritten and
@@ -272,9 +303,11 @@ CommandResult get_command(zmq::context_t& ctx, BrokerClient& broker, const std::
   unsigned tries = 0;
   std::string write_error;  // the destination failed mid-way (a full disk, an I/O error)
   try {
+    DownloadOptions download = request.download;
+    if (!download.rendezvous) download.rendezvous = ask_to_dial_out(broker);
     for (;;) {
       ++tries;
-      Downloader downloader(ctx, request.download);
+      Downloader downloader(ctx, download);
       auto progress = [&](const Progress& p) {
         if (observer.progress) observer.progress(Progress{target.name, p.done, p.total, p.fetched, p.sources});
       };

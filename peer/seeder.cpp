@@ -173,6 +173,8 @@ void Seeder::run() {
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 1, std::chrono::milliseconds(100));
+      if (dial_pending_.load()) connect_dialled();
+      close_idle_dialled(false);
       flush_uploads(false);
       if (!(items[0].revents & ZMQ_POLLIN)) {
         send_budget_.sweep();  // idle: forget downloaders with nothing queued
@@ -191,6 +193,55 @@ void Seeder::run() {
     } catch (const std::exception& e) {
       std::cerr << "zshare-peer: seeder stopped: " << e.what() << std::endl;
       return;
+    }
+  }
+}
+
+void Seeder::dial(std::vector<DialOut> outs) {
+  {
+    std::lock_guard<std::mutex> lock(dial_mutex_);
+    for (auto& o : outs) to_dial_.push_back(std::move(o));
+  }
+  dial_pending_.store(true);
+}
+
+// The same ROUTER that listens also connects out, still as the CurveZMQ server: the downloader checks our key as
+// on any link. The connection gets a routing id of ours, so its requests tell us it is in use.
+void Seeder::connect_dialled() {
+  std::vector<DialOut> outs;
+  {
+    std::lock_guard<std::mutex> lock(dial_mutex_);
+    outs.swap(to_dial_);
+    dial_pending_.store(false);
+  }
+  for (const auto& o : outs) {
+    const std::string id = "dial-" + std::to_string(next_dial_++);
+    try {
+      router_.set(zmq::sockopt::connect_routing_id, id);
+      set_socks_proxy(router_, o.proxy);
+      router_.connect(o.endpoint);
+      dialled_[id] = Dialled{o.endpoint, std::chrono::steady_clock::now()};
+    } catch (const zmq::error_t& e) {
+      std::cerr << "zshare-peer: cannot dial out to a downloader behind NAT (" << o.endpoint << "): " << e.what()
+                << std::endl;
+    }
+  }
+  set_socks_proxy(router_, "");
+}
+
+void Seeder::close_idle_dialled(bool all) {
+  if (dialled_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = dialled_.begin(); it != dialled_.end();) {
+    if (all || now - it->second.last > kDialIdle) {
+      try {
+        router_.disconnect(it->second.endpoint);  // libzmq would otherwise reconnect to it for ever
+      } catch (const zmq::error_t&) {
+        // already gone
+      }
+      it = dialled_.erase(it);
+    } else {
+      ++it;
     }
   }
 }
@@ -229,6 +280,10 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
   std::vector<zmq::message_t> envelope;
   std::size_t body_at = frames.size() > 2 && frames[1].size() == 0 ? 2 : 1;
   for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) envelope.push_back(std::move(frames[i]));
+  if (!dialled_.empty() && !envelope.empty()) {  // a downloader on a connection we dialled: still in use
+    auto it = dialled_.find(envelope[0].to_string());
+    if (it != dialled_.end()) it->second.last = std::chrono::steady_clock::now();
+  }
   std::string op = "?";
   std::uint64_t id = 0;
   try {

@@ -10,6 +10,7 @@
 #include "common/transfer_protocol.hpp"
 #include "peer/content_catalog.hpp"
 #include "peer/line_log.hpp"
+#include "peer/rendezvous.hpp"
 #include "peer/send_budget.hpp"
 
 #include <zmq.hpp>
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -52,6 +54,11 @@ class Seeder {
   // The address actually bound (ZMQ_LAST_ENDPOINT), with the port a wildcard was given.
   const std::string& bound_endpoint() const { return bound_; }
   SeederStats stats() const;
+  // Connects out to downloaders that cannot dial us (behind NAT: rendezvous.hpp); thread-safe, done by the
+  // serving thread within its next poll. Each such connection is closed once its downloader has been silent
+  // for kDialIdle (or never spoke within it).
+  void dial(std::vector<DialOut> outs);
+  static constexpr std::chrono::seconds kDialIdle{15};
 
  private:
   void run();
@@ -62,6 +69,8 @@ class Seeder {
   void count_upload(const zmq::message_t& request, const std::string& routing_id, const SharedContent& content,
                     std::size_t bytes);
   void flush_uploads(bool all);
+  void connect_dialled();               // the dial() requests, on the serving thread
+  void close_idle_dialled(bool all);    // connections out whose downloader went quiet
   // `h`'s chunk layer at `chunk_size` (>= its own): its own, or folded once and kept. A layer depends only on the
   // content id and the chunk size, so the key is those two; a handful are kept (each is at most half of ours).
   const std::vector<Hash>& layer_at(const ContentHashes& h, std::uint32_t chunk_size);
@@ -89,6 +98,15 @@ class Seeder {
   // to is shared with them (send_budget.hpp).
   SendBudget send_budget_{transfer::kSeederQueuedBytesPerDownloader};
   std::chrono::steady_clock::time_point swept_ = std::chrono::steady_clock::now();
+  std::mutex dial_mutex_;
+  std::vector<DialOut> to_dial_;          // under dial_mutex_
+  std::atomic<bool> dial_pending_{false};
+  struct Dialled {
+    std::string endpoint;  // what was connected (through `proxy` when set)
+    std::chrono::steady_clock::time_point last;
+  };
+  std::unordered_map<std::string, Dialled> dialled_;  // routing id given to the connection -> it (serving thread)
+  std::uint64_t next_dial_ = 0;
   std::thread thread_;
 };
 

@@ -147,7 +147,9 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   std::unique_ptr<SessionKeeper> keeper;
   if (beat) {
     keeper = std::make_unique<SessionKeeper>(
-        ctx, SessionKeeperOptions{broker.endpoint(), o.timesvc, o.user, endpoint, o.heartbeat, broker.security()}, catalog, std::cerr);
+        ctx, SessionKeeperOptions{broker.endpoint(), o.timesvc, o.user, endpoint, o.heartbeat, broker.security(),
+                                  seeder.get()},
+        catalog, std::cerr);
   }
 
   // Hash the share (from the cache where it can), then make the index match it: the first reconcile pass.

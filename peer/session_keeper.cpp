@@ -2,6 +2,8 @@
 // the heartbeat itself repeats. Outages are reported once, recoveries once.
 #include "peer/session_keeper.hpp"
 
+#include "peer/rendezvous.hpp"
+
 #include "common/protocol.hpp"
 #include "common/time_client.hpp"
 #include "peer/broker_client.hpp"
@@ -14,6 +16,10 @@ namespace status = protocol::status;
 SessionKeeper::SessionKeeper(zmq::context_t& ctx, SessionKeeperOptions options, const ContentCatalog& catalog,
                              std::ostream& report)
     : ctx_(ctx), options_(std::move(options)), catalog_(catalog), report_(report) {
+  if (Seeder* seeder = options_.seeder) {
+    dial_out_ = std::make_unique<DialOutWorker>([seeder](std::vector<DialOut> outs) { seeder->dial(std::move(outs)); },
+                                                report_);
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -24,6 +30,13 @@ SessionKeeper::~SessionKeeper() {
   }
   wake_.notify_all();
   thread_.join();
+}
+
+// Each order's way out is chosen off this thread (DialOutWorker), so heartbeats keep their pace.
+void SessionKeeper::dial_out(const BrokerReply& beat) {
+  if (!dial_out_) return;
+  std::vector<DialOrder> orders = dial_orders(beat.fields);
+  if (!orders.empty()) dial_out_->push(std::move(orders));
 }
 
 bool SessionKeeper::wait(std::chrono::milliseconds d) {
@@ -43,6 +56,7 @@ void SessionKeeper::run() {
     try {
       BrokerReply beat = broker.heartbeat(options_.user);
       if (beat.ok()) {
+        dial_out(beat);
         if (outage) report_ << "zshare-peer: the broker answers again; session of " << options_.user << " intact" << std::endl;
         outage = false;
         backoff = options_.interval;

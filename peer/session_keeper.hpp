@@ -1,10 +1,13 @@
 // session_keeper.hpp: keeps a connected peer's session alive (the guide's Paranoid Pirate heartbeat) and
 // brings it back by itself: when the broker answers that the session is gone (it restarted, or expired us)
-// or answers again after an outage, CONNECT again with backoff and re-sync the published files.
+// or answers again after an outage, CONNECT again with backoff and re-sync the published files. The heartbeat
+// replies also carry downloaders' requests to dial out to them (we are behind NAT): the seeder does that.
 #pragma once
 
 #include "common/curve_keys.hpp"
 #include "peer/content_catalog.hpp"
+#include "peer/dial_out_worker.hpp"
+#include "peer/seeder.hpp"
 
 #include <zmq.hpp>
 
@@ -12,12 +15,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <ostream>
 #include <string>
 #include <thread>
 
 namespace zshare::peer {
+
+struct BrokerReply;
 
 struct SessionKeeperOptions {
   std::string broker;                            // control endpoint
@@ -26,6 +32,7 @@ struct SessionKeeperOptions {
   std::string endpoint;                          // the transfer endpoint to advertise again
   std::chrono::milliseconds interval{1000};      // heartbeat interval promised at CONNECT
   curve::LinkSecurity security;                  // the same keys as the peer's own BrokerClient
+  Seeder* seeder = nullptr;                      // dials out for the dial orders heartbeat replies carry
 };
 
 class SessionKeeper {
@@ -40,6 +47,7 @@ class SessionKeeper {
 
  private:
   void run();
+  void dial_out(const BrokerReply& beat);
   bool wait(std::chrono::milliseconds d);  // false when stopping
 
   zmq::context_t& ctx_;
@@ -50,6 +58,7 @@ class SessionKeeper {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
+  std::unique_ptr<DialOutWorker> dial_out_;  // before thread_: the heartbeat thread uses it until joined
   std::thread thread_;
 };
 

@@ -2,7 +2,9 @@
 #include "peer/source_link.hpp"
 
 #include "common/codec.hpp"
+#include "common/port_probe.hpp"
 #include "common/transfer_protocol.hpp"
+#include "peer/rendezvous.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -11,9 +13,10 @@
 
 namespace zshare::peer {
 
-SourceLink::SourceLink(zmq::context_t& ctx, const Source& s, const curve::LinkSecurity& security,
+SourceLink::SourceLink(zmq::context_t& ctx, const Source& s, const DownloadOptions& options,
                        std::uint32_t chunk_size, std::uint32_t window)
     : socket(ctx, zmq::socket_type::dealer) {
+  const curve::LinkSecurity& security = options.security;
   report.user = s.user;
   report.endpoint = s.endpoint;
   socket.set(zmq::sockopt::linger, 0);
@@ -27,7 +30,48 @@ SourceLink::SourceLink(zmq::context_t& ctx, const Source& s, const curve::LinkSe
   }
   security.dial(socket, s.key);  // CurveZMQ refuses a seeder that does not hold exactly this key
   if (!security.plaintext) watch_handshakes(ctx);
+  if (!s.reachable && options.rendezvous) {
+    await_dial_out(s, options);
+    return;
+  }
   socket.connect(s.endpoint);
+}
+
+// The source dials us: we listen (when we can) and dial the relay (when there is one); whichever way it comes,
+// the CurveZMQ roles stay as they are, so the source must still prove the key the broker lists. Requests go only
+// to a connection that is up (ZMQ_IMMEDIATE): none is queued on the relay's while the source came the other way.
+void SourceLink::await_dial_out(const Source& s, const DownloadOptions& options) {
+  socket.set(zmq::sockopt::immediate, 1);
+  std::uint16_t port = 0;
+  if (!options.callback_bind.empty()) {
+    try {
+      socket.bind(options.callback_bind);
+      const std::string bound = socket.get(zmq::sockopt::last_endpoint);
+      port = static_cast<std::uint16_t>(std::stoul(bound.substr(bound.rfind(':') + 1)));
+    } catch (const std::exception&) {
+      port = 0;  // no listening here (e.g. the address is not ours): the relay may still do
+    }
+  }
+  const RendezvousAnswer answer = options.rendezvous(s, port);
+  if (!answer.error.empty()) {
+    drop(answer.error);
+    return;
+  }
+  if (!answer.relay_endpoint.empty()) {
+    set_socks_proxy(socket, answer.relay_proxy);
+    socket.connect(answer.relay_endpoint);
+  }
+  dialled_out_to_us_ = true;
+  report.endpoint = s.endpoint + " (behind NAT: asked to dial out" +
+                    std::string(port ? " to us" : "") + (answer.relay_endpoint.empty() ? "" : port ? " or via the relay" : " via the relay") + ")";
+  waiting_ = true;
+}
+
+bool SourceLink::ready() {
+  if (!waiting_) return alive();
+  if (!alive()) return false;
+  if (socket.get(zmq::sockopt::events) & ZMQ_POLLOUT) waiting_ = false;
+  return !waiting_;
 }
 
 void SourceLink::drop(std::string why) {
@@ -55,11 +99,12 @@ std::optional<std::vector<zmq::message_t>> SourceLink::receive(std::chrono::mill
   if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
   std::vector<zmq::message_t> frames;
   if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) return std::nullopt;
+  answered_ = true;
   return frames;
 }
 
 std::string SourceLink::silence(std::string what) {
-  if (!monitor_) return what;
+  if (!monitor_) return what + unreachable_note();
   bool succeeded = false, failed = false;
   for (;;) {
     std::vector<zmq::message_t> event;
@@ -77,7 +122,15 @@ std::string SourceLink::silence(std::string what) {
     return what + ": it failed the CurveZMQ handshake, so the process at " + report.endpoint +
            " does not hold the key the broker lists for " + report.user;
   }
-  return what;
+  return succeeded ? what : what + unreachable_note();
+}
+
+// For a source we dialled and never heard: is anything listening there, from here? A peer behind NAT or a firewall
+// advertises an endpoint nobody outside can open, which is no sign of a corrupt file or a lying index.
+std::string SourceLink::unreachable_note() const {
+  if (dialled_out_to_us_ || tcp_port_open(report.endpoint, std::chrono::milliseconds(500)).value_or(true)) return "";
+  return " (nothing accepts connections at " + report.endpoint +
+         " from here: it is behind NAT or a firewall, which the broker had not found out yet)";
 }
 
 void SourceLink::watch_handshakes(zmq::context_t& ctx) {

@@ -1,5 +1,6 @@
 // source_link.hpp: a downloader's link to one source: its DEALER (dialled with exactly the CurveZMQ key the broker
-// lists), the requests it has in flight (request id -> chunk index), and what became of it, in words.
+// lists, or dialled *by* that source when it is behind NAT), the requests it has in flight (request id -> chunk
+// index), and what became of it, in words.
 #pragma once
 
 #include "common/curve_keys.hpp"
@@ -25,13 +26,19 @@ class SourceLink {
 
   // Accepts replies of at most one chunk of `chunk_size` (or one MANIFEST page) and queues at most a few more
   // than `window` of them: a source cannot make us buffer what we did not ask for.
-  SourceLink(zmq::context_t& ctx, const Source& source, const curve::LinkSecurity& security,
-             std::uint32_t chunk_size, std::uint32_t window);
+  // A source the broker cannot reach is asked to dial out (options.rendezvous): the link listens on
+  // options.callback_bind and dials the relay, and is waiting() until the source has arrived one way or the other.
+  SourceLink(zmq::context_t& ctx, const Source& source, const DownloadOptions& options, std::uint32_t chunk_size,
+             std::uint32_t window);
   ~SourceLink() { close(); }
   SourceLink(const SourceLink&) = delete;
   SourceLink& operator=(const SourceLink&) = delete;
 
   bool alive() const { return report.dropped_because.empty(); }
+  // True from a rendezvous until the source's connection is up (the socket can send); ready() checks and ends it.
+  bool waiting() const { return waiting_; }
+  bool answered() const { return answered_; }  // a reply (any) came on this link
+  bool ready();
   // Drops the source: says why, closes the socket. Its requests in flight are the caller's to hand back.
   void drop(std::string why);
   // Sends a request map; false when it would block (the request was not sent).
@@ -50,6 +57,11 @@ class SourceLink {
  private:
   void close();
   void watch_handshakes(zmq::context_t& ctx);
+  void await_dial_out(const Source& source, const DownloadOptions& options);
+  std::string unreachable_note() const;
+  bool waiting_ = false;
+  bool dialled_out_to_us_ = false;
+  bool answered_ = false;  // the source connects to us (rendezvous): its endpoint is not ours to probe
   std::unique_ptr<zmq::socket_t> monitor_;  // the socket's handshake events (CurveZMQ only)
 };
 

@@ -3,6 +3,7 @@
 #include "broker/dispatcher.hpp"
 
 #include "common/protocol.hpp"
+#include "common/relay_token.hpp"
 #include "common/validate.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,13 +18,21 @@ using namespace zshare::broker;
 namespace {
 
 struct Fixture {
-  explicit Fixture(std::uint64_t max_files_per_user = 100000) {
+  explicit Fixture(std::uint64_t max_files_per_user = 100000, std::string relay = "") {
     char dir[] = "/tmp/zshare-disp-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
     store = std::make_unique<Store>(folder + "/broker.db");
-    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0,
-                                              DispatcherOptions{true, 3, [this] { return clock; }, max_files_per_user});
+    DispatcherOptions options;
+    options.clock_ms = [this] { return clock; };
+    options.max_files_per_user = max_files_per_user;
+    options.probe = [this](std::string_view user, std::string_view endpoint) {
+      probes.emplace_back(std::string(user), std::string(endpoint));
+    };
+    options.relay = std::move(relay);
+    options.relay_secret = std::string(32, 'k');
+    options.clock_s = [] { return std::uint64_t{1800000000}; };
+    dispatcher = std::make_unique<Dispatcher>(index, *store, cache, stats, 0, options);
     store->begin();
   }
   ~Fixture() {
@@ -38,7 +47,7 @@ struct Fixture {
   std::string call(const std::string& op, MapWriter fields, const std::string& id = "", const std::string& key = "") {
     fields.put("v", version).put("op", op).put("ts", "2026-11-22T00:00:00.000Z");
     fields.put("id", id.empty() ? "req-" + std::to_string(++counter) : id);
-    last_reply = dispatcher->handle(fields.finish(), events, key);
+    last_reply = dispatcher->handle(fields.finish(), events, key, peer_address);
     last = std::make_unique<Message>(Message::decode(last_reply.data(), last_reply.size()));
     return std::string(last->root().str("status", 64));
   }
@@ -55,6 +64,8 @@ struct Fixture {
   int counter = 0;
   std::uint64_t version = protocol::kVersion;  // the `v` call() sends
   std::int64_t clock = 1000000;  // the dispatcher's monotonic milliseconds, moved by the tests
+  std::string peer_address = "192.0.2.7";  // where call()'s requests come from (ZeroMQ's Peer-Address)
+  std::vector<std::pair<std::string, std::string>> probes;  // (user, endpoint) the dispatcher asked to probe
 };
 
 MapWriter user(const std::string& name) {
@@ -355,4 +366,102 @@ TEST_CASE("a BAD REQUEST found after decoding echoes the request's id intact", "
   CHECK(f.call("LOOKUP", MapWriter().put("ulice", "a").put("name", "song.mp3"), id) == "BAD REQUEST");
   CHECK(f.last->root().str("id", 64) == id);
   CHECK(f.last->root().str("error", 200).find("'user'") != std::string_view::npos);
+}
+
+TEST_CASE("CONNECT asks for a reachability probe; its answer is recorded and shown", "[dispatcher][nat]") {
+  Fixture f;
+  REQUIRE(f.call("REGISTER", user("alice")) == "OK");
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.probes.size() == 1);
+  CHECK(f.probes[0] == std::make_pair(std::string("alice"), std::string("tcp://10.1.0.2:4000")));
+  REQUIRE(f.call("LIST_USERS", MapWriter()) == "OK");
+  CHECK_FALSE(f.last->root().maps("users").at(0).has("reachable"));  // unknown until probed
+
+  f.dispatcher->record_reachability("alice", "tcp://10.9.9.9:1", true);  // another session's answer
+  REQUIRE(f.call("LIST_USERS", MapWriter()) == "OK");
+  CHECK_FALSE(f.last->root().maps("users").at(0).has("reachable"));
+  f.events.clear();
+  f.dispatcher->record_reachability("alice", "tcp://10.1.0.2:4000", false);
+  CHECK(f.events.empty());  // not an index change: no event, no seq
+  REQUIRE(f.call("LIST_USERS", MapWriter()) == "OK");
+  CHECK(f.last->root().maps("users").at(0).opt_bool("reachable") == std::optional<bool>(false));
+  REQUIRE(f.call("PUBLISH", publish("alice", "a.txt")) == "OK");
+  REQUIRE(f.call("SEARCH", MapWriter().put("cid", std::string(64, 'a'))) == "OK");
+  CHECK(f.last->root().maps("results").at(0).opt_bool("reachable") == std::optional<bool>(false));
+
+  REQUIRE(f.call("DISCONNECT", user("alice")) == "OK");  // a new session is unknown again
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://198.51.100.5:4000")) == "OK");
+  REQUIRE(f.call("LIST_USERS", MapWriter()) == "OK");
+  CHECK_FALSE(f.last->root().maps("users").at(0).has("reachable"));
+}
+
+TEST_CASE("DIAL: the seeder's next heartbeat carries the callback on the requester's address", "[dispatcher][nat]") {
+  Fixture f;
+  REQUIRE(f.call("REGISTER", user("seeder")) == "OK");
+  CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{5000})) == "USER NOT CONNECTED");
+  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
+  CHECK_FALSE(f.last->root().has("dials"));  // nothing asked yet
+
+  REQUIRE(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{5000})) == "OK");
+  CHECK(f.last->root().str("callback", 255) == "tcp://192.0.2.7:5000");
+  CHECK_FALSE(f.last->root().has("relay"));  // this broker has none
+  f.peer_address = "::ffff:203.0.113.9";  // an IPv4 client on a dual-stack socket
+  REQUIRE(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{6000})) == "OK");
+  CHECK(f.last->root().str("callback", 255) == "tcp://203.0.113.9:6000");
+  f.peer_address = "2001:db8::1";
+  REQUIRE(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{7000})) == "OK");
+  CHECK(f.last->root().str("callback", 255) == "tcp://[2001:db8::1]:7000");
+
+  REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
+  auto dials = f.last->root().maps("dials");
+  REQUIRE(dials.size() == 3);
+  CHECK(dials.at(0).str("callback", 255) == "tcp://192.0.2.7:5000");
+  CHECK(dials.at(2).str("callback", 255) == "tcp://[2001:db8::1]:7000");
+  REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
+  CHECK_FALSE(f.last->root().has("dials"));  // taken once
+
+  CHECK(f.call("DIAL", user("seeder")) == "NO ROUTE");  // no callback, no relay
+  CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{0})) == "BAD REQUEST");
+  CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{70000})) == "BAD REQUEST");
+  CHECK(f.call("DIAL", user("seeder").put("callback", "tcp://1.2.3.4:5").put("callback_port", std::uint64_t{5})) ==
+        "BAD REQUEST");
+  CHECK(f.call("DIAL", user("seeder").put("callback", "udp://1.2.3.4:5")) == "BAD REQUEST");
+  f.peer_address = "";  // e.g. inproc: no address to call back
+  CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{5000})) == "BAD REQUEST");
+
+  // A dial not fetched within its lifetime is dropped; a disconnect forgets the waiting ones.
+  REQUIRE(f.call("DIAL", user("seeder").put("callback", "tcp://1.2.3.4:5")) == "OK");
+  f.clock += DialQueue::kLifetimeMs + 1;
+  REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
+  CHECK_FALSE(f.last->root().has("dials"));
+  REQUIRE(f.call("DIAL", user("seeder").put("callback", "tcp://1.2.3.4:5")) == "OK");
+  REQUIRE(f.call("DISCONNECT", user("seeder")) == "OK");
+  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
+  CHECK_FALSE(f.last->root().has("dials"));
+}
+
+TEST_CASE("DIAL with a relay: one token, the downloader's side in the reply, the seeder's in its heartbeat",
+          "[dispatcher][nat]") {
+  Fixture f(100000, "tcp://198.51.100.10:7000");
+  REQUIRE(f.call("REGISTER", user("seeder")) == "OK");
+  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.call("DIAL", user("seeder")) == "OK");  // no callback: the relay only
+  CHECK_FALSE(f.last->root().has("callback"));
+  CHECK(f.last->root().str("relay", 255) == "tcp://198.51.100.10:7000");
+  const auto mine = relay_token::parse(f.last->root().str("host", 255));
+  REQUIRE(mine);
+  CHECK(mine->side == relay_token::Side::kDownloader);
+  CHECK(relay_token::valid(std::string(32, 'k'), mine->token, 1800000000));
+  REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
+  auto dials = f.last->root().maps("dials");
+  REQUIRE(dials.size() == 1);
+  CHECK_FALSE(dials.at(0).has("callback"));
+  CHECK(dials.at(0).str("relay", 255) == "tcp://198.51.100.10:7000");
+  const auto theirs = relay_token::parse(dials.at(0).str("host", 255));
+  REQUIRE(theirs);
+  CHECK(theirs->side == relay_token::Side::kSeeder);
+  CHECK(theirs->token.nonce_hex == mine->token.nonce_hex);  // the two sides of one token
+  CHECK(theirs->token.mac_hex == mine->token.mac_hex);
 }

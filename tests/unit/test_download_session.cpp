@@ -183,7 +183,7 @@ TEST_CASE("session: a .part with good and bad chunks resumes from the good ones"
   CHECK(r.sources[0].chunks == 17);
 }
 
-TEST_CASE("session: with no source giving a chunk layer the error says so and why", "[session]") {
+TEST_CASE("session: with no source answering the error says so and why", "[session]") {
   World w;
   zmq::socket_t silent(w.ctx, zmq::socket_type::router);  // accepts connections, answers nothing
   silent.set(zmq::sockopt::linger, 0);
@@ -192,7 +192,68 @@ TEST_CASE("session: with no source giving a chunk layer the error says so and wh
   const DownloadReport r = w.download(w.options(), w.folder / "out.bin");
   CHECK_FALSE(r.ok);
   CHECK(r.sources_failed);
-  CHECK(r.error == "no source gave a chunk layer matching the content id; silent did not answer MANIFEST");
+  CHECK(r.error == "no source answered; silent did not answer MANIFEST");
+}
+
+TEST_CASE("session: a source nothing listens for is called unreachable, not corrupt", "[session][nat]") {
+  World w;
+  std::string closed;
+  {
+    zmq::socket_t gone(w.ctx, zmq::socket_type::router);  // a port that was just free: nothing listens there now
+    gone.set(zmq::sockopt::linger, 0);
+    gone.bind("tcp://127.0.0.1:*");
+    closed = gone.get(zmq::sockopt::last_endpoint);
+  }
+  w.plan.sources = {Source{"natted", closed, ""}};
+  const DownloadReport r = w.download(w.options(), w.folder / "out.bin");
+  CHECK_FALSE(r.ok);
+  CHECK(r.error == "no source answered; natted did not answer MANIFEST (nothing accepts connections at " + closed +
+                       " from here: it is behind NAT or a firewall, which the broker had not found out yet)");
+}
+
+TEST_CASE("session: an unreachable source dials out to the downloader's callback (reverse connection)",
+          "[session][nat]") {
+  World w;
+  LocalSeeder natted(w.ctx, w.folder / "file.bin", kChunk);
+  Source s = natted.source("natted");
+  s.endpoint = "tcp://192.0.2.1:9";  // what it advertises: nobody can dial that
+  s.reachable = false;
+  w.plan.sources = {s};
+  DownloadOptions o = w.options();
+  o.callback_bind = "tcp://127.0.0.1:*";
+  std::uint16_t asked_port = 0;
+  o.rendezvous = [&](const Source& source, std::uint16_t callback_port) {
+    CHECK(source.user == "natted");
+    asked_port = callback_port;
+    // What the broker and the seeder's heartbeat do between them: the seeder connects out to the callback.
+    natted.seeder->dial({DialOut{"tcp://127.0.0.1:" + std::to_string(callback_port), ""}});
+    return RendezvousAnswer{};
+  };
+  const DownloadReport r = w.download(o, w.folder / "out.bin");
+  REQUIRE(r.ok);
+  CHECK(asked_port != 0);
+  CHECK(slurp(w.folder / "out.bin") == w.data);
+  CHECK(r.sources.at(0).chunks == r.chunks);
+}
+
+TEST_CASE("session: an unreachable source that does not dial out, or cannot be asked, is dropped saying why",
+          "[session][nat]") {
+  World w;
+  w.plan.sources = {Source{"mute", "tcp://192.0.2.1:9", "", false}, Source{"refused", "tcp://192.0.2.2:9", "", false}};
+  DownloadOptions o = w.options();
+  o.callback_bind = "tcp://127.0.0.1:*";
+  o.rendezvous_timeout = std::chrono::milliseconds(300);
+  o.rendezvous = [](const Source& source, std::uint16_t) {
+    RendezvousAnswer a;
+    if (source.user == "refused") a.error = "is behind NAT or a firewall, and the broker could not ask it to dial out";
+    return a;
+  };
+  const DownloadReport r = w.download(o, w.folder / "out.bin");
+  CHECK_FALSE(r.ok);
+  CHECK(r.sources.at(0).dropped_because ==
+        "is behind NAT or a firewall and did not dial out to us within 0.3 s (it may be unable to reach us, and there "
+        "is no relay, or the relay refused)");
+  CHECK(r.sources.at(1).dropped_because == "is behind NAT or a firewall, and the broker could not ask it to dial out");
 }
 
 TEST_CASE("session: sources whose MANIFEST answers come after the first are not dropped for them", "[session]") {
