@@ -124,9 +124,14 @@ KeyPair read_secret_file(const std::string& path) {
 }
 
 std::string read_public_key(const std::string& key_or_path) {
-  if (is_z85_key(key_or_path)) return key_or_path;
-  if (auto from_hex = z85_of_hex(key_or_path)) return *from_hex;
+  // A file that exists is read as one: a 40-character path can be made of Z85 characters alone
+  // ("/tmp/zshare-natbench-3gwp0p31/broker.pub" is), and taken as a key it would fail every handshake.
   struct stat st {};
+  const bool is_file = ::stat(key_or_path.c_str(), &st) == 0;
+  if (!is_file && is_z85_key(key_or_path)) return key_or_path;
+  if (!is_file) {
+    if (auto from_hex = z85_of_hex(key_or_path)) return *from_hex;
+  }
   const std::string text = read_small_file(key_or_path, st);
   if (!field(text, "secret-key").empty()) {
     throw KeyError(key_or_path + " holds a secret key: give peers only its public half (the .pub file `keygen` "

@@ -269,6 +269,16 @@ def case_broker_key_forms(args, root, broker):
         code, out, err = run_peer(args.peer_bin, ["--broker", broker.control, "--broker-key", form,
                                                   "--key-dir", keys, "--timeout", "3", "list-users"])
         CHECKS.eq(code, 0, "--broker-key as %s reaches the broker: %s %s" % (label, out, err))
+    # A path of exactly 40 Z85 characters (as mkdtemp makes them) is still a file, not a key.
+    short = "/tmp/zk%d" % os.getpid()  # Z85 characters only (mkdtemp's may hold '_', which is not one)
+    os.makedirs(short, exist_ok=True)
+    path = os.path.join(short, "b" * (40 - len(short) - 5) + ".pub")
+    shutil.copy(broker.public_key_file, path)
+    CHECKS.eq(len(path), 40, "test bug: the path is 40 characters long")
+    code, out, err = run_peer(args.peer_bin, ["--broker", broker.control, "--broker-key", path,
+                                              "--key-dir", keys, "--timeout", "3", "list-users"])
+    CHECKS.eq(code, 0, "--broker-key as a 40-character path is read as the file: %s %s" % (out, err))
+    shutil.rmtree(short, ignore_errors=True)
 
 
 def case_other_key_is_denied(args, root, broker):
