@@ -2,6 +2,8 @@
 // operator can read the public half and paste it into a peer's config; secrets are refused when not 0600.
 #include "common/curve_keys.hpp"
 
+#include "common/private_file.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,12 +19,6 @@ namespace {
 
 constexpr std::string_view kZ85Alphabet =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-
-std::string octal_mode(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
-}
 
 // The value of `name = "..."` in a key file, or empty when absent.
 std::string field(const std::string& text, std::string_view name) {
@@ -108,9 +104,8 @@ void write_public_file(const std::string& path, std::string_view public_key) {
 KeyPair read_secret_file(const std::string& path) {
   struct stat st {};
   const std::string text = read_small_file(path, st);
-  if ((st.st_mode & 077) != 0) {
-    throw KeyError("key file " + path + " has mode " + octal_mode(st.st_mode) +
-                   "; it holds a secret key, so only its owner may read it (chmod 600 " + path + ")");
+  if (auto loose = loose_permissions(path, st)) {
+    throw KeyError("key file " + path + " holds a secret key, and " + *loose);
   }
   KeyPair keys{field(text, "public-key"), field(text, "secret-key")};
   if (!is_z85_key(keys.public_key) || !is_z85_key(keys.secret_key)) {

@@ -2,6 +2,8 @@
 // and the secret file they are keyed with (64 hex digits, owner-only, never overwritten).
 #include "common/relay_token.hpp"
 
+#include "common/private_file.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -70,12 +72,6 @@ std::string random_hex(std::size_t bytes) {
   return to_hex(buffer, bytes);
 }
 
-std::string octal_mode(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
-}
-
 [[noreturn]] void fail(const std::string& path, const std::string& problem) {
   throw std::runtime_error("secret file " + path + ": " + problem);
 }
@@ -89,10 +85,9 @@ std::string read_private_file(const std::string& path) {
     ::close(fd);
     fail(path, "not a regular file");
   }
-  if ((st.st_mode & 077) != 0) {
+  if (auto loose = loose_permissions(path, st)) {
     ::close(fd);
-    fail(path, "has mode " + octal_mode(st.st_mode) + "; it holds the relay secret, so only its owner may read it "
-               "(chmod 600 " + path + ")");
+    fail(path, "it holds the relay secret, and " + *loose);
   }
   std::string text(kMaxSecretFileBytes + 1, '\0');
   const ssize_t got = ::read(fd, text.data(), text.size());

@@ -357,6 +357,12 @@ def allocated_zero(path):
     return os.stat(path).st_blocks == 0
 
 
+def port_accepts(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def case_loose_key_files_are_refused(args, root, broker):
     keys = os.path.join(root, "loose-keys")
     code, out, err = run_peer(args.peer_bin, broker.peer_args(keys) + ["--timeout", "2", "list-users"])
@@ -381,6 +387,31 @@ def case_loose_key_files_are_refused(args, root, broker):
                            "tcp://127.0.0.1:%d" % free_port()], capture_output=True, text=True, timeout=20)
     CHECKS.eq(done.returncode, 2, "a broker key readable by its group is refused (a usage error): %s" % done.stderr)
     CHECKS.ok("0640" in done.stderr and "chmod 600" in done.stderr, "with the fix in the message: %s" % done.stderr)
+
+    # A systemd credential: newer systemd gives the service read access by an ACL, so stat shows 0440 there. Under
+    # $CREDENTIALS_DIRECTORY group bits are systemd's doing and accepted; others' bits never are.
+    creds = os.path.join(root, "credentials")
+    os.makedirs(creds)
+    cred = os.path.join(creds, "broker.key")
+    shutil.copy(bkey, cred)
+    port = free_port()
+    for mode, starts in ((0o440, True), (0o444, False)):
+        os.chmod(cred, mode)
+        proc = subprocess.Popen([args.broker_bin, "--key", cred, "--db", os.path.join(root, "c%o.db" % mode),
+                                 "--rpclog", "none", "--bind", "tcp://127.0.0.1:%d" % port, "--events",
+                                 "tcp://127.0.0.1:%d" % free_port()], stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, CREDENTIALS_DIRECTORY=creds))
+        try:
+            if starts:
+                CHECKS.ok(wait_for(lambda: proc.poll() is not None or port_accepts(port), 10, "the broker to bind"),
+                          "the broker starts")
+                CHECKS.eq(proc.poll(), None, "a credential of mode 0440 under $CREDENTIALS_DIRECTORY is accepted")
+            else:
+                CHECKS.eq(proc.wait(timeout=20), 2, "a credential others may read is still refused")
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.communicate(timeout=20)
 
 
 def case_plaintext_warns(args, root):

@@ -1,0 +1,34 @@
+// private_file.cpp: the mode check, and what counts as a systemd credential.
+#include "common/private_file.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+namespace zshare {
+
+namespace {
+
+std::string octal_mode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+bool is_systemd_credential(const std::string& path) {
+  const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+  if (!dir || !*dir) return false;
+  std::string prefix(dir);
+  if (prefix.back() != '/') prefix += '/';
+  return path.rfind(prefix, 0) == 0 && path.find("/../", prefix.size() - 1) == std::string::npos;
+}
+
+}  // namespace
+
+std::optional<std::string> loose_permissions(const std::string& path, const struct stat& st) {
+  const mode_t allowed = is_systemd_credential(path) ? 0070 : 0;  // a credential's group bits are systemd's ACL
+  if ((st.st_mode & 077 & ~allowed) == 0) return std::nullopt;
+  return "has mode " + octal_mode(st.st_mode) + "; only its owner may read it (chmod 600 " + path + ")";
+}
+
+}  // namespace zshare
