@@ -64,7 +64,8 @@ def main():
     scratch = tempfile.mkdtemp(prefix="zshare-examples-config-")
     try:
         configs = {"broker/zshare-broker": "broker.toml", "rpclog/zshare-rpclog": "rpclog.toml",
-                   "timesvc/zshare-timesvc": "timesvc.toml", "peer/zshare-peer": "peer.toml"}
+                   "timesvc/zshare-timesvc": "timesvc.toml", "peer/zshare-peer": "peer.toml",
+                   "relay/zshare-relay": "relay.toml"}
         for binary, config in configs.items():
             done = subprocess.run([os.path.join(args.bin_dir, binary), "--config",
                                    os.path.join(args.examples, "config", config), "--help"],

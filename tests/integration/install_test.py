@@ -17,6 +17,11 @@ import tempfile
 
 PROGRAMS = ["zshare-broker", "zshare-peer", "zshare-timesvc", "zshare-rpclog", "zshare-events", "zshare-relay",
             "zshare-harness"]
+# The units of examples/systemd and the example configs, by name: a file that goes missing from the source tree
+# fails here too, not only one that fails to install.
+UNITS = ["zshare-broker.service", "zshare-peer-serve@.service", "zshare-relay.service", "zshare-rpclog.service",
+         "zshare-timesvc.service"]
+CONFIGS = ["broker.toml", "peer.toml", "relay.toml", "rpclog.toml", "timesvc.toml"]
 PASSED = []
 
 
@@ -207,8 +212,11 @@ def main():
     completion = os.path.join(datadir, "bash-completion/completions/zshare-peer")
 
     expected = {os.path.join(bindir, p) for p in PROGRAMS}
-    expected |= {os.path.join("lib/systemd/system", n)
-                 for n in sources(os.path.join(src, "examples/systemd"), lambda n: n.endswith(".service"))}
+    units = sources(os.path.join(src, "examples/systemd"), lambda n: n.endswith(".service"))
+    check(units == sorted(UNITS), "examples/systemd holds the units %s: %s" % (UNITS, units))
+    configs = sources(os.path.join(src, "examples/config"))
+    check(configs == sorted(CONFIGS), "examples/config holds the configs %s: %s" % (CONFIGS, configs))
+    expected |= {os.path.join("lib/systemd/system", n) for n in units}
     for sub in ("config", "scenarios"):
         expected |= {os.path.join(docdir, "examples", sub, n) for n in sources(os.path.join(src, "examples", sub))}
     expected |= {os.path.join(datadir, "zshare/schemas", n) for n in sources(os.path.join(src, "schemas"))}

@@ -20,6 +20,10 @@ import tempfile
 
 PROGRAMS = ["zshare-broker", "zshare-peer", "zshare-timesvc", "zshare-rpclog", "zshare-events", "zshare-relay",
             "zshare-harness"]
+# The units of examples/systemd (each a program's service; the peer's a template) and the example configs.
+UNITS = ["zshare-broker.service", "zshare-rpclog.service", "zshare-timesvc.service", "zshare-relay.service",
+         "zshare-peer-serve@.service"]
+CONFIGS = ["broker.toml", "peer.toml", "relay.toml", "rpclog.toml", "timesvc.toml"]
 GOOD_EXPOSURE = ("OK", "SAFE", "PERFECT")  # systemd-analyze's words below "MEDIUM"
 # Commands a maintainer script could change users or services with; each is a recording stub on PATH.
 STUBS = ["adduser", "addgroup", "useradd", "groupadd", "deluser", "delgroup", "userdel", "groupdel", "usermod",
@@ -136,8 +140,8 @@ def unit_lines(path, key):
 def check_units(root, source_dir):
     unitdir = os.path.join(root, "usr/lib/systemd/system")
     sources = sorted(n for n in os.listdir(os.path.join(source_dir, "examples/systemd")) if n.endswith(".service"))
-    check("zshare-peer-serve@.service" in sources and len(sources) == 4,
-          "examples/systemd has the broker, rpclog, timesvc and peer-serve units: %s" % sources)
+    check(sources == sorted(UNITS), "examples/systemd has the broker, rpclog, timesvc, relay and peer-serve units: %s"
+          % sources)
     check(sorted(os.listdir(unitdir)) == sources, "/usr/lib/systemd/system holds every unit of examples/systemd")
     check(not os.path.exists(os.path.join(root, "etc")), "the package enables nothing (no /etc/systemd links)")
     for name in sources:
@@ -154,9 +158,13 @@ def check_units(root, source_dir):
         check(not [h for h in HARDENING if h not in lines], "%s sets every hardening line of issue 14; missing: %s"
               % (name, [h for h in HARDENING if h not in lines]))
         families = unit_lines(path, "RestrictAddressFamilies")
-        check(len(families) == 1 and {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(families[0].split())
-              <= {"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"},
-              "%s allows Internet and local sockets (and netlink: libzmq's getifaddrs) only: %s" % (name, families))
+        if name == "zshare-relay.service":  # no libzmq, no local socket: TCP only
+            check(families == ["AF_INET AF_INET6"], "%s allows Internet sockets only: %s" % (name, families))
+        else:
+            check(len(families) == 1 and {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(families[0].split())
+                  <= {"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"},
+                  "%s allows Internet and local sockets (and netlink: libzmq's getifaddrs) only: %s"
+                  % (name, families))
         check("WantedBy=multi-user.target" in open(path, encoding="utf-8").read(),
               "%s can be enabled (WantedBy=multi-user.target)" % name)
     state = {n: unit_lines(os.path.join(unitdir, n), "StateDirectory") for n in sources}
@@ -165,8 +173,19 @@ def check_units(root, source_dir):
           "a peer's keys live in its StateDirectory, /var/lib/zshare/peer-NAME")
     check(unit_lines(os.path.join(unitdir, "zshare-rpclog.service"), "LogsDirectory") == ["zshare"],
           "the logger's LogsDirectory is /var/log/zshare")
+    check(state["zshare-relay.service"] == [], "the relay keeps no state (no StateDirectory)")
+    # Secrets reach their service as credentials: /etc/zshare keeps the root-owned 0600 files.
+    for name, credential, option in (("zshare-broker.service", "broker.key", "--key"),
+                                     ("zshare-relay.service", "relay.secret", "--secret-file")):
+        path = os.path.join(unitdir, name)
+        check(unit_lines(path, "LoadCredential") == ["%s:/etc/zshare/%s" % (credential, credential)],
+              "%s loads /etc/zshare/%s as the credential %s" % (name, credential, credential))
+        check(("%s ${CREDENTIALS_DIRECTORY}/%s" % (option, credential)) in unit_lines(path, "ExecStart")[0],
+              "%s hands the credential to %s" % (name, option))
     # The example configs write where the units let them (ProtectSystem=strict leaves only these writable).
     configs = os.path.join(root, "usr/share/doc/zshare/examples/config")
+    check(sorted(os.listdir(configs)) == sorted(CONFIGS), "the example configs are %s: %s"
+          % (CONFIGS, sorted(os.listdir(configs))))
     broker_toml = open(os.path.join(configs, "broker.toml"), encoding="utf-8").read()
     rpclog_toml = open(os.path.join(configs, "rpclog.toml"), encoding="utf-8").read()
     check(re.search(r'^db = "/var/lib/zshare/[^/"]+"', broker_toml, re.M) is not None,
@@ -255,8 +274,7 @@ class Scripts:
 
 def check_maintainer_scripts(deb, tmp):
     s = Scripts(deb, tmp)
-    units = ["zshare-broker.service", "zshare-rpclog.service", "zshare-timesvc.service",
-             "zshare-peer-serve@.service"]
+    units = UNITS
 
     calls = s.run("postinst", ["configure"])  # a first install, systemd running
     adduser = [c for c in calls if c[0] in ("adduser", "useradd", "addgroup", "groupadd", "systemd-sysusers")]
@@ -288,7 +306,7 @@ def check_maintainer_scripts(deb, tmp):
     calls = s.run("prerm", ["remove"])
     stops = [c for c in calls if c[0] == "systemctl"]
     check(len(stops) == 1 and stops[0][1:3] == ["--system", "stop"]
-          and {"zshare-broker.service", "zshare-rpclog.service", "zshare-timesvc.service",
+          and {"zshare-broker.service", "zshare-rpclog.service", "zshare-timesvc.service", "zshare-relay.service",
                "zshare-peer-serve@*.service"} <= set(stops[0]),
           "prerm remove stops every service and instance: %s" % calls)
     check(s.run("prerm", ["upgrade", "0.1.0"]) == [], "prerm upgrade leaves the services running")
