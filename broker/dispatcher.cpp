@@ -7,6 +7,7 @@
 #include "common/relay_token.hpp"
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <algorithm>
 #include <array>
@@ -17,6 +18,22 @@ namespace zshare::broker {
 
 namespace p = zshare::protocol;
 namespace st = zshare::protocol::status;
+namespace op = zshare::protocol::op;
+
+namespace {
+
+// What a replacing CONNECT writes as the old session's end: the peer.disconnected reason and the log's args.
+constexpr std::string_view kReplacedReason = "replaced by a new session";
+
+// The catalogue's "mutation": its reply is kept for retried ids, its change logged.
+constexpr bool is_mutation(std::string_view name) {
+  for (std::string_view m : op::kMutations) {
+    if (m == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 MapWriter reply_header(std::string_view id, std::string_view status) {
   MapWriter w;
@@ -55,21 +72,23 @@ void Dispatcher::log_at(std::string_view ts, bool ts_local, std::string_view op,
 
 const Dispatcher::Op* Dispatcher::find_op(std::string_view name) {
   static const std::array<Op, 14> ops = {{
-      {"REGISTER", &Dispatcher::on_register, true},
-      {"UNREGISTER", &Dispatcher::on_unregister, true},
-      {"CONNECT", &Dispatcher::on_connect, true},
-      {"DISCONNECT", &Dispatcher::on_disconnect, true},
-      {"PUBLISH", &Dispatcher::on_publish, true},
-      {"DELETE", &Dispatcher::on_delete, true},
-      {"LIST_USERS", &Dispatcher::on_list_users, false},
-      {"LIST_CONTENT", &Dispatcher::on_list_content, false},
-      {"SEARCH", &Dispatcher::on_search, false},
-      {"LOOKUP", &Dispatcher::on_lookup, false},
-      {"STATS", &Dispatcher::on_stats, false},
-      {"SNAPSHOT", &Dispatcher::on_snapshot, false},
-      {"HEARTBEAT", &Dispatcher::on_heartbeat, false},
-      {"DIAL", &Dispatcher::on_dial, false},
+      {op::kRegister, &Dispatcher::on_register},
+      {op::kUnregister, &Dispatcher::on_unregister},
+      {op::kConnect, &Dispatcher::on_connect},
+      {op::kDisconnect, &Dispatcher::on_disconnect},
+      {op::kPublish, &Dispatcher::on_publish},
+      {op::kDelete, &Dispatcher::on_delete},
+      {op::kListUsers, &Dispatcher::on_list_users},
+      {op::kListContent, &Dispatcher::on_list_content},
+      {op::kSearch, &Dispatcher::on_search},
+      {op::kLookup, &Dispatcher::on_lookup},
+      {op::kStats, &Dispatcher::on_stats},
+      {op::kSnapshot, &Dispatcher::on_snapshot},
+      {op::kHeartbeat, &Dispatcher::on_heartbeat},
+      {op::kDial, &Dispatcher::on_dial},
   }};
+  static_assert(std::tuple_size<decltype(ops)>::value == op::kAll.size(),
+                "schemas/catalogue.json names an op this table has no handler for");
   for (const auto& op : ops) {
     if (op.name == name) return &op;
   }
@@ -127,8 +146,9 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
 
     // Retried ids are answered from the cache per sender: another key reusing an id gets its own answer.
     // A Z85 key is 40 characters without spaces, so "key id" cannot collide with another key's ids.
+    const bool mutation = is_mutation(op->name);
     std::string cache_key;
-    if (op->mutation) {
+    if (mutation) {
       cache_key = client_key.empty() ? id : std::string(client_key) + " " + id;
       if (auto cached = replies_.find(cache_key)) {
         ++stats_.retries_answered;
@@ -136,7 +156,7 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
       }
     }
     std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local, client_key, peer_address}, events);
-    if (op->mutation) {
+    if (mutation) {
       store_.put_reply(cache_key, reply);
       replies_.put(cache_key, reply);
       ++stats_.mutations;
@@ -211,7 +231,7 @@ std::string Dispatcher::on_register(const Request& r, std::vector<Event>& events
   }
   index_.add_user(std::string(name), std::string(r.client_key));
   store_.insert_user(name, r.client_key, r.ts);
-  log(r, "REGISTER", name, r.client_key.empty() ? std::string() : "key=" + std::string(r.client_key));
+  log(r, op::kRegister, name, r.client_key.empty() ? std::string() : "key=" + std::string(r.client_key));
   auto ev = event(r, name);
   ev.put("key", r.client_key);
   emit(events, "user.registered", ev);
@@ -227,7 +247,7 @@ std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& even
   const std::uint64_t removed = index_.remove_user(user);  // ends its session too: user.unregistered says so
   end_session(user);
   store_.delete_user(name);
-  log(r, "UNREGISTER", name, "files_removed=" + std::to_string(removed));
+  log(r, op::kUnregister, name, "files_removed=" + std::to_string(removed));
   auto ev = event(r, name);
   ev.put("files_removed", removed);
   emit(events, "user.unregistered", ev);
@@ -246,17 +266,24 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
   std::string failure;
   const UserId user = existing_user(name, false, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
-  if (index_.user(user).connected) {
-    return failure_reply(r.id, st::kUserAlreadyConnected, "user '" + std::string(name) + "' is already connected");
+  const bool replacing = index_.user(user).connected;
+  if (replacing) {
+    // Under CurveZMQ the key that owns the user proves the sender is that user: a peer restarted after a crash
+    // takes its session back at once instead of waiting for the old one to time out. Without a key to prove it
+    // (--plaintext, or a user registered without one) the session in place stays.
+    if (r.client_key.empty() || index_.user(user).key != r.client_key) {
+      return failure_reply(r.id, st::kUserAlreadyConnected, "user '" + std::string(name) + "' is already connected");
+    }
+    close_session(user, r.ts, r.ts_local, kReplacedReason, kReplacedReason, events);
   }
   index_.connect(user, std::string(endpoint));
   if (heartbeat_ms) liveness_.track(user, *heartbeat_ms, now_ms());
   if (options_.probe) options_.probe(name, endpoint);
-  log(r, "CONNECT", name, endpoint);
+  log(r, op::kConnect, name, endpoint);
   auto ev = event(r, name);
   ev.put("endpoint", endpoint).put("key", index_.user(user).key);
   emit(events, "peer.connected", ev);
-  return reply_header(r.id, st::kOk).finish();
+  return reply_header(r.id, st::kOk).put("replaced", replacing).finish();
 }
 
 std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& events) {
@@ -265,13 +292,20 @@ std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& even
   std::string failure;
   const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
+  close_session(user, r.ts, r.ts_local, "requested", "", events);
+  return reply_header(r.id, st::kOk).finish();
+}
+
+// Every end of a session: the index, its liveness and waiting dials, one log record and one peer.disconnected.
+void Dispatcher::close_session(UserId user, std::string_view ts, bool ts_local, std::string_view reason,
+                               std::string_view log_args, std::vector<Event>& events) {
+  const std::string name = index_.user(user).name;
   index_.disconnect(user);
   end_session(user);
-  log(r, "DISCONNECT", name, "");
-  auto ev = event(r, name);
-  ev.put("reason", "requested");
+  log_at(ts, ts_local, op::kDisconnect, name, log_args);
+  auto ev = event_at(ts, name);
+  ev.put("reason", reason);
   emit(events, "peer.disconnected", ev);
-  return reply_header(r.id, st::kOk).finish();
 }
 
 std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events) {
@@ -305,7 +339,7 @@ std::string Dispatcher::on_publish(const Request& r, std::vector<Event>& events)
                              std::to_string(index_.user(f.user).files.size()) + " files, this broker's limit per user");
   }
   store_.insert_file(name, f, r.ts);
-  log(r, "PUBLISH", name, f.name + " " + std::to_string(f.size) + " " + to_hex(f.cid));
+  log(r, op::kPublish, name, f.name + " " + std::to_string(f.size) + " " + to_hex(f.cid));
   auto ev = event(r, name);
   ev.put("name", f.name).put("description", f.description).put("size", f.size).put("cid", to_hex(f.cid));
   ev.put("chunk_size", f.chunk_size);
@@ -330,7 +364,7 @@ std::string Dispatcher::on_delete(const Request& r, std::vector<Event>& events) 
   auto ev = event(r, name);
   ev.put("name", file_name).put("cid", to_hex(index_.file(*file).cid));
   store_.delete_file(name, file_name);
-  log(r, "DELETE", name, file_name);
+  log(r, op::kDelete, name, file_name);
   index_.remove_file(*file);
   emit(events, "file.deleted", ev);
   return reply_header(r.id, st::kOk).finish();
@@ -367,7 +401,7 @@ std::string Dispatcher::on_search(const Request& r, std::vector<Event>&) {
   if (q) {
     if (!is_valid_utf8(*q)) throw BadRequest("field 'q' must be UTF-8");
     words = keywords(*q);
-    if (words.empty() && !cid_hex) throw BadRequest("field 'q' has no keywords (letters or digits)");
+    if (words.empty()) throw BadRequest("field 'q' has no keywords (letters or digits); leave it out to search by cid");
     if (words.size() > 16) throw BadRequest("field 'q' has more than 16 keywords");
   }
   std::optional<Hash> cid;
@@ -526,13 +560,7 @@ std::size_t Dispatcher::expire_silent_sessions(std::vector<Event>& events) {
   const std::string ts = now_iso8601_utc();
   for (UserId user : late) {
     end_session(user);
-    if (!index_.user(user).connected) continue;
-    const std::string name = index_.user(user).name;
-    index_.disconnect(user);
-    log_at(ts, true, "DISCONNECT", name, "heartbeat timeout");
-    auto ev = event_at(ts, name);
-    ev.put("reason", "heartbeat timeout");
-    emit(events, "peer.disconnected", ev);
+    if (index_.user(user).connected) close_session(user, ts, true, "heartbeat timeout", "heartbeat timeout", events);
   }
   return late.size();
 }

@@ -83,7 +83,6 @@ class Dispatcher {
   struct Op {
     std::string_view name;
     Handler handler;
-    bool mutation;
   };
   static const Op* find_op(std::string_view name);
 
@@ -103,6 +102,10 @@ class Dispatcher {
   std::string on_dial(const Request& r, std::vector<Event>& events);
   std::string callback_of(const Request& r) const;
   void end_session(UserId user);  // forgets its liveness and its waiting dials
+  // Ends `user`'s session (DISCONNECT, a heartbeat timeout, a replacing CONNECT): the index and end_session(), one
+  // log record (DISCONNECT with `log_args`) and one peer.disconnected event saying `reason`, both stamped `ts`.
+  void close_session(UserId user, std::string_view ts, bool ts_local, std::string_view reason,
+                     std::string_view log_args, std::vector<Event>& events);
 
   // Who may act on a user: anyone (reads), or only the key that registered it (every change to it).
   enum class Access { kAnyone, kOwner };

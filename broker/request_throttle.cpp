@@ -6,6 +6,7 @@
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 #include "common/validate.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <cmath>
 
@@ -36,7 +37,7 @@ std::optional<std::string> RequestThrottle::refuse(std::string_view identity, st
       limits.bin = p::kMaxMessageBytes;
       Message msg = Message::decode(body.data(), body.size(), limits);
       MapView root = msg.root();
-      if (root.opt_str("op", p::kMaxOpBytes) == std::optional<std::string_view>("HEARTBEAT")) return std::nullopt;
+      if (root.opt_str("op", p::kMaxOpBytes) == std::optional<std::string_view>(p::op::kHeartbeat)) return std::nullopt;
       if (const auto* raw = root.find("id"); raw && raw->type == msgpack::type::STR && raw->via.str.size >= 1 &&
                                              raw->via.str.size <= p::kMaxIdBytes &&
                                              is_valid_utf8({raw->via.str.ptr, raw->via.str.size})) {

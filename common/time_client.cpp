@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/timestamp.hpp"
+#include "common/validate.hpp"
 #include "ztcliZshareTimeProxy.h"
 
 namespace zshare {
@@ -20,12 +21,6 @@ int soap_timeout(std::chrono::milliseconds ms) {
   if (us < 1000) us = 1000;
   if (us > 2'000'000'000) us = 2'000'000'000;
   return -static_cast<int>(us);
-}
-
-bool looks_like_iso8601_ms(const std::string& s) {
-  // YYYY-MM-DDTHH:MM:SS.mmmZ
-  return s.size() == 24 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' &&
-         s[19] == '.' && s[23] == 'Z';
 }
 
 Stamp local_stamp() {
@@ -66,7 +61,7 @@ struct TimeClient::Impl {
       proxy.destroy();
       rc = proxy.now(url.c_str(), nullptr, response);
     }
-    bool ok = rc == SOAP_OK && looks_like_iso8601_ms(response.iso8601) && response.epochMs > 0;
+    bool ok = rc == SOAP_OK && is_valid_timestamp(response.iso8601) && response.epochMs > 0;
     if (ok) {
       out.iso8601 = response.iso8601;
       out.epoch_ms = response.epochMs;

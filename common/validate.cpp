@@ -66,14 +66,37 @@ void check_description(std::string_view s) {
   }
 }
 
+namespace {
+
+// The value of the `n` decimal digits at s[at, at + n), or -1 when one of them is not a digit.
+int digits_at(std::string_view s, std::size_t at, std::size_t n) {
+  int v = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+// A TCP port as an endpoint ends: 1-5 digits, 1 to 65535.
+bool is_port(std::string_view s) {
+  const int port = s.empty() || s.size() > 5 ? -1 : digits_at(s, 0, s.size());
+  return port >= 1 && port <= 65535;
+}
+
+}  // namespace
+
 void check_endpoint(std::string_view s) {
   // Control bytes (NUL above all: ZeroMQ would dial the endpoint cut short at it) and spaces are never part of one.
   const bool plain = std::none_of(s.begin(), s.end(), [](char c) {
     return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
   });
-  if (s.size() > protocol::kMaxEndpointBytes || s.rfind("tcp://", 0) != 0 || s.size() <= 6 ||
-      s.find(':', 6) == std::string_view::npos || !is_valid_utf8(s) || !plain) {
-    throw BadRequest("endpoint must look like tcp://HOST:PORT (at most 255 bytes, no spaces or control characters)");
+  const auto colon = s.rfind(':');  // the port's: an IPv6 host's own colons come before it, in brackets
+  const bool host_and_port = s.rfind("tcp://", 0) == 0 && colon != std::string_view::npos && colon > 6 &&
+                             is_port(s.substr(colon + 1));
+  if (s.size() > protocol::kMaxEndpointBytes || !host_and_port || !is_valid_utf8(s) || !plain) {
+    throw BadRequest("endpoint must look like tcp://HOST:PORT, PORT from 1 to 65535 (at most 255 bytes, no spaces "
+                     "or control characters)");
   }
 }
 
@@ -87,13 +110,28 @@ void check_chunk_size(std::uint64_t n) {
   }
 }
 
-void check_timestamp(std::string_view s) {
-  bool ok = !s.empty() && s.size() <= protocol::kMaxTimestampBytes;
-  for (char c : s) {
-    ok = ok && ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == ':' ||
-                c == '+' || c == '-');
+bool is_valid_timestamp(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS.mmmZ: common/timestamp.hpp's form, which every zshare client and the time service send.
+  if (s.size() != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' ||
+      s[23] != 'Z') {
+    return false;
   }
-  if (!ok) throw BadRequest("field 'ts' must be an ISO 8601 time: 1-64 characters of 0-9 A-Z a-z . : + -");
+  const int year = digits_at(s, 0, 4), month = digits_at(s, 5, 2), day = digits_at(s, 8, 2);
+  const int hour = digits_at(s, 11, 2), minute = digits_at(s, 14, 2), second = digits_at(s, 17, 2);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
+      second < 0 || second > 59 || digits_at(s, 20, 3) < 0) {
+    return false;
+  }
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return day <= kDays[month - 1] + (month == 2 && leap ? 1 : 0);
+}
+
+void check_timestamp(std::string_view s) {
+  if (!is_valid_timestamp(s)) {
+    throw BadRequest("field 'ts' must be an ISO 8601 UTC time with milliseconds, YYYY-MM-DDTHH:MM:SS.mmmZ "
+                     "(e.g. 2026-11-22T09:30:00.000Z)");
+  }
 }
 
 bool try_parse_hash(std::string_view hex, Hash& out) {

@@ -1,4 +1,4 @@
-// validate.hpp: the protocol's rules for names, descriptions, hashes and endpoints (schemas/protocol.md).
+// validate.hpp: the protocol's rules for names, descriptions, hashes, endpoints and timestamps (schemas/protocol.md).
 // Each check_* throws BadRequest naming the field and the rule; is_* only answers.
 #pragma once
 
@@ -18,10 +18,11 @@ bool is_valid_file_name(std::string_view s);
 void check_user(std::string_view s);
 void check_file_name(std::string_view s);
 void check_description(std::string_view s);
-void check_endpoint(std::string_view s);
+void check_endpoint(std::string_view s);  // tcp://HOST:PORT, PORT from 1 to 65535
 void check_chunk_size(std::uint64_t n);
 bool valid_chunk_size(std::uint64_t n);  // a power of two from 16 KiB to 16 MiB
-void check_timestamp(std::string_view s);  // 1-64 characters of 0-9 A-Z a-z . : + -
+bool is_valid_timestamp(std::string_view s);  // YYYY-MM-DDTHH:MM:SS.mmmZ, a real date and time of day (UTC)
+void check_timestamp(std::string_view s);
 
 // 64 lowercase hex digits <-> 32 bytes. parse_hash throws BadRequest naming `field`.
 Hash parse_hash(std::string_view hex, std::string_view field);

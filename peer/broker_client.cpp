@@ -5,6 +5,7 @@
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 #include "common/timestamp.hpp"
+#include "zshare/protocol_ops.hpp"
 
 namespace zshare::peer {
 
@@ -18,7 +19,7 @@ BrokerClient::BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chron
       timeout_(timeout),
       ids_(RequestIds::random()) {}
 
-std::string BrokerClient::begin(MapWriter& request, const char* op) {
+std::string BrokerClient::begin(MapWriter& request, std::string_view op) {
   std::string id = ids_.next();
   if (clock_) {
     const Stamp stamp = clock_->now();
@@ -54,14 +55,14 @@ BrokerReply BrokerClient::call(const MapWriter& request, const std::string& id) 
 
 BrokerReply BrokerClient::register_user(const std::string& user) {
   MapWriter w;
-  auto id = begin(w, "REGISTER");
+  auto id = begin(w, protocol::op::kRegister);
   w.put("user", user);
   return call(w, id);
 }
 
 BrokerReply BrokerClient::unregister_user(const std::string& user) {
   MapWriter w;
-  auto id = begin(w, "UNREGISTER");
+  auto id = begin(w, protocol::op::kUnregister);
   w.put("user", user);
   return call(w, id);
 }
@@ -69,7 +70,7 @@ BrokerReply BrokerClient::unregister_user(const std::string& user) {
 BrokerReply BrokerClient::connect(const std::string& user, const std::string& endpoint,
                                   std::optional<std::uint64_t> heartbeat_ms) {
   MapWriter w;
-  auto id = begin(w, "CONNECT");
+  auto id = begin(w, protocol::op::kConnect);
   w.put("user", user).put("endpoint", endpoint);
   if (heartbeat_ms) w.put("heartbeat_ms", *heartbeat_ms);
   return call(w, id);
@@ -77,14 +78,14 @@ BrokerReply BrokerClient::connect(const std::string& user, const std::string& en
 
 BrokerReply BrokerClient::heartbeat(const std::string& user) {
   MapWriter w;
-  auto id = begin(w, "HEARTBEAT");
+  auto id = begin(w, protocol::op::kHeartbeat);
   w.put("user", user);
   return call(w, id);
 }
 
 BrokerReply BrokerClient::dial(const std::string& user, std::uint16_t callback_port) {
   MapWriter w;
-  auto id = begin(w, "DIAL");
+  auto id = begin(w, protocol::op::kDial);
   w.put("user", user);
   if (callback_port) w.put("callback_port", std::uint64_t{callback_port});
   return call(w, id);
@@ -92,14 +93,14 @@ BrokerReply BrokerClient::dial(const std::string& user, std::uint16_t callback_p
 
 BrokerReply BrokerClient::disconnect(const std::string& user) {
   MapWriter w;
-  auto id = begin(w, "DISCONNECT");
+  auto id = begin(w, protocol::op::kDisconnect);
   w.put("user", user);
   return call(w, id);
 }
 
 BrokerReply BrokerClient::publish(const PublishRequest& r) {
   MapWriter w;
-  auto id = begin(w, "PUBLISH");
+  auto id = begin(w, protocol::op::kPublish);
   w.put("user", r.user)
       .put("name", r.name)
       .put("description", r.description)
@@ -111,27 +112,27 @@ BrokerReply BrokerClient::publish(const PublishRequest& r) {
 
 BrokerReply BrokerClient::delete_file(const std::string& user, const std::string& name) {
   MapWriter w;
-  auto id = begin(w, "DELETE");
+  auto id = begin(w, protocol::op::kDelete);
   w.put("user", user).put("name", name);
   return call(w, id);
 }
 
 BrokerReply BrokerClient::list_users() {
   MapWriter w;
-  auto id = begin(w, "LIST_USERS");
+  auto id = begin(w, protocol::op::kListUsers);
   return call(w, id);
 }
 
 BrokerReply BrokerClient::list_content(const std::string& user) {
   MapWriter w;
-  auto id = begin(w, "LIST_CONTENT");
+  auto id = begin(w, protocol::op::kListContent);
   w.put("user", user);
   return call(w, id);
 }
 
 BrokerReply BrokerClient::search(const SearchRequest& r) {
   MapWriter w;
-  auto id = begin(w, "SEARCH");
+  auto id = begin(w, protocol::op::kSearch);
   if (r.q) w.put("q", *r.q);
   if (r.cid) w.put("cid", *r.cid);
   if (r.limit) w.put("limit", *r.limit);
@@ -142,7 +143,7 @@ BrokerReply BrokerClient::search(const SearchRequest& r) {
 
 BrokerReply BrokerClient::lookup(const std::string& user, const std::string& name) {
   MapWriter w;
-  auto id = begin(w, "LOOKUP");
+  auto id = begin(w, protocol::op::kLookup);
   w.put("user", user).put("name", name);
   return call(w, id);
 }

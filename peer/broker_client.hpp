@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace zshare {
 class MapWriter;
@@ -86,7 +87,7 @@ class BrokerClient {
 
  private:
   // Starts a request map with the header fields; returns the id it carries.
-  std::string begin(MapWriter& request, const char* op);
+  std::string begin(MapWriter& request, std::string_view op);
   BrokerReply call(const MapWriter& request, const std::string& id);
 
   curve::LinkSecurity security_;

@@ -9,6 +9,7 @@
 #include "common/protocol.hpp"
 #include "common/transfer_protocol.hpp"
 #include "peer/manifest_fetch.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -178,7 +179,7 @@ void DownloadSession::top_up() {
       auto index = scheduler_->assign(k, live_count() > 1);
       if (!index) continue;  // nothing for this one (what is left avoids it): perhaps for the next
       const auto id = next_id_++;
-      if (!link.send(transfer_request("CHUNK", id, plan_.cid, plan_.chunk_size, "index", *index))) {
+      if (!link.send(transfer_request(transfer::op::kChunk, id, plan_.cid, plan_.chunk_size, "index", *index))) {
         scheduler_->release(k, *index, Outcome::kLost);
         continue;
       }

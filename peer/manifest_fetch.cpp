@@ -7,6 +7,7 @@
 #include "common/content_hash.hpp"
 #include "common/protocol.hpp"
 #include "common/transfer_protocol.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -65,7 +66,7 @@ std::string rest_of_layer(SourceLink& link, const LayerRequest& want, std::uint6
                           const std::function<bool()>& stopped) {
   while (got.size() < want.chunks) {
     const auto id = next_id++;
-    link.send(transfer_request("MANIFEST", id, want.cid, want.chunk_size, "first", got.size()));
+    link.send(transfer_request(transfer::op::kManifest, id, want.cid, want.chunk_size, "first", got.size()));
     auto frames = next_reply(link, want.timeout, stopped);
     if (!frames) return stopped() ? "interrupted" : link.silence("did not answer MANIFEST");
     if (auto why = read_page(frames->front(), id, want, got); !why.empty()) return why;
@@ -81,7 +82,7 @@ std::vector<Hash> fetch_chunk_layer(std::vector<std::unique_ptr<SourceLink>>& li
   for (std::size_t k = 0; k < links.size(); ++k) {
     if (!links[k]->alive()) continue;
     asked[k] = next_id++;
-    links[k]->send(transfer_request("MANIFEST", asked[k], want.cid, want.chunk_size, "first", 0));
+    links[k]->send(transfer_request(transfer::op::kManifest, asked[k], want.cid, want.chunk_size, "first", 0));
   }
   // The deadline is for the first pages; one source's slow later pages do not spend it for the others: once it
   // has passed, what every other source has answered meanwhile is still read (one look without waiting).

@@ -11,6 +11,7 @@
 #include "common/transfer_protocol.hpp"
 #include "common/validate.hpp"
 #include "peer/file_identity.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -307,7 +308,7 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
     if (req.has("path") || req.has("name")) {
       throw BadRequest("content is named by content id only; paths and names are refused");
     }
-    if (op != "MANIFEST" && op != "CHUNK") throw BadRequest("unknown op '" + op + "'");
+    if (op != transfer::op::kManifest && op != transfer::op::kChunk) throw BadRequest("unknown op '" + op + "'");
     const Hash cid = parse_hash(req.str("cid", 64), "cid");
     auto content = catalog_.find(cid);
     if (!content) {
@@ -331,7 +332,7 @@ void Seeder::serve(std::vector<zmq::message_t>& frames) {
       reply(envelope, failure(op, id, refusal->status, refusal->sentence));
       return true;
     };
-    if (op == "MANIFEST") {
+    if (op == transfer::op::kManifest) {
       const std::uint64_t first = req.opt_uint("first").value_or(0);
       if (first > chunks) throw BadRequest("field 'first' is past the last chunk");
       if (refused_as_changed()) return;  // the layer comes from memory, but a gone file is said at once

@@ -3,13 +3,12 @@
 // change. The share is a flat folder of regular files; what is skipped and why is share_folder.hpp's rule.
 #include "peer/serve_command.hpp"
 
-#include "common/codec.hpp"
 #include "common/protocol.hpp"
-#include "common/transfer_protocol.hpp"
 #include "common/zap_handler.hpp"
 #include "peer/broker_commands.hpp"
 #include "peer/content_catalog.hpp"
 #include "peer/hash_cache.hpp"
+#include "peer/live_session.hpp"
 #include "peer/session_keeper.hpp"
 #include "peer/share_sync.hpp"
 
@@ -48,42 +47,6 @@ void follow_share(ShareWatcher& watcher, ShareSync& share, BrokerClient& broker,
   }
 }
 
-// The endpoint of `user`'s current session when a seeder answers there with the key the broker lists for the
-// user: another serve of this user is running, and taking its session over would make the two fight. nullopt
-// when the session is a leftover (nobody answers within a second).
-std::optional<std::string> live_session_endpoint(zmq::context_t& ctx, BrokerClient& broker, const std::string& user,
-                                                 const curve::LinkSecurity& security) {
-  std::string endpoint, key;
-  try {
-    BrokerReply listed = broker.list_users();
-    for (const auto& u : listed.fields.value("users", nlohmann::json::array())) {
-      if (u.value("user", "") == user) {
-        endpoint = u.value("endpoint", "");
-        key = u.value("key", "");
-      }
-    }
-  } catch (const std::exception&) {
-    return std::nullopt;  // the broker will say what is wrong at the CONNECT that follows
-  }
-  if (endpoint.empty() || (!security.plaintext && !curve::is_z85_key(key))) return std::nullopt;
-  zmq::socket_t probe(ctx, zmq::socket_type::dealer);
-  probe.set(zmq::sockopt::linger, 0);
-  probe.set(zmq::sockopt::maxmsgsize, transfer::kSocketMaxMessageBytes);
-  security.dial(probe, key);
-  try {
-    probe.connect(endpoint);
-  } catch (const zmq::error_t&) {
-    return std::nullopt;
-  }
-  MapWriter w;  // any well-formed request: a seeder answers it, FILE NOT EXIST or otherwise
-  w.put("v", transfer::kVersion).put("op", "MANIFEST").put("id", std::uint64_t{1}).put("cid", std::string(64, '0'));
-  probe.send(zmq::buffer(w.finish()), zmq::send_flags::dontwait);
-  zmq::pollitem_t items[] = {{probe.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 1, std::chrono::milliseconds(1000));
-  if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
-  return endpoint;
-}
-
 }  // namespace
 
 int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions& o, const std::atomic<bool>& stop,
@@ -107,6 +70,12 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
     printer.print(reg);
     return exit_code(reg);
   }
+  // Asked before CONNECT, which under CurveZMQ would take the session from a live serve of the same key; and before
+  // the seeder binds, which could be on the very endpoint the leftover session of a killed run advertises.
+  if (auto refused = refuse_live_session(ctx, broker, "SERVE", o.user)) {
+    printer.print(*refused);
+    return exit_code(*refused);
+  }
 
   ContentCatalog catalog;
   // With CurveZMQ, a ZAP handler names each downloader by its public key (User-Id) in the upload lines. It must
@@ -128,16 +97,14 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   std::optional<std::uint64_t> beat;  // none: no heartbeat promised, no self-recovery
   if (o.heartbeat.count() > 0) beat = static_cast<std::uint64_t>(o.heartbeat.count());
   CommandResult conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint, beat); });
-  if (conn.status == status::kUserAlreadyConnected) {  // a session left behind by an earlier run, or a live one?
-    if (auto live = live_session_endpoint(ctx, broker, o.user, o.seeder.security)) {
-      printer.print(CommandResult::local(
-          "SERVE", Outcome::kRefused, status::kUserAlreadyConnected,
-          o.user + " is already served from " + *live + " by another running `zshare-peer serve` (its seeder "
-          "answers); stop that one first, or serve as another user"));
-      return 1;
-    }
+  if (conn.status == status::kUserAlreadyConnected) {
+    // A leftover session (nobody answered for it) that the broker keeps: over --plaintext no key proves we are
+    // its user. End it and connect.
     ask_broker("DISCONNECT", broker, [&] { return broker.disconnect(o.user); });
     conn = ask_broker("CONNECT", broker, [&] { return broker.connect(o.user, endpoint, beat); });
+  }
+  if (conn.ok() && conn.fields.value("replaced", false)) {
+    log("serve: " + o.user + " took over the session an earlier run left behind (nothing answered for it)");
   }
   if (!conn.ok()) {
     printer.print(conn);

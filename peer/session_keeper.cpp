@@ -63,7 +63,8 @@ void SessionKeeper::run() {
         continue;
       }
       if (beat.status != status::kUserNotConnected && beat.status != status::kUserDoesNotExist) continue;
-      // The session is gone: the broker restarted (sessions come back offline) or expired us.
+      // The session is gone: the broker restarted (sessions come back offline) or expired us. CONNECT again (over
+      // --plaintext USER ALREADY CONNECTED means someone connected the user meanwhile: we carry on, as before).
       if (beat.status == status::kUserDoesNotExist) broker.register_user(options_.user);
       BrokerReply again = broker.connect(options_.user, options_.endpoint,
                                          static_cast<std::uint64_t>(options_.interval.count()));

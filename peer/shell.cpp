@@ -9,6 +9,7 @@
 #include "peer/broker_commands.hpp"
 #include "peer/file_identity.hpp"
 #include "peer/get_command.hpp"
+#include "peer/live_session.hpp"
 #include "peer/progress_meter.hpp"
 
 #include <algorithm>
@@ -173,6 +174,12 @@ CommandResult Shell::connect(const std::string& user) {
     return usage(command, "this shell is connected as " + *current_user_ + "; DISCONNECT " + *current_user_ +
                               " first (one user per shell)");
   }
+  if (current_user_) {  // the broker would replace our own session with itself: nothing to gain
+    return CommandResult::local(command, Outcome::kRefused, status::kUserAlreadyConnected,
+                                "this shell is already connected as " + user);
+  }
+  // Asked first: under CurveZMQ our CONNECT would take the session from another process serving this user.
+  if (auto refused = refuse_live_session(ctx_, broker_, command, user)) return *refused;
   const bool bound_here = !transfer_;
   if (bound_here) {
     try {

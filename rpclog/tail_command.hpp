@@ -2,6 +2,8 @@
 // lines (log_record.hpp's format) or JSON objects, once or following new ones until SIGINT/SIGTERM.
 #pragma once
 
+#include "zshare/protocol_ops.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <ostream>
@@ -19,9 +21,8 @@ struct TailOptions {
   std::chrono::milliseconds poll{1000};  // --follow: how often to ask again
 };
 
-// The operations the broker logs: what --op accepts.
-inline const char* const kLoggedOperations[] = {"REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH",
-                                                "DELETE"};
+// The operations the broker logs, the catalogue's mutations: what --op accepts.
+inline constexpr const auto& kLoggedOperations = protocol::op::kMutations;
 
 // Prints the records; with `follow`, asks again every `poll` and prints the records not seen yet until `stop`
 // rises (at most `last` new ones per poll). Throws on a logger that cannot be reached.

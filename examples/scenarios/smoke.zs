@@ -17,7 +17,7 @@ register dave
 register dave                                   => USERNAME IN USE
 publish dave report.pdf 2M quarterly report     => USER NOT CONNECTED
 connect dave
-connect dave                                    => USER ALREADY CONNECTED
+connect dave                                    => OK    # again: dave's own key replaces its open session
 publish dave report.pdf 2M quarterly report
 publish dave report.pdf 2M another description  => CONTENT ALREADY PUBLISHED
 publish dave "summer holiday.txt" 0 beach photos index

@@ -12,8 +12,11 @@
 #     ignored;
 #   - protocol.md "Security": every socket speaks CurveZMQ to the broker's public key; a user belongs to the key
 #     that registered it (every `key` field is checked against the owner's key), another key gets DENIED on the
-#     six owner-only ops, before the session state; a retried id is answered from the cache per sender key;
-#   - a short run against a broker started with --plaintext: it warns, and users carry an empty key, bound to nobody.
+#     six owner-only ops, before the session state; a retried id is answered from the cache per sender key, a
+#     failed mutation's reply too, whatever the retry now asks; the owner's CONNECT replaces its open session;
+#   - protocol.md "Names, endpoints and timestamps": an endpoint without a port, a ts of another form are refused;
+#   - a short run against a broker started with --plaintext: it warns, and users carry an empty key, bound to
+#     nobody, and a connected user is USER ALREADY CONNECTED to every connection.
 #   - limits, on a second broker started with small ones: every op a status of any_op_statuses covers is refused
 #     so (RATE LIMITED, with retry_after_ms) and nothing is applied, HEARTBEAT never is, the bucket is the
 #     client key's (a new connection of a drained key is refused), the same id sent after retry_after_ms is
@@ -89,7 +92,9 @@ class Catalogue:
             "file_name": self._is_file_name,
             "description": lambda v: type(v) is str and self._within("description", v),
             "hash": lambda v: type(v) is str and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
-            "endpoint": lambda v: type(v) is str and v.startswith("tcp://") and self._within("endpoint", v),
+            "endpoint": lambda v: (type(v) is str and self._within("endpoint", v) and
+                                   re.fullmatch(r"tcp://[^\s:][^\s]*:(\d{1,5})", v) is not None and
+                                   1 <= int(v.rsplit(":", 1)[1]) <= 65535),
             "request_id": lambda v: type(v) is str and self._within("request_id", v),
             "timestamp": lambda v: (type(v) is str and self._within("timestamp", v) and
                                     re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", v) is not None),
@@ -710,7 +715,8 @@ def run(args):
             ev.expect("user.registered", user=user, key=conn.public_key)
 
         def connect(user, endpoint, conn=None):
-            (conn or c).call("CONNECT", "OK", user=user, endpoint=endpoint)
+            r = (conn or c).call("CONNECT", "OK", user=user, endpoint=endpoint)
+            CHECKS.eq(r["replaced"], False, "CONNECT %s: no session was open to replace" % user)
             model.connected[user] = endpoint
             ev.expect("peer.connected", user=user, endpoint=endpoint, key=model.owner[user])
 
@@ -741,6 +747,13 @@ def run(args):
         CHECKS.eq(s0["users"], len(model.users), "STATS users after the probes")
         CHECKS.eq(s0["seq"], ev.last_seq, "STATS seq is the last event's seq")
         c.call("STATS", "BAD REQUEST", header={"ts": _DROP}, conforming=False)
+        # protocol.md: ts is exactly YYYY-MM-DDTHH:MM:SS.mmmZ, a real date and time of day.
+        for bad_ts in ("not-a-date", "2026-11-22T09:30:00Z", "2026-11-22T09:30:00.000+00:00", "2026-02-30T09:30:00.000Z",
+                       "2026-11-22t09:30:00.000z"):
+            r = c.call("STATS", "BAD REQUEST", header={"ts": bad_ts}, conforming=False)
+            CHECKS.ok("'ts'" in r["error"], "a ts of another form is refused, naming the field: %r" % r)
+        c.call("REGISTER", "BAD REQUEST", header={"ts": "not-a-date"}, user="never-stamped", conforming=False)
+        c.call("LIST_CONTENT", "USER DOES NOT EXIST", user="never-stamped")
         c.call("STATS", "BAD REQUEST", header={"ts_local": "yes"}, conforming=False)
         c.call("STATS", "OK", header={"ts_local": True})
         # The catalogue allows a DEALER with an empty delimiter frame.
@@ -788,13 +801,33 @@ def run(args):
         r = stranger.call("REGISTER", "USERNAME IN USE", req_id=rid, user="carol")
         CHECKS.ok("key" not in r, "another key's reused id is not answered with the stored OK: %r" % r)
         marker()
+        # A failed mutation's reply is kept too, and a reused id gets it whatever the new request asks.
+        section("REGISTER: a refusal is kept for its id")
+        rid = c.next_id()
+        refused = c.call("REGISTER", "USERNAME IN USE", req_id=rid, user="carol")
+        again = new_conn().call("REGISTER", "USERNAME IN USE", req_id=rid, user="not-carol")
+        CHECKS.eq(again, refused, "a reused id gets the stored refusal, though the name it now asks for is free")
+        c.call("LIST_CONTENT", "USER DOES NOT EXIST", user="not-carol")
+        retries += 1
+        marker()
 
         # ---- CONNECT ------------------------------------------------------------------------------------
         section("CONNECT")
         c.call("CONNECT", "USER DOES NOT EXIST", user="nobody", endpoint=ep(7001))
         connect("alice", ep(7101))
-        c.call("CONNECT", "USER ALREADY CONNECTED", user="alice", endpoint=ep(7102))
+        # protocol.md "Sessions": the key that owns alice proves a new CONNECT is hers (a restarted peer): the
+        # session still open is replaced at once, both ends published, and the reply says so.
+        r = c.call("CONNECT", "OK", user="alice", endpoint=ep(7102))
+        CHECKS.eq(r["replaced"], True, "a CONNECT from the owner's key over an open session says replaced")
+        ev.expect("peer.disconnected", user="alice", reason="replaced by a new session")
+        ev.expect("peer.connected", user="alice", endpoint=ep(7102), key=model.owner["alice"])
+        model.connected["alice"] = ep(7102)
+        r = c.call("LIST_USERS", "OK")
+        CHECKS.eq([u["endpoint"] for u in r["users"] if u["user"] == "alice"], [ep(7102)],
+                  "after the replacement alice is listed once, at the new endpoint")
         c.call("CONNECT", "BAD REQUEST", user="carol", endpoint="udp://127.0.0.1:1", conforming=False)
+        c.call("CONNECT", "BAD REQUEST", user="carol", endpoint="tcp://127.0.0.1", conforming=False)  # no port
+        c.call("CONNECT", "BAD REQUEST", user="carol", endpoint="tcp://127.0.0.1:65536", conforming=False)
         c.call("CONNECT", "BAD REQUEST", user="carol", conforming=False)
 
         # ---- DISCONNECT ---------------------------------------------------------------------------------
@@ -882,8 +915,8 @@ def run(args):
         CHECKS.ok("alice" in model.connected and "dave" in model.users and "dave" not in model.connected,
                   "test bug: DENIED needs alice connected and dave registered but offline")
         f_x = make_file("not-yours.bin", description="never published")
-        # Checked before the session state: alice is connected, so CONNECT would be USER ALREADY CONNECTED;
-        # dave is offline, so the others would be USER NOT CONNECTED.
+        # Checked before the session state: alice is connected, so her own key's CONNECT would replace the
+        # session; dave is offline, so the others would be USER NOT CONNECTED.
         x.call("CONNECT", "DENIED", user="alice", endpoint=ep(7103))
         x.call("CONNECT", "DENIED", user="dave", endpoint=ep(7104))
         x.call("HEARTBEAT", "DENIED", user="alice")
@@ -1056,6 +1089,9 @@ def run(args):
         CHECKS.ok(all(x["online"] for x in r["results"]), "SEARCH shows online owners' files by default")
         c.call("SEARCH", "BAD REQUEST", q="paging", include_offline="yes", conforming=False)
         c.call("SEARCH", "BAD REQUEST", conforming=False)
+        c.call("SEARCH", "BAD REQUEST", q="...", conforming=False)  # no keyword in it
+        c.call("SEARCH", "BAD REQUEST", q=" ", cid=shared["cid"], conforming=False)  # not even beside a cid
+        c.call("SEARCH", "BAD REQUEST", q=" ".join("w%d" % i for i in range(17)), conforming=False)  # 17 keywords
         c.call("SEARCH", "BAD REQUEST", q="paging", limit=0, conforming=False)
         c.call("SEARCH", "BAD REQUEST", q="paging", limit=1001, conforming=False)
         c.call("SEARCH", "BAD REQUEST", q="x" * 257, conforming=False)
@@ -1186,23 +1222,6 @@ def run(args):
         marker()  # the next event follows broker.started directly: nothing else was published
 
         check_limits(args, cat, ctx, tally)
-
-        # ---- coverage of the catalogue ------------------------------------------------------------------
-        section("catalogue coverage")
-        for op, spec in cat.ops.items():
-            for st in spec["statuses"]:
-                if st == "INTERNAL ERROR":
-                    continue
-                CHECKS.ok((op, st) in tally.pairs, "catalogue status %s of op %s was never provoked" % (st, op))
-        for st in cat.any_op_statuses:
-            for op in cat.ops:
-                if st in cat.op_statuses(op):
-                    CHECKS.ok((op, st) in tally.pairs, "catalogue status %s (any op) of op %s was never provoked"
-                              % (st, op))
-        for (op, st) in tally.pairs:
-            CHECKS.ok(op in cat.ops and st in cat.op_statuses(op), "broker answered %s with unlisted %s" % (op, st))
-        for topic in cat.events:
-            CHECKS.ok(topic in tally.topics, "catalogue event %s was never seen" % topic)
         CHECKS.ok(broker.proc.poll() is None, "the broker is still running")
         ev.close()
     except BaseException:
@@ -1214,6 +1233,28 @@ def run(args):
         for k in conns:
             k.close()
         broker.cleanup()
+    return tally
+
+
+def check_coverage(cat, tallies):
+    """Every status the catalogue lists for an op was provoked, on one broker or the other (USER ALREADY CONNECTED
+    only happens over --plaintext); every status seen is listed; every event was seen."""
+    section("catalogue coverage")
+    pairs = set().union(*(t.pairs for t in tallies))
+    topics = set().union(*(t.topics for t in tallies))
+    for op, spec in cat.ops.items():
+        for st in spec["statuses"]:
+            if st == "INTERNAL ERROR":
+                continue
+            CHECKS.ok((op, st) in pairs, "catalogue status %s of op %s was never provoked" % (st, op))
+    for st in cat.any_op_statuses:
+        for op in cat.ops:
+            if st in cat.op_statuses(op):
+                CHECKS.ok((op, st) in pairs, "catalogue status %s (any op) of op %s was never provoked" % (st, op))
+    for (op, st) in pairs:
+        CHECKS.ok(op in cat.ops and st in cat.op_statuses(op), "broker answered %s with unlisted %s" % (op, st))
+    for topic in cat.events:
+        CHECKS.ok(topic in topics, "catalogue event %s was never seen" % topic)
 
 
 def run_plaintext(args):
@@ -1241,6 +1282,9 @@ def run_plaintext(args):
         ev.expect("user.registered", user="lab", key="")
         b.call("CONNECT", "OK", user="lab", endpoint="tcp://127.0.0.1:7601")  # bound to nobody: b may
         ev.expect("peer.connected", user="lab", endpoint="tcp://127.0.0.1:7601", key="")
+        # No key proves who sends a CONNECT: the open session stays, for every connection.
+        for conn in (a, b):
+            conn.call("CONNECT", "USER ALREADY CONNECTED", user="lab", endpoint="tcp://127.0.0.1:7602")
         b.call("HEARTBEAT", "OK", user="lab")
         f = make_file("lab-notes.txt", description="plaintext lab notes")
         b.call("PUBLISH", "OK", user="lab", **f)
@@ -1271,6 +1315,7 @@ def run_plaintext(args):
         for k in conns:
             k.close()
         broker.cleanup()
+    return tally
 
 
 def main():
@@ -1282,8 +1327,8 @@ def main():
     try:
         section("content ids: protocol.md's test vectors")
         check_test_vectors(os.path.join(os.path.dirname(os.path.abspath(args.catalogue)), "protocol.md"))
-        run(args)
-        run_plaintext(args)
+        tallies = [run(args), run_plaintext(args)]
+        check_coverage(Catalogue(args.catalogue), tallies)
     except CheckFailed as e:
         print("FAIL: %s" % e, flush=True)
         print("%d passed, 1 failed" % CHECKS.passed)

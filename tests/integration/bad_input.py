@@ -6,9 +6,10 @@
 # unchanged, the base file still there) and STATS bad_requests must have grown by exactly one per BAD REQUEST.
 # Kinds: random bytes, truncated and extra frames, wrong multipart shapes, messages over the size limits, huge
 # msgpack arrays and maps, deep nesting, invalid UTF-8 (every reply must still decode as UTF-8), names with '..',
-# NUL or 10,000 characters. Then a bounded flood of them from many clients: the broker's RSS (/proc/PID/status)
-# must stay within a fixed bound, STATS must count every message (bad_requests), and every reply it could not
-# deliver because its sender had gone (dropped).
+# NUL or 10,000 characters, timestamps not of the one ISO 8601 form, endpoints without a host or port. Then a
+# bounded flood of them from many clients: the broker's RSS (/proc/PID/status) must stay within a fixed bound,
+# STATS must count every message (bad_requests), and every reply it could not deliver because its sender had
+# gone (dropped).
 # Everything runs over CurveZMQ, as the broker does by default; clients that fail the handshake (no CurveZMQ at
 # all, or trusting another server key) must get no reply at all while the broker goes on serving everyone else.
 # The first failed check stops the run with a message and a non-zero exit; a pass ends "N passed, 0 failed".
@@ -156,6 +157,13 @@ def cases():
     add("id of 65 bytes", dict(req("REGISTER", user="mallory-long-id"), id="i" * 65), echo=ANY)
     add("empty id", dict(req("REGISTER", user="mallory-empty-id"), id=""), echo=ANY)
     add("ts of 65 bytes", dict(req("REGISTER", user="mallory-long-ts"), ts="2" * 65))
+    # ts is exactly YYYY-MM-DDTHH:MM:SS.mmmZ, a real date and time of day (protocol.md).
+    for i, (label, bad_ts) in enumerate((("not a date", "not-a-date"), ("no milliseconds", "2026-11-22T09:30:00Z"),
+                                         ("an offset, not Z", "2026-11-22T09:30:00.000+01:00"),
+                                         ("month 13", "2026-13-01T00:00:00.000Z"), ("30 February", "2026-02-30T00:00:00.000Z"),
+                                         ("hour 24", "2026-11-22T24:00:00.000Z"), ("lower-case t and z", "2026-11-22t09:30:00.000z"),
+                                         ("a space for T", "2026-11-22 09:30:00.000Z"), ("empty", ""))):
+        add("ts %s" % label, dict(req("REGISTER", user="mallory-ts-%d" % i), ts=bad_ts))
     # -- sizes ---------------------------------------------------------------------------------------------
     add("oversized body (100 KiB)", pack(req("REGISTER", user="mallory-big", pad="p" * (100 * 1024))))
     # -- names and values -------------------------------------------------------------------------------
@@ -179,9 +187,13 @@ def cases():
     for n in (20000, 0, 1, 8192, 1 << 25, 3 * 16384):
         add("bad chunk_size %d" % n, publish_req(chunk_size=n))
     for label, endpoint in (("not tcp", "udp://127.0.0.1:9"), ("empty", ""), ("256 bytes", "tcp://" + "h" * 250),
-                            ("scheme only", "tcp://")):
+                            ("scheme only", "tcp://"), ("no port", "tcp://127.0.0.1"), ("no host", "tcp://:9"),
+                            ("port 0", "tcp://127.0.0.1:0"), ("port 65536", "tcp://127.0.0.1:65536"),
+                            ("port not a number", "tcp://127.0.0.1:http")):
         add("bad endpoint (%s)" % label, req("CONNECT", user="bob", endpoint=endpoint))
     add("SEARCH without q or cid", req("SEARCH"))
+    add("SEARCH q without a keyword", req("SEARCH", q="..."))
+    add("SEARCH q without a keyword beside a cid", req("SEARCH", q=" ", cid=HEX_A))
     add("SEARCH limit 0", req("SEARCH", q="base", limit=0))
     add("SEARCH limit 1001", req("SEARCH", q="base", limit=1001))
     add("SEARCH q of 257 bytes", req("SEARCH", q="q" * 257))

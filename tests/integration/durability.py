@@ -263,8 +263,9 @@ def scenario_ok_survives_kill9(binary):
         CHECKS.eq(first[1]["seq"], last_seq + 1 + pos, "the first event after the restart continues the sequence "
                   "(last seq before the kill %d, broker.started, then %d REGISTERs)" % (last_seq, pos))
         CHECKS.ok(first[1]["seq"] > last_seq, "seq after the restart is above the last seq before the kill")
-        # Sessions are offline: CONNECT works again without USER ALREADY CONNECTED, for the owner's key only.
-        ok(c, "CONNECT", user="alice", endpoint="tcp://127.0.0.1:7100")
+        # Sessions are offline: CONNECT starts a new one (none was left open to replace), for the owner's key only.
+        r = ok(c, "CONNECT", user="alice", endpoint="tcp://127.0.0.1:7100")
+        CHECKS.eq(r.get("replaced"), False, "after kill -9 alice had no session left to replace")
         ev.expect("peer.connected", "alice")
         CHECKS.eq(c.call("CONNECT", user="bob", endpoint="tcp://127.0.0.1:7101").get("status"), "DENIED",
                   "after kill -9 bob still belongs to the key that registered him")

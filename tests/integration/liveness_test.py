@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # liveness_test.py: the Paranoid Pirate heartbeat end to end with real processes: a silent seeder is marked
 # offline by the broker, and seeders recover by themselves after a broker restart (re-CONNECT, re-sync); a
-# `get` started while every source is still offline after a restart waits for them (bounded) and succeeds.
+# `get` started while every source is still offline after a restart waits for them (bounded) and succeeds; a
+# seeder killed and restarted takes its session back at once (its key proves it is the same user).
 # Over CurveZMQ, as by default: each seeder has its own keypair, and recovers as the key that owns its user.
 import argparse
 import os
@@ -188,6 +189,63 @@ def test_get_waits_for_sources_after_restart(args, root):
         broker.cleanup()
 
 
+def test_restarted_seeder_takes_its_session_back(args, root):
+    """kill -9 of a seeder that promised slow heartbeats (its session would stay open for 3 x 20 s): restarted, the
+    same user with the same key serves again at once. Its CONNECT replaces the leftover session (peer.disconnected
+    'replaced by a new session', then peer.connected at its new endpoint), and a download from it works, long before
+    the old session would have timed out."""
+    os.makedirs(os.path.join(root, "b4"))
+    broker = Broker(args.broker_bin, workdir=os.path.join(root, "b4")).start()
+    sub = broker.subscriber(b"peer.")
+    data = os.urandom(40000)
+    key_dir = os.path.join(root, "phoenix-keys")  # the key that owns phoenix, kept across the crash
+
+    def serve():
+        return ServeProcess(args.peer_bin, broker, "phoenix", make_share(root, "phoenix", "phoenix.bin", data),
+                            os.path.join(root, "phoenix.hashes.db"), extra_args=["--heartbeat", "20"], key_dir=key_dir)
+    first, again = serve(), None
+    try:
+        first.start()
+        first.kill9()
+        killed_at = time.monotonic()
+        again = serve()
+        again.start()
+        elapsed = time.monotonic() - killed_at
+        check(elapsed < 20, "the restarted seeder served %.1f s after the kill, not a heartbeat timeout later" % elapsed)
+        check(again.endpoint != first.endpoint, "test bug: the restart listens elsewhere (%s)" % again.endpoint)
+
+        seen = []
+
+        def replaced_then_connected():
+            while sub.poll(100):
+                topic, body = sub.recv_multipart()
+                event = msgpack.unpackb(body, raw=False)
+                if event.get("user") == "phoenix":
+                    seen.append((topic.decode(), event.get("reason", event.get("endpoint"))))
+            return seen[-2:] == [("peer.disconnected", "replaced by a new session"), ("peer.connected", again.endpoint)]
+        wait_for(replaced_then_connected, 10, "peer.disconnected (replaced) then peer.connected for the restart")
+        check(("peer.disconnected", "heartbeat timeout") not in seen, "the old session did not time out: %r" % seen)
+        check("took over the session an earlier run left behind" in again.stderr(), "the restart says it took over")
+        client = broker.client()
+        state = search_state(client, "phoenix")
+        check(state == {"phoenix": (True, broker.peer_public_key(key_dir))}, "online again, same key: %r" % state)
+        client.close()
+
+        dest = os.path.join(root, "phoenix-copy.bin")
+        got = subprocess.run([args.peer_bin] + broker.peer_args() + ["get", "phoenix:phoenix.bin", dest],
+                             capture_output=True, text=True, timeout=30)
+        check(got.returncode == 0, "a download from the restarted seeder: %r %r" % (got.stdout, got.stderr))
+        with open(dest, "rb") as f:
+            check(f.read() == data, "the downloaded file is the seeder's, byte for byte")
+        check(again.running(), "the restarted seeder keeps serving")
+    finally:
+        sub.close(linger=0)
+        first.kill9()
+        if again is not None:
+            again.stop()
+        broker.cleanup()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker-bin", required=True)
@@ -196,7 +254,7 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory(prefix="zshare-liveness-") as root:
         for test in (test_silent_seeder_goes_offline, test_seeders_recover_after_broker_restart,
-                     test_get_waits_for_sources_after_restart):
+                     test_get_waits_for_sources_after_restart, test_restarted_seeder_takes_its_session_back):
             try:
                 test(args, root)
                 print("ok - %s" % test.__name__)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # shell_scenario.py: the seeds' console session, piped into real `zshare-peer shell` processes (alice and bob)
-# against a real zshare-broker; every answer line is asserted exactly. Also --json, one-shot exit codes, no broker.
+# against a real zshare-broker; every answer line is asserted exactly. Also --json, one-shot exit codes, no broker,
+# two shells of one key (the second may not take a live session, and takes a dead one's at once).
 # Everything runs over CurveZMQ (the default): alice and bob each have a keypair of their own, so bob acting on
 # alice's user is DENIED; the one-shot runs share one keypair and name the broker key by option, environment and
 # config file. A short session against a --plaintext broker covers the plaintext path (warnings, a GET_FILE).
@@ -624,6 +625,40 @@ def test_unreachable_broker(peer_bin, broker):
         raise AssertionError("two unanswered requests of 0.5s took %.1fs" % result[3])
 
 
+def test_same_key_shells(peer_bin, broker, files):
+    """Two shells of one keypair (one user on one machine): while the first is connected as twin and its seeder
+    answers, the second's CONNECT twin is refused before it is sent (the broker would give it the session) and the
+    first keeps its session. Once the first is killed (kill -9: its session left open, for 3 x 20 s of promised
+    heartbeats), the second's CONNECT takes the session at once."""
+    keys = os.path.join(files.root, "twin-keys")
+    first = ShellProcess(peer_bin, broker, "twin-1", global_args=["--heartbeat", "20"], key_dir=keys)
+    second = ShellProcess(peer_bin, broker, "twin-2", key_dir=keys)
+    probe = broker.client()
+    try:
+        def listed():
+            return [(u["user"], u["endpoint"]) for u in probe.call("LIST_USERS")["users"] if u["user"] == "twin"]
+        first.ask("REGISTER twin", ["REGISTER OK"])
+        first.ask("CONNECT twin", ["CONNECT OK"])
+        before = listed()
+        second.ask("CONNECT twin", ["CONNECT FAIL, USER ALREADY CONNECTED"])
+        second.expect_stderr("is already served from %s by another running zshare-peer" % before[0][1])
+        if listed() != before:
+            raise AssertionError("the refused CONNECT changed the session: %r, then %r" % (before, listed()))
+        first.kill()
+        killed_at = time.monotonic()
+        second.ask("CONNECT twin", ["CONNECT OK"])
+        took = time.monotonic() - killed_at
+        after = listed()
+        if took >= 20 or len(after) != 1 or after == before:
+            raise AssertionError("the second shell took the session %.1f s after the kill: %r, then %r"
+                                 % (took, before, after))
+        second.finish(["QUIT"], ["DISCONNECT OK", "QUIT OK"], code_wanted=1)  # its first CONNECT was a FAIL
+    finally:
+        probe.close()
+        first.kill()
+        second.kill()
+
+
 def test_plaintext_session(broker_bin, peer_bin, files):
     """A lab network: broker and peers all run --plaintext and each says so once on stderr; the console works as
     over CurveZMQ, a file goes from one shell's seeder to another's download, and users carry no key."""
@@ -693,6 +728,7 @@ def main():
             ("--json output", lambda: test_json_output(args.peer_bin, broker, files)),
             ("one-shot exit codes", lambda: test_one_shot_exit_codes(args.peer_bin, broker, json_report)),
             ("unreachable broker", lambda: test_unreachable_broker(args.peer_bin, broker)),
+            ("two shells of one key", lambda: test_same_key_shells(args.peer_bin, broker, files)),
             ("--plaintext session", lambda: test_plaintext_session(args.broker_bin, args.peer_bin, files)),
         ]
         for name, test in tests:

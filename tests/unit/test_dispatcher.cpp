@@ -5,8 +5,10 @@
 #include "common/protocol.hpp"
 #include "common/relay_token.hpp"
 #include "common/validate.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
 
 #include <cstdlib>
 #include <string>
@@ -45,7 +47,7 @@ struct Fixture {
   // Sends op with fields under a fresh id (or `id`) and returns the decoded reply's status.
   // `key` plays the sender's CurveZMQ public key (the ZAP User-Id); empty is a plaintext broker.
   std::string call(const std::string& op, MapWriter fields, const std::string& id = "", const std::string& key = "") {
-    fields.put("v", version).put("op", op).put("ts", "2026-11-22T00:00:00.000Z");
+    fields.put("v", version).put("op", op).put("ts", ts);
     fields.put("id", id.empty() ? "req-" + std::to_string(++counter) : id);
     last_reply = dispatcher->handle(fields.finish(), events, key, peer_address);
     last = std::make_unique<Message>(Message::decode(last_reply.data(), last_reply.size()));
@@ -63,9 +65,46 @@ struct Fixture {
   std::unique_ptr<Message> last;
   int counter = 0;
   std::uint64_t version = protocol::kVersion;  // the `v` call() sends
+  std::string ts = "2026-11-22T00:00:00.000Z";  // the `ts` call() sends
   std::int64_t clock = 1000000;  // the dispatcher's monotonic milliseconds, moved by the tests
   std::string peer_address = "192.0.2.7";  // where call()'s requests come from (ZeroMQ's Peer-Address)
   std::vector<std::pair<std::string, std::string>> probes;  // (user, endpoint) the dispatcher asked to probe
+
+  // The operations-log records written so far, "ts user OP args" each, oldest first (commits the batch to read them).
+  std::vector<std::string> log_records() {
+    store->commit();
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((folder + "/broker.db").c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT ts, user, operation, args FROM outbox ORDER BY seq", -1, &stmt, nullptr) ==
+            SQLITE_OK);
+    std::vector<std::string> out;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      std::string line;
+      for (int i = 0; i < 4; ++i) {
+        line += (i ? " " : "") + std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i)));
+      }
+      out.push_back(line);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    store->begin();
+    return out;
+  }
+
+  // The topic and the `reason` (when it has one) of each event so far, and checks that seq rises by one.
+  std::vector<std::string> event_summary() const {
+    std::vector<std::string> out;
+    std::uint64_t last_seq = 0;
+    for (const auto& e : events) {
+      Message m = Message::decode(e.body.data(), e.body.size());
+      if (last_seq) CHECK(m.root().uint("seq") == last_seq + 1);
+      last_seq = m.root().uint("seq");
+      const auto reason = m.root().opt_str("reason", 64);
+      out.push_back(e.topic + (reason ? " " + std::string(*reason) : ""));
+    }
+    return out;
+  }
 };
 
 MapWriter user(const std::string& name) {
@@ -464,4 +503,124 @@ TEST_CASE("DIAL with a relay: one token, the downloader's side in the reply, the
   CHECK(theirs->side == relay_token::Side::kSeeder);
   CHECK(theirs->token.nonce_hex == mine->token.nonce_hex);  // the two sides of one token
   CHECK(theirs->token.mac_hex == mine->token.mac_hex);
+}
+
+TEST_CASE("the dispatcher serves every op the catalogue names", "[dispatcher]") {
+  Fixture f;
+  for (std::string_view op : protocol::op::kAll) {
+    f.call(std::string(op), MapWriter());  // no fields: BAD REQUEST for most, but never as an unknown op
+    const auto error = f.last->root().opt_str("error", 200).value_or("");
+    CHECK(error.find("unknown op") == std::string_view::npos);
+  }
+}
+
+TEST_CASE("CONNECT from the key that owns the user replaces its session at once, with the events and log records "
+          "of both ends", "[dispatcher][curve]") {
+  Fixture f;
+  const std::string alice(40, 'A'), mallory(40, 'M');
+  REQUIRE(f.call("REGISTER", user("alice"), "", alice) == "OK");
+  f.ts = "2026-11-22T00:00:01.000Z";
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.0.0.1:6000").put("heartbeat_ms", std::uint64_t{60000}),
+                 "", alice) == "OK");
+  CHECK(f.last->root().opt_bool("replaced") == false);
+
+  // The peer crashed and restarts: same key, a new endpoint, no waiting for the old session's timeout.
+  f.ts = "2026-11-22T00:00:02.000Z";
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.0.0.1:6001").put("heartbeat_ms", std::uint64_t{1000}),
+                 "restart-1", alice) == "OK");
+  CHECK(f.last->root().opt_bool("replaced") == true);
+  const std::string replaced_reply = f.last_reply;
+  CHECK(f.event_summary() == std::vector<std::string>{"user.registered", "peer.connected",
+                                                      "peer.disconnected replaced by a new session", "peer.connected"});
+  Message connected = Message::decode(f.events.back().body.data(), f.events.back().body.size());
+  CHECK(connected.root().str("endpoint", 64) == "tcp://10.0.0.1:6001");
+  CHECK(connected.root().str("key", 64) == alice);
+  const auto& u = f.index.user(*f.index.find_user("alice"));
+  CHECK(u.connected);
+  CHECK(u.endpoint == "tcp://10.0.0.1:6001");
+  CHECK(f.probes.back().second == "tcp://10.0.0.1:6001");
+
+  // Every event is a log record: the old session's end is logged as the replacing request stamped it.
+  CHECK(f.log_records() == std::vector<std::string>{
+                               "2026-11-22T00:00:00.000Z alice REGISTER key=" + alice,
+                               "2026-11-22T00:00:01.000Z alice CONNECT tcp://10.0.0.1:6000",
+                               "2026-11-22T00:00:02.000Z alice DISCONNECT replaced by a new session",
+                               "2026-11-22T00:00:02.000Z alice CONNECT tcp://10.0.0.1:6001"});
+
+  // A retry of the replacing CONNECT is answered from the cache: replaced once.
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.0.0.1:6001"), "restart-1", alice) == "OK");
+  CHECK(f.last_reply == replaced_reply);
+  CHECK(f.events.size() == 4);
+
+  // The new session's promise counts, not the old one's: 1 s heartbeats, expired after 3 silent seconds.
+  f.clock += 3500;
+  std::vector<Event> expired;
+  CHECK(f.dispatcher->expire_silent_sessions(expired) == 1);
+
+  // Another key is DENIED, whatever the session's state, and nothing is published.
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.0.0.9:6000"), "", alice) == "OK");
+  const auto before = f.events.size();
+  CHECK(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.0.0.9:6666"), "", mallory) == "DENIED");
+  CHECK(f.events.size() == before);
+  CHECK(f.index.user(*f.index.find_user("alice")).endpoint == "tcp://10.0.0.9:6000");
+}
+
+TEST_CASE("without a key that owns the user, a connected user stays USER ALREADY CONNECTED", "[dispatcher][curve]") {
+  Fixture f;
+  // --plaintext: no client key proves anything.
+  REQUIRE(f.call("REGISTER", user("lab")) == "OK");
+  REQUIRE(f.call("CONNECT", user("lab").put("endpoint", "tcp://10.0.0.1:6000")) == "OK");
+  CHECK(f.call("CONNECT", user("lab").put("endpoint", "tcp://10.0.0.1:6001")) == "USER ALREADY CONNECTED");
+  CHECK(f.last->root().str("error", 200) == "user 'lab' is already connected");
+  // A user registered without a key (over --plaintext) belongs to nobody: a key proves nothing about it either.
+  const std::string someone(40, 'S');
+  CHECK(f.call("CONNECT", user("lab").put("endpoint", "tcp://10.0.0.1:6002"), "", someone) == "USER ALREADY CONNECTED");
+  CHECK(f.event_summary() == std::vector<std::string>{"user.registered", "peer.connected"});
+  CHECK(f.index.user(*f.index.find_user("lab")).endpoint == "tcp://10.0.0.1:6000");
+}
+
+TEST_CASE("the reply cache keeps failed mutations' replies too, and a reused id gets the stored reply whatever it "
+          "now asks", "[dispatcher]") {
+  Fixture f;
+  REQUIRE(f.call("REGISTER", user("alice")) == "OK");
+  REQUIRE(f.call("REGISTER", user("alice"), "taken") == "USERNAME IN USE");
+  REQUIRE(f.call("UNREGISTER", user("alice")) == "OK");
+  CHECK(f.call("REGISTER", user("alice"), "taken") == "USERNAME IN USE");  // stored, though the name is free now
+  CHECK_FALSE(f.index.find_user("alice"));
+  CHECK(f.call("CONNECT", user("bob").put("endpoint", "tcp://10.0.0.1:1"), "taken") == "USERNAME IN USE");  // any op
+  CHECK(f.stats.retries_answered == 2);
+  // Reads are not cached: the same id is answered afresh.
+  CHECK(f.call("LIST_CONTENT", user("alice"), "taken") == "USER DOES NOT EXIST");
+  // Nor is BAD REQUEST: the id is still free.
+  CHECK(f.call("REGISTER", user("bad name"), "fresh") == "BAD REQUEST");
+  CHECK(f.call("REGISTER", user("carol"), "fresh") == "OK");
+}
+
+TEST_CASE("SEARCH: q and cid together must both match, and a q without keywords is refused", "[dispatcher]") {
+  Fixture f;
+  REQUIRE(f.call("REGISTER", user("alice")) == "OK");
+  REQUIRE(f.call("CONNECT", user("alice").put("endpoint", "tcp://10.0.0.1:1")) == "OK");
+  REQUIRE(f.call("PUBLISH", publish("alice", "song.ogg")) == "OK");
+  MapWriter other = publish("alice", "other.ogg");
+  other.put("cid", std::string(64, 'b'));
+  REQUIRE(f.call("PUBLISH", std::move(other)) == "OK");
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "song").put("cid", std::string(64, 'a'))) == "OK");
+  CHECK(f.last->root().maps("results").size() == 1);
+  REQUIRE(f.call("SEARCH", MapWriter().put("q", "song").put("cid", std::string(64, 'b'))) == "OK");
+  CHECK(f.last->root().maps("results").empty());  // other.ogg has the cid but not the word
+  CHECK(f.call("SEARCH", MapWriter().put("q", "...").put("cid", std::string(64, 'a'))) == "BAD REQUEST");
+  CHECK(f.call("SEARCH", MapWriter().put("q", "")) == "BAD REQUEST");
+}
+
+TEST_CASE("ts must be an ISO 8601 UTC time with milliseconds", "[dispatcher]") {
+  Fixture f;
+  for (const char* bad : {"not-a-date", "2026-11-22T00:00:00Z", "2026-11-22T00:00:00.000+00:00", "2026-11-22 00:00:00.000Z",
+                          "2026-13-01T00:00:00.000Z", "2026-02-29T00:00:00.000Z", "2026-11-22T24:00:00.000Z", ""}) {
+    f.ts = bad;
+    CHECK(f.call("REGISTER", user("alice")) == "BAD REQUEST");
+    CHECK(f.last->root().str("error", 200).find("field 'ts'") != std::string_view::npos);
+  }
+  CHECK(f.index.user_count() == 0);
+  f.ts = "2028-02-29T23:59:59.999Z";  // a leap day
+  CHECK(f.call("REGISTER", user("alice")) == "OK");
 }

@@ -1,6 +1,7 @@
-// test_validate.cpp: the protocol's name, description, hash and endpoint rules at their edges.
+// test_validate.cpp: the protocol's name, description, hash, endpoint and timestamp rules at their edges.
 // The rules are in schemas/protocol.md; these tests pin them.
 #include "common/codec.hpp"
+#include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
 #include <catch2/catch.hpp>
@@ -65,9 +66,41 @@ TEST_CASE("endpoints and chunk sizes", "[validate]") {
   CHECK_THROWS_AS(check_endpoint(std::string("tcp://a\0b:1", 12)), BadRequest);  // ZeroMQ would dial "tcp://a"
   CHECK_THROWS_AS(check_endpoint("tcp://a b:1"), BadRequest);
   CHECK_THROWS_AS(check_endpoint("tcp://ab:1\n"), BadRequest);
+  // HOST:PORT: a host, and a port from 1 to 65535 after the last ':' (an IPv6 host's own colons are in brackets).
+  CHECK_NOTHROW(check_endpoint("tcp://[::1]:5555"));
+  CHECK_NOTHROW(check_endpoint("tcp://peer.example.net:65535"));
+  CHECK_THROWS_AS(check_endpoint("tcp://host:"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://:6000"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://host:http"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://host:0"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://host:65536"), BadRequest);
+  CHECK_THROWS_AS(check_endpoint("tcp://host:000001"), BadRequest);
   CHECK_NOTHROW(check_chunk_size(16384));
   CHECK_NOTHROW(check_chunk_size(1 << 20));
   CHECK_THROWS_AS(check_chunk_size(1000), BadRequest);
   CHECK_THROWS_AS(check_chunk_size(8192), BadRequest);
   CHECK_THROWS_AS(check_chunk_size(32 << 20), BadRequest);
+}
+
+TEST_CASE("timestamps: ISO 8601 UTC with milliseconds, a real date and time of day", "[validate]") {
+  CHECK(is_valid_timestamp("2026-11-22T09:30:00.000Z"));
+  CHECK(is_valid_timestamp("1999-12-31T23:59:59.999Z"));
+  CHECK(is_valid_timestamp("2000-02-29T00:00:00.000Z"));  // 2000 is a leap year
+  CHECK(is_valid_timestamp("2028-02-29T12:00:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2100-02-29T12:00:00.000Z"));  // 2100 is not
+  CHECK_FALSE(is_valid_timestamp("2026-04-31T12:00:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2026-00-10T12:00:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-00T12:00:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T24:00:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T23:60:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T23:59:60.000Z"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T09:30:00Z"));         // no milliseconds
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T09:30:00.0000Z"));    // four digits
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T09:30:00.000+00:00"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-22t09:30:00.000z"));
+  CHECK_FALSE(is_valid_timestamp("2026-11-22T09:3a:00.000Z"));
+  CHECK_FALSE(is_valid_timestamp("not-a-date"));
+  CHECK_FALSE(is_valid_timestamp(""));
+  CHECK_THROWS_WITH(check_timestamp("not-a-date"), Catch::Contains("YYYY-MM-DDTHH:MM:SS.mmmZ"));
+  CHECK(is_valid_timestamp(iso8601_utc(1795000000123)));  // what this side sends (common/timestamp.hpp)
 }

@@ -8,6 +8,7 @@
 #include "common/lazy_pirate.hpp"
 #include "common/protocol.hpp"
 #include "common/timestamp.hpp"
+#include "zshare/protocol_ops.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -73,7 +74,7 @@ void EventStream::take_snapshot() {
   std::deque<StreamEvent> items;
   for (int page = 0;; ++page) {
     MapWriter req;
-    req.put("v", protocol::kVersion).put("op", "SNAPSHOT").put("ts", now_iso8601_utc());
+    req.put("v", protocol::kVersion).put("op", protocol::op::kSnapshot).put("ts", now_iso8601_utc());
     req.put("id", "events-snapshot-" + std::to_string(now_epoch_ms()) + "-" + std::to_string(page));
     if (cursor) req.put("cursor", *cursor);
     const std::string reply = broker.request(req.finish());

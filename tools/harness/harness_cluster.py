@@ -190,6 +190,7 @@ class Cluster:
                     self.record.operation(r)
                     if r.status == "OK":
                         self.record.acknowledged(r, s.name, "CONNECT", s.endpoint, who)
+                        self.record.replaced_session(r, s.name, who)  # its session keeper was quicker
                     elif r.status != "USER ALREADY CONNECTED":
                         self.record.violation("unexpected-status", "CONNECT %s (restoring its session) answered %s"
                                               % (s.name, r.status))

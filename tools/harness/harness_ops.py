@@ -66,6 +66,7 @@ class Ops:
         Model.apply(op, st, fields, r)
         if r.status == "OK":
             self.record.acknowledged(r, user, op, args, who)
+            self.record.replaced_session(r, user, who)
         else:
             self.record.refused(r, user, op, args, who)
         return r

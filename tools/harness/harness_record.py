@@ -6,6 +6,8 @@ import time
 
 # Violation kinds that the summary counts in their own columns.
 LOST, DOUBLED, CORRUPT = "lost", "doubled", "corrupt"
+# The args of the DISCONNECT a replacing CONNECT logs for the session it ended (broker/dispatcher.cpp).
+REPLACED_REASON = "replaced by a new session"
 
 
 class FaultWindow:
@@ -60,6 +62,12 @@ class Record:
                  "ack_wall": result.ack_wall, "who": who}
         with self._lock:
             self.acked.append(entry)
+
+    def replaced_session(self, result, user, who):
+        """A CONNECT that replaced an open session (reply `replaced`) also logged that session's end, stamped as the
+        CONNECT was: DISCONNECT "replaced by a new session" (protocol.md "Sessions")."""
+        if result.reply.get("replaced"):
+            self.acknowledged(result, user, "DISCONNECT", REPLACED_REASON, who)
 
     def refused(self, result, user, op, args, who):
         with self._lock:

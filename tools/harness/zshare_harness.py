@@ -228,7 +228,7 @@ def run(args, sc, bins):
 
 
 def settle_sessions(cluster, model, ops):
-    """Users whose session a broker restart left unknown: CONNECT resolves it (OK or USER ALREADY CONNECTED)."""
+    """Users whose session a broker restart left unknown: CONNECT resolves it (OK, replacing it when it is open)."""
     client = cluster.client("settle", 1.0, 60.0)
     try:
         inc = cluster.epochs.snapshot()[1]
