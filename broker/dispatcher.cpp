@@ -520,20 +520,19 @@ std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
   return reply.finish();
 }
 
-// DIAL's callback: given whole, or a port on the address the request came from (what a STUN server would say).
+// DIAL's callback: a port on the address the request came from (what a STUN server would say), never an address
+// the requester names: nobody can make a seeder open connections to a third host (into the seeder's own network,
+// say) through the broker.
 std::string Dispatcher::callback_of(const Request& r) const {
-  const auto given = r.fields.opt_str("callback", p::kMaxEndpointBytes);
-  const auto port = r.fields.opt_uint("callback_port");
-  if (given && port) throw BadRequest("give 'callback' or 'callback_port', not both");
-  if (given) {
-    check_endpoint(*given);
-    return std::string(*given);
+  if (r.fields.has("callback")) {
+    throw BadRequest("DIAL takes 'callback_port' only: a seeder is asked to dial the address the request came from");
   }
+  const auto port = r.fields.opt_uint("callback_port");
   if (!port) return "";
   if (*port < 1 || *port > 65535) throw BadRequest("field 'callback_port' must be from 1 to 65535");
   std::string host(r.peer_address);
   if (host.rfind("::ffff:", 0) == 0 && host.find('.') != std::string::npos) host = host.substr(7);  // IPv4-mapped
-  if (host.empty()) throw BadRequest("this connection has no IP address to call back; give 'callback'");
+  if (host.empty()) throw BadRequest("this connection has no IP address to call back; ask for the relay only");
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return "tcp://" + host + ":" + std::to_string(*port);
 }

@@ -1146,7 +1146,7 @@ def run(args):
                   "DIAL: the seeder's next HEARTBEAT reply carries the request: %r" % beat)
         beat = c.call("HEARTBEAT", "OK", user=online[0])
         CHECKS.ok("dials" not in beat, "DIAL: a request is carried once: %r" % beat)
-        c.call("DIAL", "OK", user=online[0], callback="tcp://192.0.2.1:7401")
+        c.call("DIAL", "BAD REQUEST", user=online[0], callback="tcp://192.0.2.1:7401", conforming=False)  # no third host
         c.call("DIAL", "NO ROUTE", user=online[0])  # no callback, and this broker has no relay
         c.call("DIAL", "USER NOT CONNECTED", user=offline[0], callback_port=7400)
         c.call("DIAL", "USER DOES NOT EXIST", user="nobody-here", callback_port=7400)
