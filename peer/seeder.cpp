@@ -20,6 +20,7 @@
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string_view>
 
@@ -216,7 +217,7 @@ void Seeder::connect_dialled() {
     dial_pending_.store(false);
   }
   for (const auto& o : outs) {
-    const std::string id = "dial-" + std::to_string(next_dial_++);
+    const std::string id = dial_routing_id();
     try {
       router_.set(zmq::sockopt::connect_routing_id, id);
       set_socks_proxy(router_, o.proxy);
@@ -228,6 +229,21 @@ void Seeder::connect_dialled() {
     }
   }
   set_socks_proxy(router_, "");
+}
+
+// Unguessable: a client of our ROUTER may claim any routing id, and libzmq 4.3 aborts the process when a connection
+// we make out takes an id a connected peer already holds (router.cpp: !has_out_pipe).
+std::string Seeder::dial_routing_id() {
+  unsigned char raw[16];
+  std::random_device entropy;
+  for (auto& b : raw) b = static_cast<unsigned char>(entropy());
+  static const char* kHex = "0123456789abcdef";
+  std::string id = "dial-";
+  for (unsigned char b : raw) {
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  return id;
 }
 
 void Seeder::close_idle_dialled(bool all) {

@@ -71,6 +71,7 @@ class Seeder {
   void flush_uploads(bool all);
   void connect_dialled();               // the dial() requests, on the serving thread
   void close_idle_dialled(bool all);    // connections out whose downloader went quiet
+  static std::string dial_routing_id();  // "dial-" + 32 random hex digits
   // `h`'s chunk layer at `chunk_size` (>= its own): its own, or folded once and kept. A layer depends only on the
   // content id and the chunk size, so the key is those two; a handful are kept (each is at most half of ours).
   const std::vector<Hash>& layer_at(const ContentHashes& h, std::uint32_t chunk_size);
@@ -106,7 +107,7 @@ class Seeder {
     std::chrono::steady_clock::time_point last;
   };
   std::unordered_map<std::string, Dialled> dialled_;  // routing id given to the connection -> it (serving thread)
-  std::uint64_t next_dial_ = 0;
+
   std::thread thread_;
 };
 
