@@ -156,6 +156,9 @@ bool DownloadSession::transfer() {
       auto& link = *links_[polled[p]];
       if (link.alive() && !link.in_flight.empty() && now - link.last_progress > options_.source_timeout) {
         drop(polled[p], link.silence("stopped answering"));
+      } else if (link.alive() && link.in_flight.empty() && link.blocked_since &&
+                 now - *link.blocked_since > options_.source_timeout) {
+        drop(polled[p], "could not be asked for anything: the connection it dialled to us closed");
       }
     }
     take_checked();

@@ -90,7 +90,10 @@ void SourceLink::close() {
 }
 
 bool SourceLink::send(const std::string& request) {
-  return socket.send(zmq::buffer(request), zmq::send_flags::dontwait).has_value();
+  const bool sent = socket.send(zmq::buffer(request), zmq::send_flags::dontwait).has_value();
+  if (sent) blocked_since.reset();
+  else if (!blocked_since) blocked_since = Clock::now();
+  return sent;
 }
 
 std::optional<std::vector<zmq::message_t>> SourceLink::receive(std::chrono::milliseconds timeout) {

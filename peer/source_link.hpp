@@ -52,6 +52,9 @@ class SourceLink {
   zmq::socket_t socket;
   std::unordered_map<std::uint64_t, std::uint32_t> in_flight;  // request id -> chunk index
   Clock::time_point last_progress = Clock::now();
+  // Since when sends fail (a link made by the source dialling us sends only while that connection is up; once the
+  // source closed it, nothing can be asked of it and nothing is in flight to time out).
+  std::optional<Clock::time_point> blocked_since;
   SourceReport report;
 
  private:
