@@ -12,13 +12,16 @@ import sys
 import time
 
 
-def mint_token(secret_file, ttl_s=3600):
-    """"<expiry>.<nonce>.<mac>": the host names are "s." and "d." before it."""
+def mint_hosts(secret_file, ttl_s=3600):
+    """The pair's two host names, "s.<expiry>.<nonce>.<mac>" and "d....": each side's mac covers its side."""
     secret = bytes.fromhex(open(secret_file).read().strip())
     expiry = int(time.time()) + ttl_s
     nonce = os.urandom(16).hex()
-    mac = hmac.new(secret, ("zshare-relay-v1|%d|%s" % (expiry, nonce)).encode(), hashlib.sha256).hexdigest()[:32]
-    return "%d.%s.%s" % (expiry, nonce, mac)
+    def side(letter):
+        mac = hmac.new(secret, ("zshare-relay-v2|%s|%d|%s" % (letter, expiry, nonce)).encode(),
+                       hashlib.sha256).hexdigest()[:32]
+        return "%s.%d.%s.%s" % (letter, expiry, nonce, mac)
+    return side("s"), side("d")
 
 
 def connect(address, deadline_s=10):
@@ -96,7 +99,7 @@ def receive(args):
 def main():
     ap = argparse.ArgumentParser(description="the ends of bench/run_relay_bench.sh's transfers")
     sub = ap.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("token", help="print EXPIRY.NONCE.MAC minted from the secret file")
+    t = sub.add_parser("token", help="print the pair's two host names (s.... d....), minted from the secret file")
     t.add_argument("--secret-file", required=True)
     s = sub.add_parser("send")
     s.add_argument("--connect", required=True)
@@ -108,7 +111,7 @@ def main():
     r.add_argument("--socks-host")
     args = ap.parse_args()
     if args.command == "token":
-        print(mint_token(args.secret_file))
+        print(*mint_hosts(args.secret_file))
     elif args.command == "send":
         send(args)
     else:

@@ -66,13 +66,15 @@ start_relay() {
 
 # Each row appends "row rep bytes seconds cpu_seconds" to $WORK/results.
 row_relay() {
-  local rep=$1 token before after
-  token=$($PY "$CLIENT" token --secret-file "$WORK/relay.secret")
+  local rep=$1 hosts seeder_host downloader_host before after
+  hosts=$($PY "$CLIENT" token --secret-file "$WORK/relay.secret")
+  seeder_host=${hosts%% *}
+  downloader_host=${hosts#* }
   before=$(cpu_ticks "$RELAY_PID")
-  timeout "$STEP_TIMEOUT" $PY "$CLIENT" receive --connect "127.0.0.1:$RELAY_PORT" --socks-host "d.$token" \
+  timeout "$STEP_TIMEOUT" $PY "$CLIENT" receive --connect "127.0.0.1:$RELAY_PORT" --socks-host "$downloader_host" \
     >"$WORK/recv.out" &
   local receiver=$!
-  timeout "$STEP_TIMEOUT" $PY "$CLIENT" send --connect "127.0.0.1:$RELAY_PORT" --socks-host "s.$token" --mib "$SIZE_MIB"
+  timeout "$STEP_TIMEOUT" $PY "$CLIENT" send --connect "127.0.0.1:$RELAY_PORT" --socks-host "$seeder_host" --mib "$SIZE_MIB"
   wait "$receiver"
   after=$(cpu_ticks "$RELAY_PID")
   echo "relay $rep $(cat "$WORK/recv.out") $(awk -v t=$((after - before)) 'BEGIN{print t/100}')" >>"$WORK/results"

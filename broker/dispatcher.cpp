@@ -499,6 +499,16 @@ std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
   std::string failure;
   const UserId user = existing_user(name, true, failure, r);
   if (!failure.empty()) return failure;
+  // A dial order rides on the seeder's next heartbeat reply: a session that promised none never gets it. One the
+  // broker could dial is dialled directly; nothing to order there.
+  if (!liveness_.tracked(user)) {
+    return failure_reply(r.id, st::kNoRoute,
+                         "'" + std::string(name) + "' sends no heartbeats, so it cannot be asked to dial out");
+  }
+  if (index_.user(user).reachable == Reachability::kReachable) {
+    return failure_reply(r.id, st::kNoRoute, "'" + std::string(name) + "' is reachable at " +
+                                                 index_.user(user).endpoint + ": dial it there");
+  }
   if (callback.empty() && options_.relay.empty()) {
     return failure_reply(r.id, st::kNoRoute,
                          "'" + std::string(name) + "' cannot be dialled, the request gave no callback, and this broker "
@@ -511,10 +521,10 @@ std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
   if (!options_.relay.empty()) {
     const std::uint64_t now_s =
         options_.clock_s ? options_.clock_s() : static_cast<std::uint64_t>(std::time(nullptr));
-    const auto token = relay_token::mint(options_.relay_secret, now_s, options_.relay_token_ttl_s);
+    const auto pair = relay_token::mint(options_.relay_secret, now_s, options_.relay_token_ttl_s);
     dial.relay = options_.relay;
-    dial.relay_host = relay_token::host_for(token, relay_token::Side::kSeeder);
-    reply.put("relay", options_.relay).put("host", relay_token::host_for(token, relay_token::Side::kDownloader));
+    dial.relay_host = relay_token::host_for(pair.seeder, relay_token::Side::kSeeder);
+    reply.put("relay", options_.relay).put("host", relay_token::host_for(pair.downloader, relay_token::Side::kDownloader));
   }
   dials_.push(user, std::move(dial), now_ms());
   return reply.finish();

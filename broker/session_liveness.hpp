@@ -17,6 +17,7 @@ class SessionLiveness {
 
   void track(UserId user, std::uint64_t interval_ms, std::int64_t now_ms);
   bool touch(UserId user, std::int64_t now_ms);  // false when the session is not tracked
+  bool tracked(UserId user) const { return beats_.count(user) != 0; }  // it promised heartbeats
   void forget(UserId user);
   // Sessions silent for more than `misses` intervals, oldest first; they stay tracked until forget().
   std::vector<UserId> expired(std::int64_t now_ms) const;

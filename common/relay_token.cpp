@@ -22,7 +22,7 @@ namespace zshare::relay_token {
 
 namespace {
 
-constexpr std::string_view kMacContext = "zshare-relay-v1|";
+constexpr std::string_view kMacContext = "zshare-relay-v2|";
 constexpr std::size_t kMaxSecretFileBytes = 2 * kSecretBytes + 2;  // hex digits, "\r\n" at most
 constexpr std::size_t kMaxExpiryDigits = 20;                        // 2^64 - 1 has 20 digits
 
@@ -137,8 +137,9 @@ void write_new_secret(const std::string& path) {
   }
 }
 
-std::string mac_of(std::string_view secret, std::uint64_t expiry_s, std::string_view nonce_hex) {
+std::string mac_of(std::string_view secret, Side side, std::uint64_t expiry_s, std::string_view nonce_hex) {
   std::string message(kMacContext);
+  message += side == Side::kSeeder ? "s|" : "d|";
   message += std::to_string(expiry_s);
   message += '|';
   message += nonce_hex;
@@ -152,13 +153,15 @@ std::string mac_of(std::string_view secret, std::uint64_t expiry_s, std::string_
   return to_hex(digest, kMacHexLength / 2);
 }
 
-Token mint(std::string_view secret, std::uint64_t now_s, std::uint64_t ttl_s) {
+Pair mint(std::string_view secret, std::uint64_t now_s, std::uint64_t ttl_s) {
   if (ttl_s > UINT64_MAX - now_s) throw std::invalid_argument("relay token: now + ttl does not fit in 64 bits");
-  Token token;
-  token.expiry_s = now_s + ttl_s;
-  token.nonce_hex = random_hex(kNonceHexLength / 2);
-  token.mac_hex = mac_of(secret, token.expiry_s, token.nonce_hex);
-  return token;
+  Pair pair;
+  pair.seeder.expiry_s = now_s + ttl_s;
+  pair.seeder.nonce_hex = random_hex(kNonceHexLength / 2);
+  pair.downloader = pair.seeder;
+  pair.seeder.mac_hex = mac_of(secret, Side::kSeeder, pair.seeder.expiry_s, pair.seeder.nonce_hex);
+  pair.downloader.mac_hex = mac_of(secret, Side::kDownloader, pair.downloader.expiry_s, pair.downloader.nonce_hex);
+  return pair;
 }
 
 std::string host_for(const Token& token, Side side) {
@@ -192,9 +195,9 @@ std::optional<Claim> parse(std::string_view host) {
   return claim;
 }
 
-bool valid(std::string_view secret, const Token& token, std::uint64_t now_s) {
+bool valid(std::string_view secret, const Token& token, Side side, std::uint64_t now_s) {
   if (token.mac_hex.size() != kMacHexLength) return false;
-  const std::string expected = mac_of(secret, token.expiry_s, token.nonce_hex);
+  const std::string expected = mac_of(secret, side, token.expiry_s, token.nonce_hex);
   const bool mac_ok = CRYPTO_memcmp(expected.data(), token.mac_hex.data(), kMacHexLength) == 0;
   return mac_ok && now_s < token.expiry_s;
 }

@@ -269,9 +269,9 @@ void RelayServer::on_request(Connection& c, Clock::time_point now) {
   const auto claim = relay_token::parse(c.handshake.host());
   if (!claim) return refuse(c, "malformed-token", socks5::Reply::kNotAllowed);
   c.nonce_prefix = claim->token.nonce_hex.substr(0, kNoncePrefix);
-  if (const char* why = token_refusal(claim->token)) return refuse(c, why, socks5::Reply::kNotAllowed);
+  if (const char* why = token_refusal(claim->token, claim->side)) return refuse(c, why, socks5::Reply::kNotAllowed);
   const int side = side_index(claim->side);
-  c.token_key = std::to_string(claim->token.expiry_s) + "." + claim->token.nonce_hex + "." + claim->token.mac_hex;
+  c.token_key = std::to_string(claim->token.expiry_s) + "." + claim->token.nonce_hex;  // the pair, both sides
   c.side = claim->side;
   TokenSlot& slot = tokens_[c.token_key];
   if (slot.circuit != 0 || slot.pending[side] != 0) return refuse(c, "side-taken", socks5::Reply::kNotAllowed);
@@ -281,10 +281,10 @@ void RelayServer::on_request(Connection& c, Clock::time_point now) {
   watch(c, EPOLLRDHUP);  // nothing is read before pairing: bytes sent early stay queued for the circuit
 }
 
-// nullptr when the token is genuine and not expired; else the refusal's reason.
-const char* RelayServer::token_refusal(const relay_token::Token& token) const {
-  if (relay_token::valid(options_.secret, token, options_.unix_now())) return nullptr;
-  const bool genuine = token.expiry_s > 0 && relay_token::valid(options_.secret, token, token.expiry_s - 1);
+// nullptr when the token is genuine for `side` (another side's mac is a bad one) and not expired; else the reason.
+const char* RelayServer::token_refusal(const relay_token::Token& token, relay_token::Side side) const {
+  if (relay_token::valid(options_.secret, token, side, options_.unix_now())) return nullptr;
+  const bool genuine = token.expiry_s > 0 && relay_token::valid(options_.secret, token, side, token.expiry_s - 1);
   return genuine ? "expired" : "bad-mac";
 }
 

@@ -102,7 +102,7 @@ class RelayServer {
   void dispatch(std::uint64_t id, std::uint32_t events, Clock::time_point now);
   void on_handshake(Connection& c, Clock::time_point now);
   void on_request(Connection& c, Clock::time_point now);
-  const char* token_refusal(const relay_token::Token& token) const;
+  const char* token_refusal(const relay_token::Token& token, relay_token::Side side) const;
   void pair(Connection& arriving, Connection& waiting, Clock::time_point now);
   std::size_t pipe_bytes_for_next_circuit() const;
   void on_circuit(std::uint64_t circuit_id, std::uint32_t events, Clock::time_point now, Connection* source);

@@ -714,8 +714,8 @@ def run(args):
             model.owner[user] = conn.public_key
             ev.expect("user.registered", user=user, key=conn.public_key)
 
-        def connect(user, endpoint, conn=None):
-            r = (conn or c).call("CONNECT", "OK", user=user, endpoint=endpoint)
+        def connect(user, endpoint, conn=None, **extra):
+            r = (conn or c).call("CONNECT", "OK", user=user, endpoint=endpoint, **extra)
             CHECKS.eq(r["replaced"], False, "CONNECT %s: no session was open to replace" % user)
             model.connected[user] = endpoint
             ev.expect("peer.connected", user=user, endpoint=endpoint, key=model.owner[user])
@@ -1139,19 +1139,22 @@ def run(args):
 
         # ---- DIAL (a seeder behind NAT dials out; transfer.md "Paths") ---------------------------------
         section("DIAL")
-        r = c.call("DIAL", "OK", user=online[0], callback_port=7400)
+        c.call("DIAL", "NO ROUTE", user=online[0], callback_port=7400)  # promised no heartbeat: cannot be asked
+        register("dial-seed")
+        connect("dial-seed", ep(7410), heartbeat_ms=60000)
+        r = c.call("DIAL", "OK", user="dial-seed", callback_port=7400)
         CHECKS.eq(r.get("callback"), "tcp://127.0.0.1:7400", "DIAL: the callback is the port on the requester's address")
-        beat = c.call("HEARTBEAT", "OK", user=online[0])
+        beat = c.call("HEARTBEAT", "OK", user="dial-seed")
         CHECKS.ok(any(d.get("callback") == "tcp://127.0.0.1:7400" for d in beat.get("dials", [])),
                   "DIAL: the seeder's next HEARTBEAT reply carries the request: %r" % beat)
-        beat = c.call("HEARTBEAT", "OK", user=online[0])
+        beat = c.call("HEARTBEAT", "OK", user="dial-seed")
         CHECKS.ok("dials" not in beat, "DIAL: a request is carried once: %r" % beat)
-        c.call("DIAL", "BAD REQUEST", user=online[0], callback="tcp://192.0.2.1:7401", conforming=False)  # no third host
-        c.call("DIAL", "NO ROUTE", user=online[0])  # no callback, and this broker has no relay
+        c.call("DIAL", "BAD REQUEST", user="dial-seed", callback="tcp://192.0.2.1:7401", conforming=False)  # no third host
+        c.call("DIAL", "NO ROUTE", user="dial-seed")  # no callback, and this broker has no relay
         c.call("DIAL", "USER NOT CONNECTED", user=offline[0], callback_port=7400)
         c.call("DIAL", "USER DOES NOT EXIST", user="nobody-here", callback_port=7400)
-        c.call("DIAL", "BAD REQUEST", user=online[0], callback_port=70000, conforming=False)
-        c.call("DIAL", "BAD REQUEST", user=online[0], callback_port=7400, callback="tcp://192.0.2.1:1",
+        c.call("DIAL", "BAD REQUEST", user="dial-seed", callback_port=70000, conforming=False)
+        c.call("DIAL", "BAD REQUEST", user="dial-seed", callback_port=7400, callback="tcp://192.0.2.1:1",
                conforming=False)
 
         # ---- SNAPSHOT (the Clone pattern's state request) -----------------------------------------------

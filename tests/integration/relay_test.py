@@ -43,16 +43,21 @@ def new_secret():
     return os.urandom(32)
 
 
+def side_mac(secret, side, expiry, nonce):
+    """The first 32 hex digits of HMAC-SHA256(secret, "zshare-relay-v2|<side>|<expiry>|<nonce>"), side s or d."""
+    return hmac.new(secret, ("zshare-relay-v2|%s|%d|%s" % (side, expiry, nonce)).encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
 def mint(secret, ttl_s=600, now_s=None, nonce=None):
-    """(expiry, nonce, mac): mac = the first 32 hex digits of HMAC-SHA256(secret, "zshare-relay-v1|expiry|nonce")."""
+    """(expiry, nonce): a pair; each side's host carries its own mac (host())."""
     expiry = int(time.time() if now_s is None else now_s) + ttl_s
-    nonce = nonce or os.urandom(16).hex()
-    mac = hmac.new(secret, ("zshare-relay-v1|%d|%s" % (expiry, nonce)).encode(), hashlib.sha256).hexdigest()[:32]
-    return expiry, nonce, mac
+    return expiry, nonce or os.urandom(16).hex(), secret
 
 
-def host(side, token):
-    return "%s.%d.%s.%s" % (side, token[0], token[1], token[2])
+def host(side, token, mac=None):
+    expiry, nonce, secret = token
+    return "%s.%d.%s.%s" % (side, expiry, nonce, mac or side_mac(secret, side, expiry, nonce))
 
 
 # ---- the relay process ----
@@ -277,7 +282,8 @@ def scenario_refused_tokens(args):
     CHECKS.eq(forged[:2], token[:2], "the forged token differs from the genuine one only in its mac")
     expired = mint(secret, ttl_s=-10)
     cases = [("a wrong mac", host("s", forged)),
-             ("another token's mac", "s.%d.%s.%s" % (token[0] + 1, token[1], token[2])),
+             ("another token's mac", "s.%d.%s.%s" % (token[0] + 1, token[1], side_mac(secret, "s", *token[:2]))),
+             ("the waiting downloader's own mac as the seeder's", host("s", token, side_mac(secret, "d", *token[:2]))),
              ("an expired token", host("s", expired)),
              ("a malformed host", "example.com"),
              ("upper-case hex", host("s", token).upper()),
@@ -311,7 +317,8 @@ def scenario_refused_tokens(args):
     waiting.close()
     stats = finish(relay)
     CHECKS.eq(stats["paired"], "1", "only the genuine pair was paired")
-    CHECKS.eq(stats.get("refused.bad-mac"), "2", "two refusals for a bad mac")
+    CHECKS.eq(stats.get("refused.bad-mac"), "3",
+              "three refusals for a bad mac (another secret, another expiry, the other side's mac)")
     CHECKS.eq(stats.get("refused.expired"), "1", "one refusal for an expired token")
     CHECKS.eq(stats.get("refused.malformed-token"), "3", "three refusals for a malformed host")
 

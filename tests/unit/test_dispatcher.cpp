@@ -438,7 +438,7 @@ TEST_CASE("DIAL: the seeder's next heartbeat carries the callback on the request
   Fixture f;
   REQUIRE(f.call("REGISTER", user("seeder")) == "OK");
   CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{5000})) == "USER NOT CONNECTED");
-  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000").put("heartbeat_ms", std::uint64_t{1000})) == "OK");
   REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
   CHECK_FALSE(f.last->root().has("dials"));  // nothing asked yet
 
@@ -461,6 +461,12 @@ TEST_CASE("DIAL: the seeder's next heartbeat carries the callback on the request
   CHECK_FALSE(f.last->root().has("dials"));  // taken once
 
   CHECK(f.call("DIAL", user("seeder")) == "NO ROUTE");  // no callback, no relay
+  f.dispatcher->record_reachability("seeder", "tcp://10.1.0.2:4000", true);
+  CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{5000})) == "NO ROUTE");  // dial it directly
+  f.dispatcher->record_reachability("seeder", "tcp://10.1.0.2:4000", false);
+  REQUIRE(f.call("REGISTER", user("mute")) == "OK");
+  REQUIRE(f.call("CONNECT", user("mute").put("endpoint", "tcp://10.1.0.3:4000")) == "OK");  // promised no heartbeat
+  CHECK(f.call("DIAL", user("mute").put("callback_port", std::uint64_t{5000})) == "NO ROUTE");
   CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{0})) == "BAD REQUEST");
   CHECK(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{70000})) == "BAD REQUEST");
   // A named address is refused: a seeder only ever dials where the request came from (no third host, no SSRF).
@@ -478,7 +484,7 @@ TEST_CASE("DIAL: the seeder's next heartbeat carries the callback on the request
   CHECK_FALSE(f.last->root().has("dials"));
   REQUIRE(f.call("DIAL", user("seeder").put("callback_port", std::uint64_t{5})) == "OK");
   REQUIRE(f.call("DISCONNECT", user("seeder")) == "OK");
-  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000").put("heartbeat_ms", std::uint64_t{1000})) == "OK");
   REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
   CHECK_FALSE(f.last->root().has("dials"));
 }
@@ -487,14 +493,14 @@ TEST_CASE("DIAL with a relay: one token, the downloader's side in the reply, the
           "[dispatcher][nat]") {
   Fixture f(100000, "tcp://198.51.100.10:7000");
   REQUIRE(f.call("REGISTER", user("seeder")) == "OK");
-  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000")) == "OK");
+  REQUIRE(f.call("CONNECT", user("seeder").put("endpoint", "tcp://10.1.0.2:4000").put("heartbeat_ms", std::uint64_t{1000})) == "OK");
   REQUIRE(f.call("DIAL", user("seeder")) == "OK");  // no callback: the relay only
   CHECK_FALSE(f.last->root().has("callback"));
   CHECK(f.last->root().str("relay", 255) == "tcp://198.51.100.10:7000");
   const auto mine = relay_token::parse(f.last->root().str("host", 255));
   REQUIRE(mine);
   CHECK(mine->side == relay_token::Side::kDownloader);
-  CHECK(relay_token::valid(std::string(32, 'k'), mine->token, 1800000000));
+  CHECK(relay_token::valid(std::string(32, 'k'), mine->token, relay_token::Side::kDownloader, 1800000000));
   REQUIRE(f.call("HEARTBEAT", user("seeder")) == "OK");
   auto dials = f.last->root().maps("dials");
   REQUIRE(dials.size() == 1);
@@ -503,8 +509,11 @@ TEST_CASE("DIAL with a relay: one token, the downloader's side in the reply, the
   const auto theirs = relay_token::parse(dials.at(0).str("host", 255));
   REQUIRE(theirs);
   CHECK(theirs->side == relay_token::Side::kSeeder);
-  CHECK(theirs->token.nonce_hex == mine->token.nonce_hex);  // the two sides of one token
-  CHECK(theirs->token.mac_hex == mine->token.mac_hex);
+  CHECK(theirs->token.nonce_hex == mine->token.nonce_hex);  // the two sides of one pair
+  CHECK(theirs->token.expiry_s == mine->token.expiry_s);
+  CHECK(relay_token::valid(std::string(32, 'k'), theirs->token, relay_token::Side::kSeeder, 1800000000));
+  // Each side holds its own mac: the downloader's cannot pass for the seeder's.
+  CHECK_FALSE(relay_token::valid(std::string(32, 'k'), mine->token, relay_token::Side::kSeeder, 1800000000));
 }
 
 TEST_CASE("the dispatcher serves every op the catalogue names", "[dispatcher]") {

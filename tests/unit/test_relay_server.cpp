@@ -128,10 +128,10 @@ TEST_CASE("relay: a pair is answered once both sides came, then bytes pass both 
           "[relay]") {
   RunningRelay relay({});
   const auto token = relay_token::mint(kSecret, static_cast<std::uint64_t>(::time(nullptr)), 600);
-  UniqueFd seeder = socks_request(relay.port, relay_token::host_for(token, Side::kSeeder));
+  UniqueFd seeder = socks_request(relay.port, relay_token::host_for(token.seeder, Side::kSeeder));
   send_all(seeder.get(), "early");  // sent before the answer: kept for the circuit
   CHECK_FALSE(readable_within(seeder.get(), 200));  // alone: no answer yet
-  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token, Side::kDownloader));
+  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token.downloader, Side::kDownloader));
   CHECK(receive(seeder.get(), kSucceeded.size()) == kSucceeded);
   CHECK(receive(downloader.get(), kSucceeded.size()) == kSucceeded);
   CHECK(receive(downloader.get(), 5) == "early");
@@ -158,7 +158,7 @@ TEST_CASE("relay: a pair is answered once both sides came, then bytes pass both 
   CHECK(stats.paired == 1);
   CHECK(stats.ended.at("closed") == 1);
   CHECK(stats.bytes_forwarded == 5 + big.size() + 5 + 5);
-  CHECK_THAT(relay.log.str(), Catch::Contains("circuit end nonce=" + token.nonce_hex.substr(0, 8)) &&
+  CHECK_THAT(relay.log.str(), Catch::Contains("circuit end nonce=" + token.seeder.nonce_hex.substr(0, 8)) &&
                                   Catch::Contains("reason=closed"));
   CHECK_THAT(relay.log.str(), !Catch::Contains("xxxx"));  // no payload in the log
 }
@@ -167,29 +167,31 @@ TEST_CASE("relay: bad mac, expired, malformed tokens and a taken side are refuse
   RelayOptions options;
   options.unix_now = [] { return std::uint64_t{10000}; };
   RunningRelay relay(options);
-  auto token = relay_token::mint(kSecret, 10000, 600);
-  auto forged = token;
-  forged.mac_hex = relay_token::mac_of(std::string(32, 'x'), forged.expiry_s, forged.nonce_hex);
+  const auto token = relay_token::mint(kSecret, 10000, 600);
+  auto forged = token.seeder;
+  forged.mac_hex = relay_token::mac_of(std::string(32, 'x'), Side::kSeeder, forged.expiry_s, forged.nonce_hex);
   const auto expired = relay_token::mint(kSecret, 9000, 1000);  // expiry 10000 == now
+  // The downloader's own token presented as the seeder's side: holding one side never makes the other.
   for (const std::string& host : {relay_token::host_for(forged, Side::kSeeder),
-                                  relay_token::host_for(expired, Side::kSeeder), std::string("example.com")}) {
+                                  relay_token::host_for(token.downloader, Side::kSeeder),
+                                  relay_token::host_for(expired.seeder, Side::kSeeder), std::string("example.com")}) {
     CAPTURE(host);
     UniqueFd fd = socks_request(relay.port, host);
     CHECK(receive(fd.get(), 10) == kNotAllowed);
     CHECK(receive(fd.get(), 1).empty());  // and closed
   }
-  UniqueFd first = socks_request(relay.port, relay_token::host_for(token, Side::kSeeder));
-  UniqueFd second = socks_request(relay.port, relay_token::host_for(token, Side::kSeeder));
+  UniqueFd first = socks_request(relay.port, relay_token::host_for(token.seeder, Side::kSeeder));
+  UniqueFd second = socks_request(relay.port, relay_token::host_for(token.seeder, Side::kSeeder));
   CHECK(receive(second.get(), 10) == kNotAllowed);  // one seeder per token
-  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token, Side::kDownloader));
+  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token.downloader, Side::kDownloader));
   CHECK(receive(first.get(), 10) == kSucceeded);  // the refused ones took nothing from the genuine pair
   CHECK(receive(downloader.get(), 10) == kSucceeded);
-  UniqueFd third = socks_request(relay.port, relay_token::host_for(token, Side::kDownloader));
+  UniqueFd third = socks_request(relay.port, relay_token::host_for(token.downloader, Side::kDownloader));
   CHECK(receive(third.get(), 10) == kNotAllowed);  // the live circuit holds the token
 
   relay.stop();
   const auto& refused = relay.server.stats().refused;
-  CHECK(refused.at("bad-mac") == 1);
+  CHECK(refused.at("bad-mac") == 2);
   CHECK(refused.at("expired") == 1);
   CHECK(refused.at("malformed-token") == 1);
   CHECK(refused.at("side-taken") == 2);
@@ -199,8 +201,8 @@ TEST_CASE("relay: bad mac, expired, malformed tokens and a taken side are refuse
 TEST_CASE("relay: a reader that stops reading stops its writer, and nothing is lost when it reads again", "[relay]") {
   RunningRelay relay({});
   const auto token = relay_token::mint(kSecret, static_cast<std::uint64_t>(::time(nullptr)), 600);
-  UniqueFd seeder = socks_request(relay.port, relay_token::host_for(token, Side::kSeeder));
-  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token, Side::kDownloader));
+  UniqueFd seeder = socks_request(relay.port, relay_token::host_for(token.seeder, Side::kSeeder));
+  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token.downloader, Side::kDownloader));
   REQUIRE(receive(seeder.get(), 10) == kSucceeded);
   REQUIRE(receive(downloader.get(), 10) == kSucceeded);
   // The downloader reads nothing; the seeder writes without blocking until every buffer on the way is full.
@@ -226,8 +228,8 @@ TEST_CASE("relay: a reader that stops reading stops its writer, and nothing is l
 TEST_CASE("relay: an end that answers a half close with its last bytes and closes loses none of them", "[relay]") {
   RunningRelay relay({});
   const auto token = relay_token::mint(kSecret, static_cast<std::uint64_t>(::time(nullptr)), 600);
-  UniqueFd seeder = socks_request(relay.port, relay_token::host_for(token, Side::kSeeder), 64 << 10);  // reads late
-  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token, Side::kDownloader));
+  UniqueFd seeder = socks_request(relay.port, relay_token::host_for(token.seeder, Side::kSeeder), 64 << 10);  // reads late
+  UniqueFd downloader = socks_request(relay.port, relay_token::host_for(token.downloader, Side::kDownloader));
   REQUIRE(receive(seeder.get(), 10) == kSucceeded);
   REQUIRE(receive(downloader.get(), 10) == kSucceeded);
   REQUIRE(::shutdown(seeder.get(), SHUT_WR) == 0);  // "that was the request"

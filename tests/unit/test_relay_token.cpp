@@ -44,58 +44,68 @@ const std::string kNonce = "00112233445566778899aabbccddeeff";
 }  // namespace
 
 TEST_CASE("relay token: the mac is the first 128 bits of HMAC-SHA256 over the spec's message", "[relay_token]") {
-  // Python: hmac.new(bytes(range(32)), b"zshare-relay-v1|1700000000|0011...eeff", sha256).hexdigest()[:32]
-  CHECK(mac_of(counting_secret(), 1700000000, kNonce) == "2bf855c00240132f2e6082d47c1c9223");
-  const Token token{1700000000, kNonce, "2bf855c00240132f2e6082d47c1c9223"};
-  CHECK(host_for(token, Side::kSeeder) ==
-        "s.1700000000.00112233445566778899aabbccddeeff.2bf855c00240132f2e6082d47c1c9223");
-  CHECK(connect_endpoint(token, Side::kDownloader) ==
-        "tcp://d.1700000000.00112233445566778899aabbccddeeff.2bf855c00240132f2e6082d47c1c9223:9");
-  CHECK(valid(counting_secret(), token, 1699999999));
+  // Python: hmac.new(bytes(range(32)), b"zshare-relay-v2|s|1700000000|0011...eeff", sha256).hexdigest()[:32]
+  CHECK(mac_of(counting_secret(), Side::kSeeder, 1700000000, kNonce) == "2afdbc94390f2d297d1a7072d088d413");
+  CHECK(mac_of(counting_secret(), Side::kDownloader, 1700000000, kNonce) == "e3e1637eba8bf10761bcae4a2fd3cf3c");
+  const Token seeder{1700000000, kNonce, "2afdbc94390f2d297d1a7072d088d413"};
+  CHECK(host_for(seeder, Side::kSeeder) ==
+        "s.1700000000.00112233445566778899aabbccddeeff.2afdbc94390f2d297d1a7072d088d413");
+  const Token downloader{1700000000, kNonce, "e3e1637eba8bf10761bcae4a2fd3cf3c"};
+  CHECK(connect_endpoint(downloader, Side::kDownloader) ==
+        "tcp://d.1700000000.00112233445566778899aabbccddeeff.e3e1637eba8bf10761bcae4a2fd3cf3c:9");
+  CHECK(valid(counting_secret(), seeder, Side::kSeeder, 1699999999));
+  CHECK(valid(counting_secret(), downloader, Side::kDownloader, 1699999999));
 }
 
-TEST_CASE("relay token: minted tokens parse back, are valid until their expiry, and differ", "[relay_token]") {
+TEST_CASE("relay token: minted pairs parse back, are valid until their expiry, and differ", "[relay_token]") {
   const std::string secret = counting_secret();
-  const Token token = mint(secret, 1000, 300);
-  CHECK(token.expiry_s == 1300);
-  CHECK(token.nonce_hex.size() == kNonceHexLength);
-  CHECK(token.mac_hex == mac_of(secret, 1300, token.nonce_hex));
+  const Pair pair = mint(secret, 1000, 300);
+  CHECK(pair.seeder.expiry_s == 1300);
+  CHECK(pair.downloader.expiry_s == 1300);
+  CHECK(pair.seeder.nonce_hex.size() == kNonceHexLength);
+  CHECK(pair.downloader.nonce_hex == pair.seeder.nonce_hex);
+  CHECK(pair.seeder.mac_hex == mac_of(secret, Side::kSeeder, 1300, pair.seeder.nonce_hex));
+  CHECK(pair.downloader.mac_hex == mac_of(secret, Side::kDownloader, 1300, pair.seeder.nonce_hex));
+  CHECK(pair.seeder.mac_hex != pair.downloader.mac_hex);
   for (Side side : {Side::kSeeder, Side::kDownloader}) {
+    const Token& token = side == Side::kSeeder ? pair.seeder : pair.downloader;
     const auto claim = parse(host_for(token, side));
     REQUIRE(claim);
     CHECK(claim->side == side);
     CHECK(claim->token.expiry_s == token.expiry_s);
     CHECK(claim->token.nonce_hex == token.nonce_hex);
     CHECK(claim->token.mac_hex == token.mac_hex);
+    CHECK(valid(secret, token, side, 1000));
+    CHECK(valid(secret, token, side, 1299));
+    CHECK_FALSE(valid(secret, token, side, 1300));  // the expiry is the first second it is no longer valid
+    CHECK_FALSE(valid(secret, token, side, 5000));
   }
-  CHECK(valid(secret, token, 1000));
-  CHECK(valid(secret, token, 1299));
-  CHECK_FALSE(valid(secret, token, 1300));  // the expiry is the first second it is no longer valid
-  CHECK_FALSE(valid(secret, token, 5000));
   std::set<std::string> nonces;
-  for (int i = 0; i < 100; ++i) nonces.insert(mint(secret, 1000, 300).nonce_hex);
+  for (int i = 0; i < 100; ++i) nonces.insert(mint(secret, 1000, 300).seeder.nonce_hex);
   CHECK(nonces.size() == 100);
   CHECK_THROWS_AS(mint(secret, UINT64_MAX - 5, 10), std::invalid_argument);
 }
 
-TEST_CASE("relay token: a changed expiry, nonce, mac or secret is refused", "[relay_token]") {
+TEST_CASE("relay token: a changed expiry, nonce, mac, side or secret is refused", "[relay_token]") {
   const std::string secret = counting_secret();
-  const Token token = mint(secret, 1000, 300);
+  const Token token = mint(secret, 1000, 300).downloader;
+  CHECK(valid(secret, token, Side::kDownloader, 1000));
+  CHECK_FALSE(valid(secret, token, Side::kSeeder, 1000));  // a downloader cannot be the seeder's side too
   Token later = token;
   later.expiry_s += 1;  // stretching the lifetime breaks the mac
-  CHECK_FALSE(valid(secret, later, 1000));
+  CHECK_FALSE(valid(secret, later, Side::kDownloader, 1000));
   Token other_nonce = token;
   other_nonce.nonce_hex[0] = other_nonce.nonce_hex[0] == 'a' ? 'b' : 'a';
-  CHECK_FALSE(valid(secret, other_nonce, 1000));
+  CHECK_FALSE(valid(secret, other_nonce, Side::kDownloader, 1000));
   Token other_mac = token;
   other_mac.mac_hex[31] = other_mac.mac_hex[31] == '0' ? '1' : '0';
-  CHECK_FALSE(valid(secret, other_mac, 1000));
+  CHECK_FALSE(valid(secret, other_mac, Side::kDownloader, 1000));
   Token short_mac = token;
   short_mac.mac_hex.pop_back();
-  CHECK_FALSE(valid(secret, short_mac, 1000));
+  CHECK_FALSE(valid(secret, short_mac, Side::kDownloader, 1000));
   std::string other_secret = secret;
   other_secret[0] ^= 1;
-  CHECK_FALSE(valid(other_secret, token, 1000));
+  CHECK_FALSE(valid(other_secret, token, Side::kDownloader, 1000));
 }
 
 TEST_CASE("relay token: parse takes exactly the canonical spelling", "[relay_token]") {
