@@ -73,12 +73,13 @@ except OSError as e:
 
 # A child process that builds a lab, starts a process in it, prints {"namespaces", "pid"} and waits to be killed.
 LAB_CHILD = r"""
-import json, subprocess, sys, time
+import json, signal, subprocess, sys
 from nat_lab import NatLab
 lab = NatLab(homes=1).start()
 p = lab.popen("h1", ["sleep", "600"])
 print(json.dumps({"namespaces": lab.namespaces, "pid": p.pid}), flush=True)
-time.sleep(600)
+while True:
+    signal.pause()  # until the test's signal ends this process
 """
 
 

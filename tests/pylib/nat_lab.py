@@ -325,8 +325,7 @@ class Capture:
                 line = self._wait_line(lambda l: self._stats(l) is not None, start, min(end, time.monotonic() + 1))
                 stats = self._stats(line) if line else None
                 if stats and stats[0] >= stats[1]:
-                    break
-                time.sleep(0.01)
+                    break  # else ask again: each round waits for tcpdump's next stats line
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGINT)
             try:
@@ -543,15 +542,17 @@ class NatLab:
     def _wait_bridge_forwarding(self, ports, deadline_s):
         """Until every bridge port is up and forwarding (both veth ends up; no STP, so at once in practice)."""
         import json
-        end = time.monotonic() + deadline_s
-        while True:
+        from zshare_testlib import wait_for  # here, not at the top: the guardian process needs none of it
+        states = {}
+
+        def forwarding():
             out = _check([_bin("bridge"), "-n", self.ns("pub"), "-j", "link", "show"])
-            states = {p.get("ifname"): p.get("state") for p in json.loads(out or "[]")}
-            if all(states.get(p) == "forwarding" for p in ports):
-                return
-            if time.monotonic() > end:
-                raise NatLabError("bridge ports not forwarding after %ss: %r" % (deadline_s, states))
-            time.sleep(0.01)
+            states.update({p.get("ifname"): p.get("state") for p in json.loads(out or "[]")})
+            return all(states.get(p) == "forwarding" for p in ports)
+        try:
+            wait_for(forwarding, deadline_s, "the bridge ports to forward")
+        except TimeoutError:
+            raise NatLabError("bridge ports not forwarding after %ss: %r" % (deadline_s, states))
 
     def close(self):
         """Tears the lab down: stops captures, kills the processes started in it (and any other process in its

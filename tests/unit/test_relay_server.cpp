@@ -13,6 +13,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <future>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -237,14 +238,14 @@ TEST_CASE("relay: an end that answers a half close with its last bytes and close
   // The answer, then a full close, while the seeder reads nothing: the relay sees the downloader's socket shut both
   // ways (its FIN came after ours went: EPOLLHUP) with megabytes still to pass on.
   const std::string answer(4 << 20, 'a');
-  std::atomic<bool> closed{false};
+  std::promise<void> closed;
   bool answered = false;
   std::thread answering([&] {
     answered = write_all(downloader.get(), answer);
     downloader.reset();
-    closed = true;
+    closed.set_value();
   });
-  for (int i = 0; i < 300 && !closed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  closed.get_future().wait_for(std::chrono::seconds(3));  // the close first when the buffers take it all
   CHECK(receive(seeder.get(), answer.size() + 1) == answer);  // all of it, then the end
   answering.join();
   CHECK(answered);
