@@ -1,5 +1,6 @@
-// broker_load.cpp: zshare-bench-load: populates a broker's index, drives SEARCH and LIST_CONTENT from N DEALER
-// clients (closed or open loop) against the broker or a raw ROUTER echo baseline, and serves that echo.
+// broker_load.cpp: zshare-bench-load: populates a broker's index (or seeds its database directly), drives SEARCH and
+// LIST_CONTENT from N DEALER clients (closed or open loop) against the broker or a raw ROUTER echo baseline, and
+// serves that echo.
 //
 // Invariants: every loop is bounded in count and time; sockets bind/connect to 127.0.0.1 only; request ids are
 // unique (a random 64-bit prefix per process, the client's number and a counter). The machine-readable output is
@@ -7,6 +8,8 @@
 // With --broker-key the clients dial over CurveZMQ (populate: one keypair for the whole run, since REGISTER binds
 // each user to its sender's key; load and stats: a fresh keypair per connection); without it they are plaintext,
 // as the echo always is.
+#include "bench/seed_store.hpp"
+#include "bench/workload.hpp"
 #include "common/codec.hpp"
 #include "common/content_hash.hpp"
 #include "common/curve_keys.hpp"
@@ -45,110 +48,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace proto = zshare::protocol;
+using zshare::bench::fake_endpoint;
+using zshare::bench::file_spec;
+using zshare::bench::FileSpec;
+using zshare::bench::splitmix64;
+using zshare::bench::user_name;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The synthetic catalogue. File i belongs to user i % users and is named track-<i>-<adjective>-<noun>.<ext>;
-// its description has a genre and three words of a 1,000-word vocabulary. With 1M files a description word
-// matches ~3,000 files, an adjective or noun ~10,000, adjective+noun ~100, adjective+description word ~30.
-
-const char* const kAdjectives[] = {
-    "blue",     "red",      "green",   "amber",    "silver",  "golden",   "quiet",   "loud",     "bright",
-    "dark",     "early",    "late",    "wild",     "calm",    "cold",     "warm",    "deep",     "hollow",
-    "lucky",    "lonely",   "misty",   "rapid",    "slow",    "sunny",    "stormy",  "velvet",   "wooden",
-    "iron",     "crystal",  "hidden",  "frozen",   "burning", "gentle",   "bitter",  "sweet",    "empty",
-    "heavy",    "little",   "ancient", "modern",   "northern", "southern", "eastern", "western", "broken",
-    "electric", "neon",     "paper",   "rusty",    "salty",   "silent",   "smoky",   "sober",    "spare",
-    "steady",   "strange",  "tender",  "tired",    "urban",   "violet",   "winter",  "summer",   "autumn",
-    "spring",   "midnight", "morning", "evening",  "crimson", "scarlet",  "indigo",  "ivory",    "jade",
-    "coral",    "copper",   "marble",  "dusty",    "faded",   "fearless", "fierce",  "floating", "foggy",
-    "fragile",  "hazy",     "humble",  "lazy",     "lunar",   "solar",    "magic",   "mellow",   "mystic",
-    "noble",    "pale",     "proud",   "restless", "royal",   "rustic",   "secret",  "shallow",  "shiny",
-    "sleepy"};
-const char* const kNouns[] = {
-    "river",   "mountain", "ocean",   "forest",  "desert",  "valley",  "meadow",  "harbor",  "island",  "canyon",
-    "garden",  "city",     "street",  "bridge",  "tower",   "castle",  "village", "window",  "mirror",  "shadow",
-    "thunder", "rain",     "storm",   "cloud",   "moon",    "sun",     "star",    "comet",   "planet",  "galaxy",
-    "engine",  "train",    "road",    "highway", "station", "airport", "market",  "factory", "church",  "temple",
-    "palace",  "prison",   "school",  "library", "museum",  "theater", "stadium", "kitchen", "cellar",  "attic",
-    "lantern", "candle",   "fire",    "ember",   "ash",     "smoke",   "stone",   "rock",    "sand",    "glass",
-    "steel",   "gold",     "silk",    "cotton",  "leather", "feather", "wing",    "bird",    "wolf",    "fox",
-    "bear",    "horse",    "tiger",   "whale",   "shark",   "eagle",   "raven",   "owl",     "deer",    "rabbit",
-    "heart",   "soul",     "dream",   "memory",  "promise", "letter",  "song",    "dance",   "echo",    "voice",
-    "whisper", "signal",   "wave",    "tide",    "shore",   "coast",   "lake",    "pond",    "creek",   "field"};
-const char* const kGenres[] = {"ambient", "jazz",   "folk",  "techno", "blues",
-                               "classical", "reggae", "house", "metal",  "punk"};
-const char* const kExtensions[] = {"flac", "mp3", "ogg", "wav"};
-constexpr std::size_t kAdjCount = sizeof kAdjectives / sizeof kAdjectives[0];
-constexpr std::size_t kNounCount = sizeof kNouns / sizeof kNouns[0];
-constexpr std::size_t kGenreCount = sizeof kGenres / sizeof kGenres[0];
-constexpr std::size_t kExtCount = sizeof kExtensions / sizeof kExtensions[0];
-constexpr std::size_t kVocabularySize = 1000;
-
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// Three consonant-vowel syllables; (i % 70, i / 70) differ for every i < 4900, so the words are distinct.
-std::string vocabulary_word(std::size_t i) {
-  static const char kConsonants[] = "bdfgklmnprstvz";
-  static const char kVowels[] = "aeiou";
-  auto syllable = [](std::size_t s, std::string& out) {
-    out.push_back(kConsonants[s / 5]);
-    out.push_back(kVowels[s % 5]);
-  };
-  std::string w;
-  syllable(i % 70, w);
-  syllable((i / 70) % 70, w);
-  syllable((i * 13 + 7) % 70, w);
-  return w;
-}
-
-const std::vector<std::string>& vocabulary() {
-  static const std::vector<std::string> words = [] {
-    std::vector<std::string> v;
-    for (std::size_t i = 0; i < kVocabularySize; ++i) v.push_back(vocabulary_word(i));
-    return v;
-  }();
-  return words;
-}
-
-std::string user_name(std::uint64_t u) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "user-%05" PRIu64, u);
-  return buf;
-}
-
-std::string fake_endpoint(std::uint64_t u) { return "tcp://127.0.0.1:" + std::to_string(10000 + u % 50000); }
-
-struct FileSpec {
-  std::string user, name, description, cid;
-  std::uint64_t size = 0;
-};
-
-FileSpec file_spec(std::uint64_t i, std::uint64_t users) {
-  const std::uint64_t h = splitmix64(i);
-  const std::uint64_t g = splitmix64(h);
-  const auto& vocab = vocabulary();
-  FileSpec f;
-  f.user = user_name(i % users);
-  char buf[300];
-  std::snprintf(buf, sizeof buf, "track-%06" PRIu64 "-%s-%s.%s", i, kAdjectives[h % kAdjCount],
-                kNouns[(h >> 8) % kNounCount], kExtensions[(h >> 16) % kExtCount]);
-  f.name = buf;
-  f.description = std::string("a ") + kGenres[(h >> 20) % kGenreCount] + " piece with " +
-                  vocab[g % kVocabularySize] + " " + vocab[(g >> 16) % kVocabularySize] + " and " +
-                  vocab[(g >> 32) % kVocabularySize];
-  f.size = 1'000'000 + (h >> 28) % 49'000'000;
-  const std::string seed = "zshare-bench-file-" + std::to_string(i);
-  f.cid = zshare::to_hex(zshare::sha256(seed.data(), seed.size()));  // the index never checks ids against bytes
-  return f;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -438,7 +345,7 @@ int cmd_populate(const std::string& endpoint, Dial dial, std::uint64_t users, st
             .put("name", f.name)
             .put("description", f.description)
             .put("size", f.size)
-            .put("cid", f.cid)
+            .put("cid", zshare::to_hex(f.cid))
             .put("chunk_size", static_cast<std::uint64_t>(zshare::kDefaultChunkSize))
             .finish();
       },
@@ -514,14 +421,7 @@ class QueryMaker {
       return header("LIST_CONTENT", id, stamp_).put("user", user_name(rng_() % cfg_.users)).finish();
     }
     kind = kSearch;
-    const auto& vocab = vocabulary();
-    std::string q;
-    switch (rng_() % 4) {
-      case 0: q = vocab[rng_() % kVocabularySize]; break;                       // ~3,000 of 1M
-      case 1: q = (rng_() % 2) ? kAdjectives[rng_() % kAdjCount] : kNouns[rng_() % kNounCount]; break;  // ~10,000
-      case 2: q = std::string(kAdjectives[rng_() % kAdjCount]) + " " + kNouns[rng_() % kNounCount]; break;  // ~100
-      default: q = std::string(kAdjectives[rng_() % kAdjCount]) + " " + vocab[rng_() % kVocabularySize]; break;  // ~30
-    }
+    const std::string q = zshare::bench::search_query(rng_);
     return header("SEARCH", id, stamp_).put("q", q).put("limit", cfg_.limit).finish();
   }
 
@@ -835,6 +735,13 @@ int main(int argc, char** argv) {
   populate->add_option("--idle-timeout", idle_timeout, "give up after this long without a reply (s)");
   populate->add_option("--phase-timeout", phase_timeout, "give up a phase after this long (s)");
 
+  auto* seed = app.add_subcommand("seed", "write users and files straight into a new broker database (bulk load)");
+  std::string seed_db, seed_key;
+  seed->add_option("--db", seed_db, "the database to create (must not exist)")->required();
+  seed->add_option("--users", users, "users")->check(CLI::Range(1, 10000000));
+  seed->add_option("--files", files, "files, file i owned by user i % users")->check(CLI::Range(0, 100000000));
+  seed->add_option("--owner-key", seed_key, "CurveZMQ public key (Z85 or a .pub file) owning every user; default none");
+
   auto* load = app.add_subcommand("load", "N DEALER clients issuing SEARCH and LIST_CONTENT");
   LoadConfig cfg;
   std::string target = "broker";
@@ -880,6 +787,9 @@ int main(int argc, char** argv) {
       check_loopback(endpoint);
       return cmd_populate(endpoint, dial, users, files, pop_clients, window, idle_timeout, phase_timeout);
     }
+    if (*seed)
+      return zshare::bench::seed_store(seed_db, users, files,
+                                       seed_key.empty() ? std::string() : zshare::curve::read_public_key(seed_key));
     if (*load) {
       check_loopback(endpoint);
       cfg.endpoint = endpoint;
