@@ -184,8 +184,9 @@ void Broker::serve_batch() {
   const std::uint64_t mutations_before = stats_.mutations;
   store_.begin();
   try {
+    std::vector<zmq::message_t> frames;  // reused: its capacity outlives each request
     for (std::size_t n = 0; n < options_.max_batch; ++n) {
-      std::vector<zmq::message_t> frames;
+      frames.clear();
       if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
       Pending p = answer(frames, events);
       if (store_.wrote()) held.push_back(std::move(p));

@@ -37,6 +37,14 @@ class IdTable {
     ++used_;
   }
 
+  // Makes room for `n` ids in all without growing again (rehashing what is there, if anything).
+  template <class HashOf>
+  void reserve(std::size_t n, HashOf&& hash_of) {
+    std::size_t want = 16;
+    while (want * 7 < n * 10) want *= 2;
+    if (want > slots_.size()) rehash(want, hash_of);
+  }
+
   // Removes `id` (present under `hash`).
   template <class HashOf>
   void erase(std::uint64_t hash, std::uint32_t id, HashOf&& hash_of) {
@@ -88,7 +96,12 @@ class IdTable {
 
   template <class HashOf>
   void grow(HashOf& hash_of) {
-    std::vector<std::uint32_t> old(slots_.empty() ? 16 : slots_.size() * 2, kNone);
+    rehash(slots_.empty() ? 16 : slots_.size() * 2, hash_of);
+  }
+
+  template <class HashOf>
+  void rehash(std::size_t size, HashOf& hash_of) {
+    std::vector<std::uint32_t> old(size, kNone);
     old.swap(slots_);
     for (std::uint32_t id : old) {
       if (id != kNone) place(hash_of(id), id);

@@ -204,13 +204,13 @@ void Dispatcher::emit(std::vector<Event>& events, std::string_view topic, MapWri
   events.push_back(Event{std::string(topic), body.finish()});
 }
 
-MapWriter Dispatcher::file_map(FileId id, bool with_owner) const {
+void Dispatcher::file_map(FileId id, bool with_owner, MapWriter& w) const {
   const auto& f = index_.file(id);
-  MapWriter w;
+  const HexHash cid = hex_of(f.cid);
   w.put("name", f.name);
   w.put("description", f.description);
   w.put("size", f.size);
-  w.put("cid", to_hex(f.cid));
+  w.put("cid", std::string_view(cid.data(), cid.size()));
   w.put("chunk_size", f.chunk_size);
   if (with_owner) {
     const auto& u = index_.user(f.user);
@@ -220,7 +220,12 @@ MapWriter Dispatcher::file_map(FileId id, bool with_owner) const {
     w.put("online", u.connected);
     put_reachable(w, u.reachable);
   }
-  return w;
+}
+
+MapWriter& Dispatcher::put_files(MapWriter& reply, std::string_view key, const std::vector<FileId>& files,
+                                 bool with_owner) const {
+  index_.prefetch(files, with_owner);
+  return reply.put_maps(key, files.size(), [&](std::size_t i, MapWriter& m) { file_map(files[i], with_owner, m); });
 }
 
 std::string Dispatcher::on_register(const Request& r, std::vector<Event>& events) {
@@ -388,9 +393,8 @@ std::string Dispatcher::on_list_content(const Request& r, std::vector<Event>&) {
   std::string failure;
   const UserId user = existing_user(name, false, failure, r);
   if (!failure.empty()) return failure;
-  std::vector<MapWriter> files;
-  for (FileId id : index_.files_of(user)) files.push_back(file_map(id, false));
-  return reply_header(r.id, st::kOk).put("files", files).finish();
+  MapWriter reply = reply_header(r.id, st::kOk);
+  return put_files(reply, "files", index_.files_of(user), false).finish();
 }
 
 std::string Dispatcher::on_search(const Request& r, std::vector<Event>&) {
@@ -412,11 +416,8 @@ std::string Dispatcher::on_search(const Request& r, std::vector<Event>&) {
   const bool include_offline = r.fields.opt_bool("include_offline").value_or(false);  // default: online sources
 
   const SearchPage page = index_.search(words, cid, cursor, static_cast<std::size_t>(limit), !include_offline);
-  std::vector<MapWriter> results;
-  results.reserve(page.files.size());
-  for (FileId id : page.files) results.push_back(file_map(id, true));
   MapWriter reply = reply_header(r.id, st::kOk);
-  reply.put("results", results);
+  put_files(reply, "results", page.files, true);
   if (page.next) reply.put("next", *page.next); else reply.put_nil("next");
   return reply.finish();
 }
@@ -434,7 +435,9 @@ std::string Dispatcher::on_lookup(const Request& r, std::vector<Event>&) {
     return failure_reply(r.id, st::kFileNotExist,
                          "user '" + std::string(name) + "' has no file '" + std::string(file_name) + "'");
   }
-  return reply_header(r.id, st::kOk).put("file", file_map(*file, true)).finish();
+  MapWriter found;
+  file_map(*file, true, found);
+  return reply_header(r.id, st::kOk).put("file", found).finish();
 }
 
 std::string Dispatcher::on_snapshot(const Request& r, std::vector<Event>&) {
@@ -457,10 +460,7 @@ std::string Dispatcher::on_snapshot(const Request& r, std::vector<Event>&) {
   }
   reply.put("users", users);
   const SearchPage page = index_.live_files(cursor, static_cast<std::size_t>(limit));
-  std::vector<MapWriter> files;
-  files.reserve(page.files.size());
-  for (FileId id : page.files) files.push_back(file_map(id, true));
-  reply.put("files", files);
+  put_files(reply, "files", page.files, true);
   if (page.next) reply.put("next", *page.next); else reply.put_nil("next");
   return reply.finish();
 }

@@ -112,7 +112,9 @@ class Dispatcher {
   // The user a request names, which must exist, be accessible, and (when `connected`) have a session.
   UserId existing_user(std::string_view name, bool connected, std::string& failure, const Request& r,
                        Access access = Access::kAnyone);
-  MapWriter file_map(FileId id, bool with_owner) const;
+  void file_map(FileId id, bool with_owner, MapWriter& w) const;  // a file's fields (and its owner's) into w
+  // An array of file maps under `key` in reply, built in place.
+  MapWriter& put_files(MapWriter& reply, std::string_view key, const std::vector<FileId>& files, bool with_owner) const;
   MapWriter event(const Request& r, std::string_view user) { return event_at(r.ts, user); }
   MapWriter event_at(std::string_view ts, std::string_view user);
   std::int64_t now_ms() const;

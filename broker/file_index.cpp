@@ -73,12 +73,12 @@ struct Word {
   std::uint32_t length;
 };
 
-// The distinct keywords of text, each at its first occurrence; `lower` receives text lower-cased, which the
-// offsets also index.
-std::vector<Word> distinct_words(std::string_view text, std::string& lower) {
+// The distinct keywords of text into `out`, each at its first occurrence; `lower` receives text lower-cased, which
+// the offsets also index. Both are the caller's buffers, reused from file to file.
+void distinct_words(std::string_view text, std::string& lower, std::vector<Word>& out) {
   lower.assign(text);
   for (char& c : lower) c = fold(c);
-  std::vector<Word> out;
+  out.clear();
   for_each_word(lower, [&](std::size_t offset, std::size_t length) {
     const std::string_view w(lower.data() + offset, length);
     for (const auto& o : out) {
@@ -87,7 +87,6 @@ std::vector<Word> distinct_words(std::string_view text, std::string& lower) {
     out.push_back(Word{static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(length)});
     return true;
   });
-  return out;
 }
 
 }  // namespace
@@ -149,20 +148,35 @@ std::uint32_t FileIndex::word_hash(std::string_view word) {
 
 // ---- users ----
 
+std::uint64_t FileIndex::user_key(std::string_view name) { return std::hash<std::string_view>{}(name); }
+
+void FileIndex::reserve(std::size_t users, std::size_t files) {
+  users_.reserve(users);
+  online_.reserve(users);
+  user_by_name_.reserve(users, [this](UserId u) { return user_key(users_[u].name); });
+  by_name_.reserve(files, [this](FileId f) { return name_key(files_[f].user, name_of(files_[f])); });
+  by_cid_.reserve(files, [this](FileId f) { return cid_key(files_[f].cid); });
+  // Most file names carry a word no other file has (a track number, a hash), so terms grow with files.
+  by_word_.reserve(files, [this](TermId t) -> std::uint64_t { return terms_[t].hash; });
+}
+
 std::optional<UserId> FileIndex::find_user(std::string_view name) const {
-  auto it = user_by_name_.find(std::string(name));
-  if (it == user_by_name_.end()) return std::nullopt;
-  return it->second;
+  const UserId id = user_by_name_.find(user_key(name), [&](UserId u) { return users_[u].name == name; });
+  if (id == IdTable::kNone) return std::nullopt;
+  return id;
 }
 
 UserId FileIndex::add_user(std::string name, std::string key) {
+  if (users_.size() >= IdTable::kNone) throw std::length_error("user index is full");
   const auto id = static_cast<UserId>(users_.size());
+  const std::uint64_t hash = user_key(name);
   UserRecord u;
-  u.name = name;
+  u.name = std::move(name);
   u.key = std::move(key);
   u.live = true;
   users_.push_back(std::move(u));
-  user_by_name_.emplace(std::move(name), id);
+  online_.push_back(0);
+  user_by_name_.insert(hash, id, [this](UserId x) { return user_key(users_[x].name); });
   ++live_users_;
   return id;
 }
@@ -172,7 +186,7 @@ std::size_t FileIndex::remove_user(UserId id) {
   const std::vector<FileId> owned = u.files;
   for (FileId f : owned) remove_file(f);
   disconnect(id);
-  user_by_name_.erase(u.name);
+  user_by_name_.erase(user_key(u.name), id, [this](UserId x) { return user_key(users_[x].name); });
   u.live = false;
   u.key.clear();
   u.key.shrink_to_fit();
@@ -186,6 +200,7 @@ void FileIndex::connect(UserId id, std::string endpoint) {
   auto& u = users_[id];
   if (!u.connected) ++connected_;
   u.connected = true;
+  online_[id] = 1;
   u.endpoint = std::move(endpoint);
   u.reachable = Reachability::kUnknown;  // a new session: probed again
 }
@@ -194,6 +209,7 @@ void FileIndex::disconnect(UserId id) {
   auto& u = users_[id];
   if (u.connected) --connected_;
   u.connected = false;
+  online_[id] = 0;
   u.endpoint.clear();
   u.reachable = Reachability::kUnknown;
 }
@@ -269,7 +285,7 @@ void FileIndex::remove_posting(FileId id, std::string_view word) {
   }
 }
 
-FileId FileIndex::add_file(FileRecord record) {
+FileId FileIndex::add_file(const FileRecord& record) {
   if (files_.size() >= IdTable::kNone) throw std::length_error("file index is full");
   const auto id = static_cast<FileId>(files_.size());
   const std::size_t n = record.name.size(), d = record.description.size();
@@ -308,11 +324,10 @@ FileId FileIndex::add_file(FileRecord record) {
   } else {
     by_cid_.insert(cid_key(r.cid), id, [this](FileId f) { return cid_key(files_[f].cid); });
   }
-  const std::string_view all = text_of(r);
-  std::string lower;
-  for (const Word& w : distinct_words(all, lower)) {
-    add_posting(id, w.offset, std::string_view(lower.data() + w.offset, w.length));
-  }
+  thread_local std::string lower;
+  thread_local std::vector<Word> words;
+  distinct_words(text_of(r), lower, words);
+  for (const Word& w : words) add_posting(id, w.offset, std::string_view(lower.data() + w.offset, w.length));
   users_[r.user].files.push_back(id);
   ++live_files_;
   return id;
@@ -339,15 +354,30 @@ void FileIndex::remove_file(FileId id) {
   }
   r.next_same_cid = IdTable::kNone;
   std::string lower;
-  for (const Word& w : distinct_words(text_of(r), lower)) {
-    remove_posting(id, std::string_view(lower.data() + w.offset, w.length));
-  }
+  std::vector<Word> words;
+  distinct_words(text_of(r), lower, words);
+  for (const Word& w : words) remove_posting(id, std::string_view(lower.data() + w.offset, w.length));
   auto& owned = users_[r.user].files;
   owned.erase(std::remove(owned.begin(), owned.end(), id), owned.end());
   r.text.reset();
   r.name_len = 0;
   r.description_len = 0;
   --live_files_;
+}
+
+void FileIndex::prefetch(const std::vector<FileId>& files, bool with_owner) const {
+  for (FileId id : files) __builtin_prefetch(&files_[id]);
+  for (FileId id : files) {
+    const Record& r = files_[id];
+    __builtin_prefetch(r.text.get());
+    if (with_owner) __builtin_prefetch(&users_[r.user]);
+  }
+  if (!with_owner) return;
+  for (FileId id : files) {
+    const UserRecord& u = users_[files_[id].user];
+    __builtin_prefetch(u.endpoint.data());
+    __builtin_prefetch(u.key.data());
+  }
 }
 
 std::vector<UserId> FileIndex::connected_users() const {

@@ -67,6 +67,9 @@ struct SearchPage {
 
 class FileIndex {
  public:
+  // Sizes the tables for this many users and files before a bulk load (Store::load), so they never rehash.
+  void reserve(std::size_t users, std::size_t files);
+
   std::optional<UserId> find_user(std::string_view name) const;
   UserId add_user(std::string name, std::string key = {});
   std::size_t remove_user(UserId id);  // removes the user's files too; returns how many
@@ -76,9 +79,13 @@ class FileIndex {
   const UserRecord& user(UserId id) const { return users_[id]; }
 
   std::optional<FileId> find_file(UserId user, std::string_view name) const;
-  FileId add_file(FileRecord record);  // record.user must be live and the name not yet published by it
+  FileId add_file(const FileRecord& record);  // record.user must be live and the name not yet published by it
   void remove_file(FileId id);
   FileView file(FileId id) const;
+
+  // Starts loading what building replies for `files` reads (records, texts, with_owner: owners) into the cache,
+  // so a page of results waits for memory once rather than once per file.
+  void prefetch(const std::vector<FileId>& files, bool with_owner) const;
 
   std::vector<UserId> connected_users() const;       // sorted by name
   std::vector<UserId> live_users() const;            // sorted by name
@@ -132,10 +139,12 @@ class FileIndex {
   void remove_posting(FileId id, std::string_view word);
   SearchPage search_cid(const Hash& cid, const std::vector<std::string>& words, std::uint64_t cursor,
                         std::size_t limit, bool online_only) const;
-  bool owner_online(FileId id) const { return users_[files_[id].user].connected; }
+  bool owner_online(FileId id) const { return online_[files_[id].user] != 0; }
+  static std::uint64_t user_key(std::string_view name);
 
   std::vector<UserRecord> users_;
-  std::unordered_map<std::string, UserId> user_by_name_;
+  std::vector<std::uint8_t> online_;  // users_[u].connected, dense: searches filter every candidate by it
+  IdTable user_by_name_;              // live users by name
   Chunked<Record> files_;  // by FileId; removed files stay as tombstones
   Chunked<Term> terms_;    // by TermId; terms whose list emptied are reused from free_terms_
   std::vector<TermId> free_terms_;

@@ -55,10 +55,12 @@ void bind_blob(sqlite3_stmt* s, int i, const void* p, std::size_t n) {
   sqlite3_bind_blob(s, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
 }
 
-std::string column_text(sqlite3_stmt* s, int i) {
+std::string_view column_view(sqlite3_stmt* s, int i) {  // valid until the next step
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
-  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string();
+  return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string_view();
 }
+
+std::string column_text(sqlite3_stmt* s, int i) { return std::string(column_view(s, i)); }
 
 Hash column_hash(sqlite3_stmt* s, int i) {
   Hash h{};
@@ -248,6 +250,7 @@ void Store::set_seq(std::uint64_t seq) {
 }
 
 std::uint64_t Store::load(FileIndex& index) {
+  index.reserve(count_rows("users"), count_rows("files"));
   sqlite3_stmt* users = prepare("SELECT name, key FROM users ORDER BY rowid");
   while (sqlite3_step(users) == SQLITE_ROW) index.add_user(column_text(users, 0), column_text(users, 1));
   sqlite3_finalize(users);
@@ -256,22 +259,22 @@ std::uint64_t Store::load(FileIndex& index) {
       "SELECT user, name, description, size, cid, chunk_size FROM files ORDER BY id");
   std::optional<UserId> owner;  // rows come grouped by publishing order; look the owner up when it changes
   std::string owner_name;
+  FileRecord f;  // reused row to row: its strings keep their capacity
   int rc;
   while ((rc = sqlite3_step(files)) == SQLITE_ROW) {
-    std::string user = column_text(files, 0);
+    const std::string_view user = column_view(files, 0);
     if (!owner || user != owner_name) {
       owner = index.find_user(user);
-      owner_name = std::move(user);
+      owner_name.assign(user);
       if (!owner) continue;  // cannot happen with our writes; skip rather than invent a user
     }
-    FileRecord f;
     f.user = *owner;
-    f.name = column_text(files, 1);
-    f.description = column_text(files, 2);
+    f.name.assign(column_view(files, 1));
+    f.description.assign(column_view(files, 2));
     f.size = static_cast<std::uint64_t>(sqlite3_column_int64(files, 3));
     f.cid = column_hash(files, 4);
     f.chunk_size = static_cast<std::uint32_t>(sqlite3_column_int64(files, 5));
-    index.add_file(std::move(f));
+    index.add_file(f);
   }
   sqlite3_finalize(files);
   if (rc != SQLITE_DONE) fail("load files");
@@ -281,6 +284,13 @@ std::uint64_t Store::load(FileIndex& index) {
   if (sqlite3_step(meta) == SQLITE_ROW) seq = static_cast<std::uint64_t>(sqlite3_column_int64(meta, 0));
   sqlite3_finalize(meta);
   return seq;
+}
+
+std::size_t Store::count_rows(const char* table) {
+  sqlite3_stmt* s = prepare((std::string("SELECT count(*) FROM ") + table).c_str());
+  const std::size_t n = sqlite3_step(s) == SQLITE_ROW ? static_cast<std::size_t>(sqlite3_column_int64(s, 0)) : 0;
+  sqlite3_finalize(s);
+  return n;
 }
 
 void Store::prune_replies(std::size_t keep) {

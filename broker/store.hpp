@@ -62,6 +62,7 @@ class Store {
   void write(sqlite3_stmt* stmt);  // run() inside the batch's transaction, starting it if needed
   [[noreturn]] void fail(const char* what);
   std::string load_broker_id();
+  std::size_t count_rows(const char* table);
   void add_user_key_column();
   void drop_files_root_column();
 

@@ -193,19 +193,32 @@ MapWriter& MapWriter::put(std::string_view k, const MapWriter& map) {
 MapWriter& MapWriter::put(std::string_view k, const std::vector<MapWriter>& maps) {
   key(k);
   pk().pack_array(static_cast<std::uint32_t>(maps.size()));
-  for (const auto& m : maps) {
-    pk().pack_map(m.count_);
-    body_.write(m.body_.data(), m.body_.size());
-  }
+  for (const auto& m : maps) append(m);
   return *this;
 }
 
+void MapWriter::append(const MapWriter& map) {
+  pk().pack_map(map.count_);
+  body_.write(map.body_.data(), map.body_.size());
+}
+
 std::string MapWriter::finish() const {
-  msgpack::sbuffer head;
-  msgpack::packer<msgpack::sbuffer>(head).pack_map(count_);
+  // The map header as msgpack's packer writes it (fixmap, map16 or map32), without a buffer of its own.
+  char head[5];
+  std::size_t n = 0;
+  if (count_ < 16) {
+    head[n++] = static_cast<char>(0x80 | count_);
+  } else if (count_ < 0x10000) {
+    head[n++] = static_cast<char>(0xde);
+    head[n++] = static_cast<char>(count_ >> 8);
+    head[n++] = static_cast<char>(count_);
+  } else {
+    head[n++] = static_cast<char>(0xdf);
+    for (int shift = 24; shift >= 0; shift -= 8) head[n++] = static_cast<char>(count_ >> shift);
+  }
   std::string out;
-  out.reserve(head.size() + body_.size());
-  out.append(head.data(), head.size());
+  out.reserve(n + body_.size());
+  out.append(head, n);
   out.append(body_.data(), body_.size());
   return out;
 }

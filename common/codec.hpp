@@ -88,11 +88,30 @@ class MapWriter {
   MapWriter& put_bin_header(std::string_view key, std::size_t size);
   MapWriter& put(std::string_view key, const MapWriter& map);
   MapWriter& put(std::string_view key, const std::vector<MapWriter>& maps);
+  // An array of `n` maps written straight into this one: fill(i, m) puts map i's fields into `m`, one scratch
+  // writer reused from map to map (no vector of writers, no allocation per map).
+  template <class Fill>
+  MapWriter& put_maps(std::string_view key, std::size_t n, Fill&& fill) {
+    this->key(key);
+    pk().pack_array(static_cast<std::uint32_t>(n));
+    MapWriter m;
+    for (std::size_t i = 0; i < n; ++i) {
+      m.clear();
+      fill(i, m);
+      append(m);
+    }
+    return *this;
+  }
 
   std::string finish() const;
 
  private:
   void key(std::string_view k);
+  void clear() {
+    body_.clear();
+    count_ = 0;
+  }
+  void append(const MapWriter& map);  // map's header and fields, as one value
   msgpack::packer<msgpack::sbuffer> pk() { return msgpack::packer<msgpack::sbuffer>(body_); }
   msgpack::sbuffer body_{256};  // most maps are small: the default 8 KiB would be a large malloc per map
   std::uint32_t count_ = 0;

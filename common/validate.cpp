@@ -159,14 +159,19 @@ Hash parse_hash(std::string_view hex, std::string_view field) {
   return h;
 }
 
-std::string to_hex(const Hash& h) {
+HexHash hex_of(const Hash& h) {
   static const char* digits = "0123456789abcdef";
-  std::string out(64, '0');
+  HexHash out;
   for (std::size_t i = 0; i < 32; ++i) {
     out[2 * i] = digits[h[i] >> 4];
     out[2 * i + 1] = digits[h[i] & 0xF];
   }
   return out;
+}
+
+std::string to_hex(const Hash& h) {
+  const HexHash hex = hex_of(h);
+  return std::string(hex.data(), hex.size());
 }
 
 }  // namespace zshare

@@ -28,5 +28,7 @@ void check_timestamp(std::string_view s);
 Hash parse_hash(std::string_view hex, std::string_view field);
 bool try_parse_hash(std::string_view hex, Hash& out);
 std::string to_hex(const Hash& h);
+using HexHash = std::array<char, 64>;
+HexHash hex_of(const Hash& h);  // to_hex without the allocation
 
 }  // namespace zshare

@@ -89,3 +89,28 @@ TEST_CASE("a bin header written last takes a payload appended after it, read in 
   CHECK_THROWS_AS(Message::decode(bytes.data(), bytes.size(), in_place), BadRequest);
   CHECK_THROWS_WITH(Message::decode(bytes.data(), bytes.size() - 1, in_place), Catch::Contains("truncated"));
 }
+
+TEST_CASE("maps written in place into an array, and headers of 15, 16 and 65,536 fields", "[codec]") {
+  MapWriter w;
+  w.put_maps("files", 3, [](std::size_t i, MapWriter& m) {
+    m.put("i", static_cast<std::uint64_t>(i));
+    if (i == 1) m.put("extra", "x");  // maps of different sizes: each gets its own header
+  });
+  const std::string bytes = w.finish();
+  Message msg = Message::decode(bytes.data(), bytes.size());
+  const auto files = msg.root().maps("files");
+  REQUIRE(files.size() == 3);
+  CHECK(files[2].uint("i") == 2);
+  CHECK(files[1].str("extra", 1) == "x");
+  CHECK_FALSE(files[0].opt_str("extra", 1));
+
+  for (std::size_t n : {std::size_t{15}, std::size_t{16}, std::size_t{65536}}) {
+    MapWriter big;
+    for (std::size_t k = 0; k < n; ++k) big.put("k" + std::to_string(k), static_cast<std::uint64_t>(k));
+    const std::string b = big.finish();
+    DecodeLimits limits;
+    limits.map = 70000;
+    Message m = Message::decode(b.data(), b.size(), limits);
+    CHECK(m.root().uint("k" + std::to_string(n - 1)) == n - 1);
+  }
+}

@@ -427,3 +427,40 @@ TEST_CASE("online_only filters inside the search: pages of online owners' files,
   index.connect(users[0], "tcp://127.0.0.1:9");
   CHECK(all_pages(index, {"river"}, std::nullopt, 33, true).size() == 100);
 }
+
+TEST_CASE("users by name: thousands added and removed, found by name alone, a name re-registered is a new user",
+          "[index]") {
+  FileIndex index;
+  index.reserve(100, 0);  // fewer than will come: the table must still grow
+  std::vector<UserId> ids;
+  for (int i = 0; i < 3000; ++i) ids.push_back(index.add_user("user-" + std::to_string(i)));
+  for (int i = 0; i < 3000; i += 3) index.remove_user(ids[static_cast<std::size_t>(i)]);
+  for (int i = 0; i < 3000; ++i) {
+    const auto found = index.find_user("user-" + std::to_string(i));
+    if (i % 3 == 0) {
+      CHECK_FALSE(found);
+    } else {
+      REQUIRE(found);
+      CHECK(*found == ids[static_cast<std::size_t>(i)]);
+    }
+  }
+  const UserId again = index.add_user("user-0");
+  CHECK(again != ids[0]);
+  CHECK(index.find_user("user-0") == again);
+  CHECK(index.user_count() == 2001);
+}
+
+TEST_CASE("a bulk load into reserved tables finds every file by name, cid and word", "[index]") {
+  FileIndex index;
+  index.reserve(10, 5000);
+  const UserId u = index.add_user("loader");
+  for (int i = 0; i < 5000; ++i)
+    index.add_file(make_file(u, "item-" + std::to_string(i) + ".bin", i % 2 ? "odd" : "even",
+                             static_cast<std::uint8_t>(i % 251)));
+  CHECK(index.file_count() == 5000);
+  REQUIRE(index.find_file(u, "item-4999.bin"));
+  CHECK(index.file(*index.find_file(u, "item-4999.bin")).name == "item-4999.bin");
+  CHECK(keyword_search(index, "odd").size() == 2500);
+  CHECK(keyword_search(index, "item 1234").size() == 1);
+  CHECK(all_pages(index, {}, cid_of(7), 1000).size() == 20);  // i % 251 == 7 for 20 of 5000
+}

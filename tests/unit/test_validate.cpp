@@ -50,6 +50,9 @@ TEST_CASE("hashes are 64 lowercase hex digits and round-trip", "[validate]") {
   const std::string hex = to_hex(h);
   CHECK(hex.size() == 64);
   CHECK(parse_hash(hex, "cid") == h);
+  const HexHash fixed = hex_of(h);
+  CHECK(std::string(fixed.data(), fixed.size()) == hex);
+  CHECK(hex.substr(0, 6) == "00070e");
   std::string upper = hex;
   upper[1] = 'A';
   Hash out{};
