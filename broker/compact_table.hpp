@@ -123,6 +123,11 @@ class Chunked {
   T& operator[](std::size_t i) { return chunks_[i >> Shift][i & (kChunk - 1)]; }
   const T& operator[](std::size_t i) const { return chunks_[i >> Shift][i & (kChunk - 1)]; }
 
+  // Room for n elements before the chunk table moves: until then another thread may read the elements already
+  // there while this one appends (the loader indexes words on a second thread, file_index.hpp).
+  void reserve(std::size_t n) { chunks_.reserve((n + kChunk - 1) >> Shift); }
+  std::size_t capacity() const { return chunks_.capacity() * kChunk; }
+
   T& emplace_back() {
     if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<T[]>(kChunk));
     return (*this)[size_++];

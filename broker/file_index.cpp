@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 namespace zshare::broker {
 
@@ -153,6 +154,7 @@ std::uint64_t FileIndex::user_key(std::string_view name) { return std::hash<std:
 void FileIndex::reserve(std::size_t users, std::size_t files) {
   users_.reserve(users);
   online_.reserve(users);
+  files_.reserve(files_.size() + files);
   user_by_name_.reserve(users, [this](UserId u) { return user_key(users_[u].name); });
   by_name_.reserve(files, [this](FileId f) { return name_key(files_[f].user, name_of(files_[f])); });
   by_cid_.reserve(files, [this](FileId f) { return cid_key(files_[f].cid); });
@@ -286,6 +288,12 @@ void FileIndex::remove_posting(FileId id, std::string_view word) {
 }
 
 FileId FileIndex::add_file(const FileRecord& record) {
+  const FileId id = add_record(record);
+  add_words(id);
+  return id;
+}
+
+FileId FileIndex::add_record(const FileRecord& record) {
   if (files_.size() >= IdTable::kNone) throw std::length_error("file index is full");
   const auto id = static_cast<FileId>(files_.size());
   const std::size_t n = record.name.size(), d = record.description.size();
@@ -324,13 +332,16 @@ FileId FileIndex::add_file(const FileRecord& record) {
   } else {
     by_cid_.insert(cid_key(r.cid), id, [this](FileId f) { return cid_key(files_[f].cid); });
   }
-  thread_local std::string lower;
-  thread_local std::vector<Word> words;
-  distinct_words(text_of(r), lower, words);
-  for (const Word& w : words) add_posting(id, w.offset, std::string_view(lower.data() + w.offset, w.length));
   users_[r.user].files.push_back(id);
   ++live_files_;
   return id;
+}
+
+void FileIndex::add_words(FileId id) {
+  thread_local std::string lower;
+  thread_local std::vector<Word> words;
+  distinct_words(text_of(files_[id]), lower, words);
+  for (const Word& w : words) add_posting(id, w.offset, std::string_view(lower.data() + w.offset, w.length));
 }
 
 void FileIndex::remove_file(FileId id) {
@@ -495,6 +506,77 @@ SearchPage FileIndex::search(const std::vector<std::string>& words, const std::o
     if (found < want) break;
   }
   return page;
+}
+
+// ---- bulk load ----
+
+IndexLoader::IndexLoader(FileIndex& index)
+    : index_(index),
+      handed_(static_cast<FileId>(index.files_.size())),
+      indexed_(handed_),
+      thread_([this] { index_words(); }) {}
+
+IndexLoader::~IndexLoader() {
+  try {
+    finish();
+  } catch (...) {  // the caller that wanted the error called finish() itself
+  }
+}
+
+void IndexLoader::add(const FileRecord& record) {
+  // A full chunk table moves when it grows: the word thread must not be reading it then.
+  if (index_.files_.size() == index_.files_.capacity()) wait_idle();
+  const FileId id = index_.add_record(record);
+  if (id + 1 - handed_ >= kBatch) hand_over(id + 1);
+}
+
+void IndexLoader::hand_over(FileId end) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    handed_ = end;
+  }
+  work_.notify_one();
+}
+
+void IndexLoader::wait_idle() {
+  hand_over(static_cast<FileId>(index_.files_.size()));
+  std::unique_lock<std::mutex> lock(mutex_);
+  idle_.wait(lock, [this] { return indexed_ == handed_ || error_; });
+}
+
+void IndexLoader::finish() {
+  if (thread_.joinable()) {
+    wait_idle();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    work_.notify_one();
+    thread_.join();
+  }
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+void IndexLoader::index_words() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    work_.wait(lock, [this] { return handed_ > indexed_ || done_; });
+    if (handed_ == indexed_) return;  // done, and nothing left
+    const FileId from = indexed_, to = handed_;
+    lock.unlock();
+    try {
+      for (FileId id = from; id < to; ++id) index_.add_words(id);
+    } catch (...) {
+      lock.lock();
+      error_ = std::current_exception();
+      indexed_ = handed_;
+      idle_.notify_all();
+      return;
+    }
+    lock.lock();
+    indexed_ = to;
+    if (indexed_ == handed_) idle_.notify_all();
+  }
 }
 
 }  // namespace zshare::broker

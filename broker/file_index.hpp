@@ -10,12 +10,15 @@
 #include "broker/posting_list.hpp"
 #include "common/validate.hpp"
 
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <thread>
 #include <vector>
 
 namespace zshare::broker {
@@ -103,6 +106,10 @@ class FileIndex {
   std::size_t connected_count() const { return connected_; }
 
  private:
+  friend class IndexLoader;
+  FileId add_record(const FileRecord& record);  // add_file but the words
+  void add_words(FileId id);                     // the posting lists of a file's words
+
   // One file: 64 bytes, 64-aligned so it is exactly one cache line. text holds "name\0description"
   // (lengths below); null once the file is removed.
   struct alignas(64) Record {
@@ -154,6 +161,37 @@ class FileIndex {
   std::size_t live_users_ = 0;
   std::size_t live_files_ = 0;
   std::size_t connected_ = 0;
+};
+
+// Many files added at once, at start-up (Store::load): the words of the files are indexed on a second thread
+// while the caller reads the next rows and add() fills the other tables. Nothing else may use the index until
+// finish() has returned (the destructor finishes too, dropping any error).
+class IndexLoader {
+ public:
+  explicit IndexLoader(FileIndex& index);
+  ~IndexLoader();
+  IndexLoader(const IndexLoader&) = delete;
+  IndexLoader& operator=(const IndexLoader&) = delete;
+
+  void add(const FileRecord& record);  // as FileIndex::add_file
+  void finish();  // waits until every word is indexed; rethrows what the word thread failed with
+
+ private:
+  static constexpr FileId kBatch = 4096;  // files handed to the word thread at a time
+
+  void hand_over(FileId end);  // files below `end` may be indexed
+  void wait_idle();            // until the word thread has indexed everything handed over
+  void index_words();          // the word thread
+
+  FileIndex& index_;
+  std::mutex mutex_;
+  std::condition_variable work_;  // more handed over, or done
+  std::condition_variable idle_;  // the word thread caught up
+  FileId handed_;                 // files below it are the word thread's
+  FileId indexed_;                // files below it have their words indexed
+  bool done_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
 };
 
 }  // namespace zshare::broker

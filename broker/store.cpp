@@ -260,6 +260,7 @@ std::uint64_t Store::load(FileIndex& index) {
   std::optional<UserId> owner;  // rows come grouped by publishing order; look the owner up when it changes
   std::string owner_name;
   FileRecord f;  // reused row to row: its strings keep their capacity
+  IndexLoader loader(index);
   int rc;
   while ((rc = sqlite3_step(files)) == SQLITE_ROW) {
     const std::string_view user = column_view(files, 0);
@@ -274,8 +275,9 @@ std::uint64_t Store::load(FileIndex& index) {
     f.size = static_cast<std::uint64_t>(sqlite3_column_int64(files, 3));
     f.cid = column_hash(files, 4);
     f.chunk_size = static_cast<std::uint32_t>(sqlite3_column_int64(files, 5));
-    index.add_file(f);
+    loader.add(f);
   }
+  loader.finish();
   sqlite3_finalize(files);
   if (rc != SQLITE_DONE) fail("load files");
 
