@@ -34,7 +34,7 @@ struct BrokerStats {
 };
 
 // The default heartbeat budget: heartbeats then take about 10 % of one core (README, "Many sessions").
-inline constexpr double kDefaultHeartbeatRate = 2000;
+inline constexpr double kDefaultHeartbeatRate = 3000;
 
 struct DispatcherOptions {
   bool log_operations = true;        // every successful mutation also appends an operations-log record
