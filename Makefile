@@ -5,7 +5,7 @@ JOBS ?= 2
 MAKEFLAGS += --no-print-directory  # also for the makes CMake runs: no "Entering directory" lines
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build test test-asan test-tsan fuzz demo bench-broker package clean
+.PHONY: all deps configure build test test-asan test-tsan fuzz demo bench-broker bench-sessions package clean
 
 all: build
 
@@ -70,6 +70,12 @@ bench-broker: deps
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-release -j$(JOBS) --target zshare-broker zshare-bench-load
 	@ZSHARE_BUILD=build-release bench/run_broker_bench.sh
+
+# The many-sessions benchmark (not a test): SESSIONS=20000 by default; see README "Many sessions".
+bench-sessions: deps
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build-release -j$(JOBS) --target zshare-broker zshare-bench-sessions
+	@ZSHARE_BUILD=build-release bench/run_session_bench.sh
 
 clean:
 	rm -rf $(BUILD) build-release build-asan build-tsan build-fuzz

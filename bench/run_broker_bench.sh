@@ -45,16 +45,7 @@ RESULTS=$TMP/results.txt
 : >"$RESULTS"
 STARTED=()  # pids we started: /usr/bin/time wrappers (the broker is their child) and the echo server
 
-cleanup() {
-  local p c
-  for p in "${STARTED[@]}"; do
-    kill -0 "$p" 2>/dev/null || continue
-    for c in $(pgrep -P "$p" 2>/dev/null || true); do kill -TERM "$c" 2>/dev/null || true; done
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${STARTED[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ $KEEP_TMP == 1 ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"  # cleanup, free_ports
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -69,12 +60,6 @@ dial() { DIAL=(); if [[ $1 == curve ]]; then DIAL=(--broker-key "$BROKER_PUB"); 
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 kv() { grep -o "\b$2=[^ ]*" <<<"$1" | head -1 | cut -d= -f2; }  # kv LINE KEY
-free_ports() {  # free_ports N: N distinct free loopback ports
-  "$PY" -c 'import socket,sys
-ss=[socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
 
 # start_broker NAME DB SECURITY: runs the broker (SECURITY curve: --key, plain: --plaintext) under /usr/bin/time -v;
 # sets BROKER_EP, BROKER_TPID, BROKER_PID, BROKER_SEC, T0_NS.

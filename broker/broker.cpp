@@ -24,6 +24,7 @@ DispatcherOptions dispatcher_options(const BrokerOptions& o, std::function<void(
   DispatcherOptions d;
   d.log_operations = o.rpclog != "none";
   d.heartbeat_misses = o.heartbeat_misses;
+  d.heartbeat_rate = o.heartbeat_rate;
   d.max_files_per_user = o.max_files_per_user;
   d.probe = std::move(probe);
   if (!o.relay.empty()) {

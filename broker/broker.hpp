@@ -31,7 +31,8 @@ struct BrokerOptions {
   std::size_t max_batch = 512;        // requests committed together at most
   std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
   std::string rpclog = "127.0.0.1:5557";  // the operations logger, HOST:PORT; "none": no operations log
-  std::uint32_t heartbeat_misses = 3;     // sessions silent this many promised intervals are disconnected
+  std::uint32_t heartbeat_misses = 3;     // sessions silent this many asked intervals are disconnected
+  double heartbeat_rate = kDefaultHeartbeatRate;  // heartbeats a second budgeted for all sessions together
   std::string key_file = "zshare-broker.key";  // the broker's CurveZMQ keypair (zshare-broker keygen)
   bool plaintext = false;                 // no CurveZMQ: a trusted lab network only
   RateLimit rate_limit;                   // requests per client identity (token bucket); rate 0: unlimited

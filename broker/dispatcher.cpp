@@ -57,7 +57,7 @@ Dispatcher::Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, Brok
       stats_(stats),
       seq_(seq),
       options_(std::move(options)),
-      liveness_(options_.heartbeat_misses) {}
+      liveness_(options_.heartbeat_misses, options_.heartbeat_rate) {}
 
 std::int64_t Dispatcher::now_ms() const {
   if (options_.clock_ms) return options_.clock_ms();
@@ -265,8 +265,9 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
   const auto endpoint = r.fields.str("endpoint", p::kMaxEndpointBytes);
   check_endpoint(endpoint);
   const auto heartbeat_ms = r.fields.opt_uint("heartbeat_ms");
-  if (heartbeat_ms && (*heartbeat_ms < 100 || *heartbeat_ms > 60000)) {
-    throw BadRequest("field 'heartbeat_ms' must be from 100 to 60000");
+  if (heartbeat_ms && (*heartbeat_ms < p::kMinHeartbeatMs || *heartbeat_ms > p::kMaxHeartbeatMs)) {
+    throw BadRequest("field 'heartbeat_ms' must be from " + std::to_string(p::kMinHeartbeatMs) + " to " +
+                     std::to_string(p::kMaxHeartbeatMs) + " (one hour)");
   }
   std::string failure;
   const UserId user = existing_user(name, false, failure, r, Access::kOwner);
@@ -282,13 +283,16 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
     close_session(user, r.ts, r.ts_local, kReplacedReason, kReplacedReason, events);
   }
   index_.connect(user, std::string(endpoint));
-  if (heartbeat_ms) liveness_.track(user, *heartbeat_ms, now_ms());
+  const std::uint64_t asked_ms = heartbeat_ms ? liveness_.track(user, *heartbeat_ms, now_ms()) : 0;
   if (options_.probe) options_.probe(name, endpoint);
   log(r, op::kConnect, name, endpoint);
   auto ev = event(r, name);
   ev.put("endpoint", endpoint).put("key", index_.user(user).key);
   emit(events, "peer.connected", ev);
-  return reply_header(r.id, st::kOk).put("replaced", replacing).finish();
+  MapWriter reply = reply_header(r.id, st::kOk);
+  reply.put("replaced", replacing);
+  if (asked_ms) reply.put("heartbeat_ms", asked_ms);  // the interval this broker wants: at least the promise
+  return reply.finish();
 }
 
 std::string Dispatcher::on_disconnect(const Request& r, std::vector<Event>& events) {
@@ -473,8 +477,9 @@ std::string Dispatcher::on_heartbeat(const Request& r, std::vector<Event>&) {
   std::string failure;
   const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
-  liveness_.touch(user, now_ms());
+  const std::uint64_t asked_ms = liveness_.touch(user, now_ms());  // 0: it promised no heartbeats
   MapWriter reply = reply_header(r.id, st::kOk);
+  if (asked_ms) reply.put("heartbeat_ms", asked_ms);  // the floor moves with the sessions: ask again each time
   std::vector<Dial> dials = dials_.take(user, now_ms());
   if (!dials.empty()) {  // downloaders waiting for this seeder to dial out (transfer.md, "Paths")
     std::vector<MapWriter> list;

@@ -33,9 +33,15 @@ struct BrokerStats {
   std::uint64_t rate_limited = 0;  // answered RATE LIMITED (request_throttle.hpp), never dispatched
 };
 
+// The default heartbeat budget: heartbeats then take about 10 % of one core (README, "Many sessions").
+inline constexpr double kDefaultHeartbeatRate = 3000;
+
 struct DispatcherOptions {
   bool log_operations = true;        // every successful mutation also appends an operations-log record
-  std::uint32_t heartbeat_misses = 3;  // a session silent this many promised intervals is disconnected
+  std::uint32_t heartbeat_misses = 3;  // a session silent this many asked intervals is disconnected
+  // Heartbeats a second the broker budgets for all sessions together: it asks each session for its promised
+  // interval or ceil(sessions / heartbeat_rate) seconds, whichever is longer (session_liveness.hpp).
+  double heartbeat_rate = kDefaultHeartbeatRate;
   std::function<std::int64_t()> clock_ms;  // monotonic milliseconds; empty: std::chrono::steady_clock
   std::uint64_t max_files_per_user = 100000;  // PUBLISH beyond it: LIMIT EXCEEDED
   // Called at each CONNECT with the user and the endpoint it advertises (reachability_prober.hpp); empty: no

@@ -50,9 +50,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--rpclog", opts.rpclog, "operations logger HOST:PORT, or none")->capture_default_str();
   app.add_option("--heartbeat-misses", opts.heartbeat_misses,
-                 "disconnect a session silent for this many of the heartbeat intervals it promised")
+                 "disconnect a session silent for this many of the heartbeat intervals asked of it")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--heartbeat-rate", opts.heartbeat_rate,
+                 "heartbeats a second budgeted for all sessions together: each session is asked for the interval "
+                 "it promised, or sessions/rate seconds when that is longer")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e7));
   app.add_option("--reply-cache", opts.reply_cache, "replies kept for retried request ids")->capture_default_str();
   app.add_option("--rate-limit", opts.rate_limit.rate,
                  "requests a second per client (a token bucket per CurveZMQ key; per connection with --plaintext); "

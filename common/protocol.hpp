@@ -26,6 +26,9 @@ inline constexpr std::uint64_t kMinChunkSize = 16 * 1024;
 inline constexpr std::uint64_t kMaxChunkSize = 16 * 1024 * 1024;
 inline constexpr std::uint64_t kDefaultSearchLimit = 100;
 inline constexpr std::uint64_t kMaxSearchLimit = 1000;
+// HEARTBEAT intervals (heartbeat_ms), promised at CONNECT and asked for in replies: from 100 ms to one hour.
+inline constexpr std::uint64_t kMinHeartbeatMs = 100;
+inline constexpr std::uint64_t kMaxHeartbeatMs = 3600 * 1000;
 
 namespace status {
 inline constexpr std::string_view kOk = "OK";

@@ -115,7 +115,7 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   if (beat) {
     keeper = std::make_unique<SessionKeeper>(
         ctx, SessionKeeperOptions{broker.endpoint(), o.timesvc, o.user, endpoint, o.heartbeat, broker.security(),
-                                  seeder.get()},
+                                  seeder.get(), asked_interval(conn.fields, o.heartbeat)},
         catalog, std::cerr);
   }
 

@@ -9,13 +9,19 @@
 #include "peer/broker_client.hpp"
 #include "peer/publish_sync.hpp"
 
+#include <algorithm>
+
 namespace zshare::peer {
 
 namespace status = protocol::status;
 
 SessionKeeper::SessionKeeper(zmq::context_t& ctx, SessionKeeperOptions options, const ContentCatalog& catalog,
                              std::ostream& report)
-    : ctx_(ctx), options_(std::move(options)), catalog_(catalog), report_(report) {
+    : ctx_(ctx),
+      options_(std::move(options)),
+      catalog_(catalog),
+      report_(report),
+      pace_ms_((options_.asked.count() > 0 ? options_.asked : options_.interval).count()) {
   if (Seeder* seeder = options_.seeder) {
     dial_out_ = std::make_unique<DialOutWorker>([seeder](std::vector<DialOut> outs) { seeder->dial(std::move(outs)); },
                                                 report_);
@@ -39,6 +45,18 @@ void SessionKeeper::dial_out(const BrokerReply& beat) {
   if (!orders.empty()) dial_out_->push(std::move(orders));
 }
 
+std::chrono::milliseconds asked_interval(const nlohmann::json& reply, std::chrono::milliseconds otherwise) {
+  const auto it = reply.find("heartbeat_ms");
+  if (it == reply.end() || !it->is_number_integer()) return otherwise;
+  const std::uint64_t ms = it->is_number_unsigned() ? it->get<std::uint64_t>()
+                                                    : static_cast<std::uint64_t>(std::max<std::int64_t>(0, *it));
+  return std::chrono::milliseconds(std::clamp(ms, protocol::kMinHeartbeatMs, protocol::kMaxHeartbeatMs));
+}
+
+void SessionKeeper::follow(const BrokerReply& reply) {
+  pace_ms_.store(asked_interval(reply.fields, pace()).count());
+}
+
 bool SessionKeeper::wait(std::chrono::milliseconds d) {
   std::unique_lock<std::mutex> lock(mutex_);
   return !wake_.wait_for(lock, d, [this] { return stop_; });
@@ -52,10 +70,11 @@ void SessionKeeper::run() {
   broker.set_clock(&clock);
   bool outage = false;
   std::chrono::milliseconds backoff = options_.interval;
-  while (wait(outage ? backoff : options_.interval)) {
+  while (wait(outage ? backoff : pace())) {
     try {
       BrokerReply beat = broker.heartbeat(options_.user);
       if (beat.ok()) {
+        follow(beat);
         dial_out(beat);
         if (outage) report_ << "zshare-peer: the broker answers again; session of " << options_.user << " intact" << std::endl;
         outage = false;
@@ -75,6 +94,7 @@ void SessionKeeper::run() {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
         continue;
       }
+      follow(again);
       const SyncReport sync = sync_published(broker, options_.user, catalog_, false);
       ++reconnects_;
       report_ << "zshare-peer: reconnected " << options_.user << " to the broker; republished " << sync.sent()

@@ -199,7 +199,7 @@ CommandResult Shell::connect(const std::string& user) {
     if (beat) {
       keeper_ = std::make_unique<SessionKeeper>(
           ctx_, SessionKeeperOptions{broker_.endpoint(), options_.timesvc, user, advertised_, options_.heartbeat,
-                               broker_.security(), transfer_.get()},
+                               broker_.security(), transfer_.get(), asked_interval(result.fields, options_.heartbeat)},
           catalog_, std::cerr);
     }
     if (catalog_owner_ != user) catalog_.clear();  // another user's files are not this user's to serve

@@ -15,6 +15,8 @@
 #     six owner-only ops, before the session state; a retried id is answered from the cache per sender key, a
 #     failed mutation's reply too, whatever the retry now asks; the owner's CONNECT replaces its open session;
 #   - protocol.md "Names, endpoints and timestamps": an endpoint without a port, a ts of another form are refused;
+#   - protocol.md "Sessions": CONNECT and HEARTBEAT replies ask for `heartbeat_ms` (the promise, with this handful of
+#     sessions), none of a session that promised none; a promise above one hour is refused;
 #   - a short run against a broker started with --plaintext: it warns, and users carry an empty key, bound to
 #     nobody, and a connected user is USER ALREADY CONNECTED to every connection.
 #   - limits, on a second broker started with small ones: every op a status of any_op_statuses covers is refused
@@ -719,6 +721,7 @@ def run(args):
             CHECKS.eq(r["replaced"], False, "CONNECT %s: no session was open to replace" % user)
             model.connected[user] = endpoint
             ev.expect("peer.connected", user=user, endpoint=endpoint, key=model.owner[user])
+            return r
 
         def disconnect(user):
             c.call("DISCONNECT", "OK", user=user)
@@ -1131,20 +1134,25 @@ def run(args):
         online = sorted(u for u in model.connected if model.owner[u] == c.public_key)
         offline = sorted(u for u in model.users - set(model.connected) if model.owner[u] == c.public_key)
         CHECKS.ok(online and offline, "test bug: HEARTBEAT needs a connected and a disconnected user of c's key")
-        c.call("HEARTBEAT", "OK", user=online[0])
+        beat = c.call("HEARTBEAT", "OK", user=online[0])
+        CHECKS.ok("heartbeat_ms" not in beat, "HEARTBEAT: a session that promised none is asked for none: %r" % beat)
         c.call("HEARTBEAT", "USER NOT CONNECTED", user=offline[0])
         c.call("HEARTBEAT", "USER DOES NOT EXIST", user="nobody-here")
         c.call("HEARTBEAT", "BAD REQUEST", user="not a name", conforming=False)
         c.call("CONNECT", "BAD REQUEST", user=offline[0], endpoint=ep(7399), heartbeat_ms=5, conforming=False)
+        c.call("CONNECT", "BAD REQUEST", user=offline[0], endpoint=ep(7399), heartbeat_ms=3600001, conforming=False)
 
         # ---- DIAL (a seeder behind NAT dials out; transfer.md "Paths") ---------------------------------
         section("DIAL")
         c.call("DIAL", "NO ROUTE", user=online[0], callback_port=7400)  # promised no heartbeat: cannot be asked
         register("dial-seed")
-        connect("dial-seed", ep(7410), heartbeat_ms=60000)
+        r = connect("dial-seed", ep(7410), heartbeat_ms=60000)
+        # A handful of sessions is far below the default budget: the promise is what the broker asks for.
+        CHECKS.eq(r.get("heartbeat_ms"), 60000, "CONNECT: the reply asks for the promised interval")
         r = c.call("DIAL", "OK", user="dial-seed", callback_port=7400)
         CHECKS.eq(r.get("callback"), "tcp://127.0.0.1:7400", "DIAL: the callback is the port on the requester's address")
         beat = c.call("HEARTBEAT", "OK", user="dial-seed")
+        CHECKS.eq(beat.get("heartbeat_ms"), 60000, "HEARTBEAT: the reply asks for the interval again")
         CHECKS.ok(any(d.get("callback") == "tcp://127.0.0.1:7400" for d in beat.get("dials", [])),
                   "DIAL: the seeder's next HEARTBEAT reply carries the request: %r" % beat)
         beat = c.call("HEARTBEAT", "OK", user="dial-seed")

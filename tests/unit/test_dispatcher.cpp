@@ -20,7 +20,8 @@ using namespace zshare::broker;
 namespace {
 
 struct Fixture {
-  explicit Fixture(std::uint64_t max_files_per_user = 100000, std::string relay = "") {
+  explicit Fixture(std::uint64_t max_files_per_user = 100000, std::string relay = "",
+                   double heartbeat_rate = kDefaultHeartbeatRate) {
     char dir[] = "/tmp/zshare-disp-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
@@ -28,6 +29,7 @@ struct Fixture {
     DispatcherOptions options;
     options.clock_ms = [this] { return clock; };
     options.max_files_per_user = max_files_per_user;
+    options.heartbeat_rate = heartbeat_rate;
     options.probe = [this](std::string_view user, std::string_view endpoint) {
       probes.emplace_back(std::string(user), std::string(endpoint));
     };
@@ -379,6 +381,86 @@ TEST_CASE("a session that promised heartbeats is expired after three silent inte
   CHECK(f.index.user(*f.index.find_user("bob")).connected);  // never expired by silence
   CHECK(f.call("HEARTBEAT", user("alice")) == "USER NOT CONNECTED");
   CHECK(f.call("HEARTBEAT", user("carol")) == "USER DOES NOT EXIST");
+}
+
+// A fixture whose broker budgets `rate` heartbeats a second for all sessions together.
+Fixture budgeted(double rate) { return Fixture(100000, "", rate); }
+
+// CONNECTs `name` (registered here) promising `promised_ms` (0: no heartbeats); returns the reply's heartbeat_ms,
+// 0 when it has none.
+std::uint64_t connect_asked(Fixture& f, const std::string& name, std::uint64_t promised_ms) {
+  REQUIRE(f.call("REGISTER", user(name)) == "OK");
+  MapWriter w = user(name).put("endpoint", "tcp://127.0.0.1:1");
+  if (promised_ms) w.put("heartbeat_ms", promised_ms);
+  REQUIRE(f.call("CONNECT", w) == "OK");
+  return f.last->root().opt_uint("heartbeat_ms").value_or(0);
+}
+
+// HEARTBEATs `name`; returns the reply's heartbeat_ms, 0 when it has none.
+std::uint64_t beat_asked(Fixture& f, const std::string& name) {
+  REQUIRE(f.call("HEARTBEAT", user(name)) == "OK");
+  return f.last->root().opt_uint("heartbeat_ms").value_or(0);
+}
+
+TEST_CASE("the broker asks each session for its promise or the budget's floor, which grows with the sessions",
+          "[dispatcher][heartbeat]") {
+  Fixture f = budgeted(2);  // 2 heartbeats a second: the floor is sessions / 2 seconds
+  CHECK(connect_asked(f, "s1", 1000) == 1000);  // floor 500 ms: the promise stands
+  CHECK(connect_asked(f, "s2", 1000) == 1000);  // floor 1000 ms
+  CHECK(connect_asked(f, "s3", 1000) == 1500);  // floor 1500 ms: slower than promised
+  CHECK(connect_asked(f, "mute", 0) == 0);      // promised nothing: neither asked nor counted
+  CHECK(connect_asked(f, "s4", 1000) == 2000);
+  CHECK(connect_asked(f, "slow", 9000) == 9000);  // a promise above the floor (2500 ms) is kept
+  CHECK(beat_asked(f, "s1") == 2500);           // every heartbeat reply asks again, as the floor has moved
+  CHECK(beat_asked(f, "slow") == 9000);
+  CHECK(beat_asked(f, "mute") == 0);            // it may beat, but it is asked for nothing
+  REQUIRE(f.call("DISCONNECT", user("s4")) == "OK");
+  REQUIRE(f.call("DISCONNECT", user("slow")) == "OK");
+  CHECK(beat_asked(f, "s1") == 1500);           // fewer sessions, a lower floor
+
+  // Promises are accepted from 100 ms to one hour; the floor itself never asks for more than an hour.
+  REQUIRE(f.call("REGISTER", user("odd")) == "OK");
+  CHECK(f.call("CONNECT", user("odd").put("endpoint", "tcp://127.0.0.1:1").put("heartbeat_ms", std::uint64_t{99})) ==
+        "BAD REQUEST");
+  CHECK(f.call("CONNECT", user("odd").put("endpoint", "tcp://127.0.0.1:1").put("heartbeat_ms",
+                                                                                  std::uint64_t{3600001})) == "BAD REQUEST");
+  CHECK(f.last->root().str("error", 200) == "field 'heartbeat_ms' must be from 100 to 3600000 (one hour)");
+  CHECK(connect_asked(f, "hourly", 3600000) == 3600000);
+  Fixture tiny = budgeted(1.0 / 7200);  // one heartbeat every two hours for everyone
+  CHECK(connect_asked(tiny, "lonely", 100) == 3600000);
+}
+
+TEST_CASE("a session silent for misses x the interval asked of it is expired, and not before",
+          "[dispatcher][heartbeat]") {
+  Fixture f = budgeted(1);  // the floor is one second per session
+  const std::int64_t t0 = f.clock;
+  CHECK(connect_asked(f, "alice", 1000) == 1000);
+  CHECK(connect_asked(f, "bob", 1000) == 2000);  // asked for 2 s though it promised 1 s
+
+  f.clock = t0 + 3000;  // alice silent for exactly 3 x 1 s: not yet
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 0);
+  f.clock = t0 + 3001;  // alice is late; bob, silent for more than 3 x his promise, is not: he was asked for 2 s
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 1);
+  CHECK_FALSE(f.index.user(*f.index.find_user("alice")).connected);
+  CHECK(f.index.user(*f.index.find_user("bob")).connected);
+  f.clock = t0 + 6000;
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 0);
+  f.clock = t0 + 6001;
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 1);
+  CHECK_FALSE(f.index.user(*f.index.find_user("bob")).connected);
+
+  // Each heartbeat reply sets the interval anew: carol, asked for 1 s alone, is asked for 2 s once dave is there.
+  const std::int64_t t1 = f.clock;
+  CHECK(connect_asked(f, "carol", 1000) == 1000);
+  CHECK(connect_asked(f, "dave", 1000) == 2000);
+  f.clock = t1 + 2000;
+  CHECK(beat_asked(f, "carol") == 2000);
+  CHECK(beat_asked(f, "dave") == 2000);
+  f.clock = t1 + 2000 + 6000;  // both silent for exactly 3 x 2 s
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 0);
+  f.clock = t1 + 2000 + 6001;
+  CHECK(f.dispatcher->expire_silent_sessions(f.events) == 2);
+  CHECK(f.event_summary().back() == "peer.disconnected heartbeat timeout");
 }
 
 TEST_CASE("an id or op that is not UTF-8 is refused and never echoed (replies stay valid UTF-8)", "[dispatcher]") {
