@@ -8,6 +8,7 @@
 // With --broker-key the clients dial over CurveZMQ (populate: one keypair for the whole run, since REGISTER binds
 // each user to its sender's key; load and stats: a fresh keypair per connection); without it they are plaintext,
 // as the echo always is.
+#include "bench/request_pool.hpp"
 #include "bench/seed_store.hpp"
 #include "bench/workload.hpp"
 #include "common/codec.hpp"
@@ -32,6 +33,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -142,6 +144,18 @@ struct Conn {
     sock.send(zmq::buffer(body), zmq::send_flags::none);
   }
 
+  // To the echo: a tag frame before the body, the pool entry's number (u32) and the request's counter (u64). The
+  // echo answers with the tag and the entry's canned reply, so matching a reply decodes nothing more than the
+  // broker's reply needs.
+  void send(const std::string& body, std::uint32_t pool_index, std::uint64_t counter) {
+    char tag[12];
+    std::memcpy(tag, &pool_index, 4);
+    std::memcpy(tag + 4, &counter, 8);
+    sock.send(zmq::message_t(), zmq::send_flags::sndmore);
+    sock.send(zmq::buffer(tag, sizeof tag), zmq::send_flags::sndmore);
+    sock.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+
   // Receives one whole message without waiting; the body is its last frame. False when none is queued.
   bool try_recv(zmq::message_t& body) {
     bool got = false;
@@ -150,6 +164,21 @@ struct Conn {
       if (!sock.recv(part, zmq::recv_flags::dontwait)) return got;
       got = true;
       const bool more = part.more();
+      body = std::move(part);
+      if (!more) return true;
+    }
+    return got;
+  }
+
+  // The same, keeping the frame before the body too (the echo's answer: the tag, then the canned reply).
+  bool try_recv(zmq::message_t& before, zmq::message_t& body) {
+    bool got = false;
+    for (int frames = 0; frames < 64; ++frames) {
+      zmq::message_t part;
+      if (!sock.recv(part, zmq::recv_flags::dontwait)) return got;
+      got = true;
+      const bool more = part.more();
+      before = std::move(body);
       body = std::move(part);
       if (!more) return true;
     }
@@ -221,11 +250,12 @@ struct PhaseResult {
 };
 
 using MakeRequest = std::function<std::string(std::uint64_t index, const std::string& id, Stamp& stamp)>;
+using OnReply = std::function<void(std::uint64_t index, const zmq::message_t& body)>;
 
 PhaseResult run_pipelined(zmq::context_t& ctx, const std::string& endpoint, const Dial& dial, const std::string& phase,
                           int clients, int window, std::uint64_t count, const MakeRequest& make,
                           const std::set<std::string>& existing_statuses, double idle_timeout_s,
-                          double phase_timeout_s, const std::string& process_prefix) {
+                          double phase_timeout_s, const std::string& process_prefix, const OnReply& on_reply = {}) {
   PhaseResult r;
   std::vector<std::unique_ptr<Conn>> conns;
   for (int i = 0; i < clients; ++i)
@@ -291,6 +321,7 @@ PhaseResult run_pipelined(zmq::context_t& ctx, const std::string& endpoint, cons
           ++r.statuses["UNMATCHED ID"];
           continue;
         }
+        if (on_reply) on_reply(c->pending[n].tag, body);
         c->pending.erase(n);
         --in_flight;
         ++answered;
@@ -378,7 +409,9 @@ struct LoadConfig {
   std::uint64_t users = 10000;
   double list_fraction = 0.2;
   std::uint64_t limit = 20;
-  bool echo = false;  // the target is the ROUTER echo: a reply is the request itself
+  bool echo = false;  // the target is the ROUTER echo: it sends back the request, then its canned reply
+  std::size_t pool = 50000;  // distinct requests (request_pool.hpp); the echo's canned replies must match
+  std::vector<zshare::bench::PoolEntry> requests;  // make_pool(pool, users, list_fraction)
   std::size_t max_in_flight = 10000;  // per client, open loop
   std::string latency_log;            // when set: one line per measured reply (diagnosis of stalls)
 };
@@ -409,20 +442,25 @@ struct LoadStats {
   }
 };
 
+// Picks the next request from the pool at random and stamps it with its id and time.
 class QueryMaker {
  public:
   QueryMaker(const LoadConfig& cfg, std::uint64_t seed) : cfg_(cfg), rng_(seed) {}
 
-  // Builds the next request; `kind` says which it is.
-  std::string next(const std::string& id, Kind& kind) {
-    std::uniform_real_distribution<double> unit(0, 1);
-    if (unit(rng_) < cfg_.list_fraction) {
+  // Builds the next request; `kind` says which it is, `index` its pool entry.
+  std::string next(const std::string& id, Kind& kind, std::uint32_t& index) {
+    index = static_cast<std::uint32_t>(rng_() % cfg_.requests.size());
+    return build(cfg_.requests[index], id, stamp_, cfg_.limit, kind);
+  }
+
+  static std::string build(const zshare::bench::PoolEntry& e, const std::string& id, Stamp& stamp,
+                           std::uint64_t limit, Kind& kind) {
+    if (e.kind == zshare::bench::RequestKind::kListContent) {
       kind = kList;
-      return header("LIST_CONTENT", id, stamp_).put("user", user_name(rng_() % cfg_.users)).finish();
+      return header("LIST_CONTENT", id, stamp).put("user", e.arg).finish();
     }
     kind = kSearch;
-    const std::string q = zshare::bench::search_query(rng_);
-    return header("SEARCH", id, stamp_).put("q", q).put("limit", cfg_.limit).finish();
+    return header("SEARCH", id, stamp).put("q", e.arg).put("limit", limit).finish();
   }
 
  private:
@@ -461,8 +499,9 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
     const std::uint64_t n = c.counter;
     const std::string id = c.next_id();
     Kind kind = kSearch;
-    const std::string body = maker.next(id, kind);
-    c.send(body);
+    std::uint32_t index = 0;
+    const std::string body = maker.next(id, kind, index);
+    if (cfg.echo) c.send(body, index, n); else c.send(body);
     c.pending.emplace(n, Pending{intended, kind});
     ++st.sent;
   };
@@ -470,7 +509,7 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
   if (!open_loop)
     for (auto& c : conns) send_one(*c, Clock::now());
 
-  zmq::message_t body;
+  zmq::message_t body, tag;  // tag: the echo's frame before its canned reply
   // Bounded: the loop ends at drain_end at the latest, or as soon as nothing is pending after window_end.
   while (true) {
     auto now = Clock::now();
@@ -499,27 +538,28 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
     }
     wait_readable(conns, wake);
     for (auto& c : conns) {
-      for (int k = 0; k < 100000 && c->try_recv(body); ++k) {
+      for (int k = 0; k < 100000 && (cfg.echo ? c->try_recv(tag, body) : c->try_recv(body)); ++k) {
         const auto t = Clock::now();
         std::uint64_t n = 0;
         std::string status;
         std::uint64_t items = 0;
         bool matched = false;
         try {
+          // The same decoding of a broker's reply in both cases (the echo's is a canned copy of one).
           const auto msg = zshare::Message::decode(body.data(), body.size(), limits);
           const auto root = msg.root();
-          const auto id = root.opt_str("id", proto::kMaxIdBytes);
-          matched = id && id_counter(*c, *id, n) && c->pending.count(n) > 0;
           if (cfg.echo) {
-            status = root.has("op") ? std::string(proto::status::kOk) : "NOT AN ECHO";
+            matched = tag.size() == 12 && (std::memcpy(&n, tag.data<char>() + 4, 8), c->pending.count(n) > 0);
           } else {
-            status = std::string(root.opt_str("status", 64).value_or("NO STATUS"));
-            if (status == proto::status::kOk) {
-              const auto* arr = root.find(root.has("results") ? "results" : "files");
-              if (arr && arr->type == msgpack::type::ARRAY) items = arr->via.array.size;
-            } else if (st.first_error.empty()) {
-              st.first_error = status + ": " + std::string(root.opt_str("error", 1024).value_or(""));
-            }
+            const auto id = root.opt_str("id", proto::kMaxIdBytes);
+            matched = id && id_counter(*c, *id, n) && c->pending.count(n) > 0;
+          }
+          status = std::string(root.opt_str("status", 64).value_or("NO STATUS"));
+          if (status == proto::status::kOk) {
+            const auto* arr = root.find(root.has("results") ? "results" : "files");
+            if (arr && arr->type == msgpack::type::ARRAY) items = arr->via.array.size;
+          } else if (st.first_error.empty()) {
+            st.first_error = status + ": " + std::string(root.opt_str("error", 1024).value_or(""));
           }
         } catch (const std::exception& e) {
           status = "UNDECODABLE";
@@ -671,9 +711,13 @@ int cmd_stats(const std::string& endpoint, const Dial& dial, double timeout_s, s
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// echo: the baseline, a raw ROUTER that sends every message back on the envelope it came with.
+// echo: the baseline, a raw ROUTER that answers each request with the broker's reply to it, canned (request_pool.hpp):
+// [identity][empty][tag][body] in, [identity][empty][tag][canned reply of the tag's pool entry] out. The reply
+// frame points at the canned bytes (no copy), as the broker's points at the reply it just built.
 
-int cmd_echo(const std::string& endpoint, double max_seconds) {
+int cmd_echo(const std::string& endpoint, double max_seconds, const std::string& replies_path) {
+  const std::vector<std::string> canned = zshare::bench::read_canned(replies_path);
+  if (canned.empty()) throw std::runtime_error(replies_path + " has no replies");
   zshare::StopSignals stop;  // before the context's threads, which inherit the blocked signals
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
@@ -682,10 +726,10 @@ int cmd_echo(const std::string& endpoint, double max_seconds) {
   router.set(zmq::sockopt::sndhwm, 200000);
   router.set(zmq::sockopt::rcvhwm, 200000);
   router.bind(endpoint);
-  std::fprintf(stderr, "echo: ROUTER bound to %s\n", endpoint.c_str());
+  std::fprintf(stderr, "echo: ROUTER bound to %s, %zu canned replies\n", endpoint.c_str(), canned.size());
   const auto deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(max_seconds));
-  std::uint64_t echoed = 0;
+  std::uint64_t echoed = 0, refused = 0;
   std::vector<zmq::message_t> frames;
   while (!stop.flag().load() && Clock::now() < deadline) {
     zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
@@ -698,11 +742,46 @@ int cmd_echo(const std::string& endpoint, double max_seconds) {
     for (int k = 0; k < 10000; ++k) {
       frames.clear();
       if (!zmq::recv_multipart(router, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      std::uint32_t index = 0;
+      if (frames.size() != 4 || frames[2].size() != 12 ||
+          (std::memcpy(&index, frames[2].data(), 4), index >= canned.size())) {
+        ++refused;  // not the generator's: no answer
+        continue;
+      }
+      const std::string& reply = canned[index];
+      frames[3] = zmq::message_t(const_cast<char*>(reply.data()), reply.size(), nullptr, nullptr);
       zmq::send_multipart(router, frames);
       ++echoed;
     }
   }
-  std::printf("RESULT echo echoed=%" PRIu64 "\n", echoed);
+  std::printf("RESULT echo echoed=%" PRIu64 " refused=%" PRIu64 "\n", echoed, refused);
+  return 0;
+}
+
+// calibrate: every pool request once to the broker; the replies become the echo's canned replies.
+int cmd_calibrate(const std::string& endpoint, const Dial& dial, const LoadConfig& cfg, const std::string& out) {
+  zmq::context_t ctx(1);
+  std::vector<std::string> replies(cfg.requests.size());
+  std::uint64_t not_ok = 0;
+  const auto r = run_pipelined(
+      ctx, endpoint, dial, "calibrate", 4, 64, cfg.requests.size(),
+      [&](std::uint64_t i, const std::string& id, Stamp& st) {
+        Kind kind;
+        return QueryMaker::build(cfg.requests[i], id, st, cfg.limit, kind);
+      },
+      {}, 60, 3600, random_prefix(),
+      [&](std::uint64_t i, const zmq::message_t& body) { replies[i].assign(body.data<char>(), body.size()); });
+  for (const auto& reply : replies) not_ok += reply.empty();
+  if (r.errors > 0 || r.unanswered > 0 || not_ok > 0) {
+    std::fprintf(stderr, "calibrate: %" PRIu64 " errors, %" PRIu64 " unanswered: no replies file written\n", r.errors,
+                 r.unanswered + not_ok);
+    return 1;
+  }
+  zshare::bench::write_canned(out, replies);
+  std::size_t bytes = 0;
+  for (const auto& reply : replies) bytes += reply.size();
+  std::printf("RESULT calibrate pool=%zu avg_reply_bytes=%.0f seconds=%.3f\n", replies.size(),
+              static_cast<double>(bytes) / static_cast<double>(replies.size()), r.seconds);
   return 0;
 }
 
@@ -760,8 +839,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   load->add_option("--limit", cfg.limit, "SEARCH limit")->check(CLI::Range(1, 1000));
   load->add_option("--latency-log", cfg.latency_log, "write 'due_ms latency_us kind' per measured reply here");
-  load->add_option("--target", target, "broker, or echo (a reply is the request sent back)")
+  load->add_option("--target", target, "broker, or echo (it answers with the broker's canned replies)")
       ->check(CLI::IsMember({"broker", "echo"}));
+  load->add_option("--pool", cfg.pool, "distinct requests the clients draw from (the echo's canned replies match)")
+      ->check(CLI::Range(1, 10000000));
+
+  auto* calibrate = app.add_subcommand("calibrate", "ask the broker every pool request once; save its replies for the echo");
+  std::string canned_path;
+  calibrate->add_option("--connect", endpoint, "broker ROUTER endpoint");
+  calibrate->add_option("--broker-key", broker_key, kBrokerKeyHelp);
+  calibrate->add_option("--users", cfg.users, "users populated")->check(CLI::Range(1, 10000000));
+  calibrate->add_option("--list-fraction", cfg.list_fraction, "share of LIST_CONTENT")->check(CLI::Range(0.0, 1.0));
+  calibrate->add_option("--limit", cfg.limit, "SEARCH limit")->check(CLI::Range(1, 1000));
+  calibrate->add_option("--pool", cfg.pool, "pool size, as the load runs'")->check(CLI::Range(1, 10000000));
+  calibrate->add_option("--out", canned_path, "canned-replies file to write")->required();
 
   auto* stats = app.add_subcommand("stats", "send STATS and wait for the answer");
   double stats_timeout = 30;
@@ -776,6 +867,8 @@ int main(int argc, char** argv) {
   double echo_max = 7200;
   echo->add_option("--bind", bind, "endpoint to bind");
   echo->add_option("--max-seconds", echo_max, "exit after this long at most")->check(CLI::Range(1.0, 86400.0));
+  std::string echo_replies;
+  echo->add_option("--replies", echo_replies, "canned-replies file (from calibrate) to answer with")->required();
 
   CLI11_PARSE(app, argc, argv);
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // 1 us: open-loop send times and ppoll wake-ups stay precise
@@ -797,7 +890,13 @@ int main(int argc, char** argv) {
       if (cfg.echo && dial.curve())
         throw std::runtime_error("the echo is plaintext: --target echo takes no --broker-key");
       cfg.dial = dial;
+      cfg.requests = zshare::bench::make_pool(cfg.pool, cfg.users, cfg.list_fraction);
       return cmd_load(cfg, target);
+    }
+    if (*calibrate) {
+      check_loopback(endpoint);
+      cfg.requests = zshare::bench::make_pool(cfg.pool, cfg.users, cfg.list_fraction);
+      return cmd_calibrate(endpoint, dial, cfg, canned_path);
     }
     if (*stats) {
       check_loopback(endpoint);
@@ -805,7 +904,7 @@ int main(int argc, char** argv) {
     }
     if (*echo) {
       check_loopback(bind);
-      return cmd_echo(bind, echo_max);
+      return cmd_echo(bind, echo_max, echo_replies);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zshare-bench-load: %s\n", e.what());
