@@ -1,6 +1,6 @@
 // test_store.cpp: the SQLite store against a real file: what is committed comes back on reopen,
 // what is rolled back does not, the seq and stored replies persist, and a v1 database is upgraded in place.
-#include "broker/store.hpp"
+#include "broker/sqlite_store.hpp"
 
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
@@ -43,7 +43,7 @@ FileRecord file_named(const std::string& name) {
 TEST_CASE("committed users, files, seq and replies survive reopening", "[store]") {
   TempDb tmp;
   {
-    Store store(tmp.path);
+    SqliteStore store(tmp.path);
     store.begin();
     store.insert_user("alice", "", "2026-01-01T00:00:00.000Z");
     store.insert_user("bob", "", "2026-01-01T00:00:00.000Z");
@@ -55,7 +55,7 @@ TEST_CASE("committed users, files, seq and replies survive reopening", "[store]"
     store.set_seq(41);
     store.commit();
   }
-  Store store(tmp.path);
+  SqliteStore store(tmp.path);
   FileIndex index;
   CHECK(store.load(index) == 41);
   CHECK(index.user_count() == 2);
@@ -77,12 +77,12 @@ TEST_CASE("committed users, files, seq and replies survive reopening", "[store]"
 TEST_CASE("a rolled-back transaction leaves nothing behind", "[store]") {
   TempDb tmp;
   {
-    Store store(tmp.path);
+    SqliteStore store(tmp.path);
     store.begin();
     store.insert_user("ghost", "", "ts");
     store.rollback();
   }
-  Store store(tmp.path);
+  SqliteStore store(tmp.path);
   FileIndex index;
   store.load(index);
   CHECK(index.user_count() == 0);
@@ -91,7 +91,7 @@ TEST_CASE("a rolled-back transaction leaves nothing behind", "[store]") {
 TEST_CASE("unregistering deletes the user's files, and replies are pruned to the newest", "[store]") {
   TempDb tmp;
   {
-    Store store(tmp.path);
+    SqliteStore store(tmp.path);
     store.begin();
     store.insert_user("alice", "", "ts");
     store.insert_file("alice", file_named("a.txt"), "ts");
@@ -99,7 +99,7 @@ TEST_CASE("unregistering deletes the user's files, and replies are pruned to the
     for (int i = 0; i < 20; ++i) store.put_reply("r" + std::to_string(i), "x");
     store.commit();
   }
-  Store store(tmp.path);
+  SqliteStore store(tmp.path);
   FileIndex index;
   store.load(index);
   CHECK(index.user_count() == 0);
@@ -110,7 +110,7 @@ TEST_CASE("unregistering deletes the user's files, and replies are pruned to the
 }
 
 TEST_CASE("a database path that cannot be opened is a clear error", "[store]") {
-  CHECK_THROWS_WITH(Store("/nonexistent-dir/x/broker.db"), Catch::Contains("cannot open database"));
+  CHECK_THROWS_WITH(SqliteStore("/nonexistent-dir/x/broker.db"), Catch::Contains("cannot open database"));
 }
 
 namespace {
@@ -160,7 +160,7 @@ TEST_CASE("a v1 database (files with a root column) opens, keeps every row and l
           std::vector<std::string>{"id", "user", "name", "description", "size", "cid", "chunk_size", "root",
                                    "published_ts"});
   {
-    Store store(tmp.path);
+    SqliteStore store(tmp.path);
     FileIndex index;
     CHECK(store.load(index) == 17);
     const auto alice = index.find_user("alice");
@@ -181,7 +181,7 @@ TEST_CASE("a v1 database (files with a root column) opens, keeps every row and l
   }
   CHECK(files_columns(tmp.path) ==
         std::vector<std::string>{"id", "user", "name", "description", "size", "cid", "chunk_size", "published_ts"});
-  Store again(tmp.path);  // opening an upgraded database changes nothing
+  SqliteStore again(tmp.path);  // opening an upgraded database changes nothing
   FileIndex index;
   CHECK(again.load(index) == 17);
   CHECK(index.file_count() == 3);
