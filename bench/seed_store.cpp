@@ -11,6 +11,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 
 namespace zshare::bench {
@@ -43,12 +44,13 @@ void in_batches(broker::Store& store, const char* what, std::uint64_t count, Wri
 
 int seed_store(const std::string& db, std::uint64_t users, std::uint64_t files, const std::string& key) {
   if (users == 0) throw std::runtime_error("--users must be at least 1");
-  if (std::filesystem::exists(db)) throw std::runtime_error(db + " exists: seed writes a new database only");
+  if (!broker::is_postgres_uri(db) && std::filesystem::exists(db))
+    throw std::runtime_error(db + " exists: seed writes a new database only");
   const auto t0 = std::chrono::steady_clock::now();
-  broker::Store store(db);
+  const std::unique_ptr<broker::Store> store = broker::open_store(db);
   const std::string ts = iso8601_utc(now_epoch_ms());
-  in_batches(store, "users", users, [&](std::uint64_t u) { store.insert_user(user_name(u), key, ts); });
-  in_batches(store, "files", files, [&](std::uint64_t i) {
+  in_batches(*store, "users", users, [&](std::uint64_t u) { store->insert_user(user_name(u), key, ts); });
+  in_batches(*store, "files", files, [&](std::uint64_t i) {
     FileSpec f = file_spec(i, users);
     broker::FileRecord r;
     r.cid = f.cid;
@@ -57,7 +59,7 @@ int seed_store(const std::string& db, std::uint64_t users, std::uint64_t files, 
     r.description = std::move(f.description);
     r.chunk_size = static_cast<std::uint32_t>(kDefaultChunkSize);
     r.live = true;
-    store.insert_file(f.user, r, ts);
+    store->insert_file(f.user, r, ts);
   });
   std::printf("RESULT seed users=%" PRIu64 " files=%" PRIu64 " seconds=%.3f\n", users, files, seconds_since(t0));
   return 0;

@@ -8,7 +8,8 @@
 
 namespace zshare::bench {
 
-// Creates `db` (refusing one that exists) with `users` users and `files` files; prints a RESULT seed line.
+// Fills `db` (a new SQLite file: one that exists is refused; or a PostgreSQL URI) with `users` users and `files`
+// files; prints a RESULT seed line.
 // `key`: the Z85 CurveZMQ public key that owns every user, or empty (unbound, as under --plaintext).
 int seed_store(const std::string& db, std::uint64_t users, std::uint64_t files, const std::string& key);
 

@@ -1,8 +1,10 @@
 // broker.cpp: the event loop, plain top to bottom: poll, drain up to max_batch requests, answer each in one
-// transaction, commit, then send the replies and publish the events. A store failure is fatal by design:
-// nothing of the failed batch was acknowledged, and a restart rebuilds memory from the database.
+// transaction, commit, then send the replies and publish the events. A store error is fatal by design: nothing of
+// the failed batch was acknowledged, and a restart rebuilds memory from the database. A store outage
+// (StoreUnavailable) does the same without the restart: drop memory, answer STORE UNAVAILABLE, rebuild when back.
 #include "broker/broker.hpp"
 
+#include "broker/request_peek.hpp"
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
 #include "common/relay_token.hpp"
@@ -18,7 +20,8 @@ namespace zshare::broker {
 
 namespace {
 
-std::uint64_t load_state(Store& store, FileIndex& index) { return store.load(index); }
+// What a STORE UNAVAILABLE reply asks the client to wait before resending.
+constexpr std::uint64_t kStoreRetryAfterMs = 1000;
 
 DispatcherOptions dispatcher_options(const BrokerOptions& o, std::function<void(std::string_view, std::string_view)> probe) {
   DispatcherOptions d;
@@ -37,22 +40,25 @@ DispatcherOptions dispatcher_options(const BrokerOptions& o, std::function<void(
 
 }  // namespace
 
+Broker::State::State(Store& store, BrokerStats& stats, std::size_t reply_cache, const DispatcherOptions& options)
+    : replies(reply_cache),
+      started_seq(store.load(index) + 1),
+      dispatcher(index, store, replies, stats, started_seq, options) {
+  store.load_replies(reply_cache, [this](std::string id, std::string reply) { replies.put(std::move(id), std::move(reply)); });
+}
+
 Broker::Broker(BrokerOptions options)
     : options_(std::move(options)),
-      store_(options_.db),
-      replies_(options_.reply_cache),
-      started_seq_(load_state(store_, index_) + 1),
-      dispatcher_(index_, store_, replies_, stats_, started_seq_,
-                  dispatcher_options(options_, options_.probe_timeout.count() > 0
-                                                   ? std::function<void(std::string_view, std::string_view)>(
-                                                         [this](std::string_view user, std::string_view endpoint) {
-                                                           prober_->probe(std::string(user), std::string(endpoint));
-                                                         })
-                                                   : nullptr)),
+      store_(open_store(options_.db)),
+      dispatcher_options_(dispatcher_options(
+          options_, options_.probe_timeout.count() > 0
+                        ? std::function<void(std::string_view, std::string_view)>(
+                              [this](std::string_view user, std::string_view endpoint) {
+                                prober_->probe(std::string(user), std::string(endpoint));
+                              })
+                        : nullptr)),
       throttle_(options_.rate_limit) {
-  store_.load_replies(options_.reply_cache, [this](std::string id, std::string reply) {
-    replies_.put(std::move(id), std::move(reply));
-  });
+  Event started = restore();
   if (!options_.plaintext) {
     // Every client is admitted (anyone may register); the ZAP handler names each by its public key, and
     // the dispatcher lets only the key that registered a user change it.
@@ -71,20 +77,57 @@ Broker::Broker(BrokerOptions options)
   pub_.set(zmq::sockopt::linger, 0);
   pub_.set(zmq::sockopt::sndhwm, 100000);
   pub_.bind(options_.events);
-  // Every session ended with the previous process: say so with the next seq, durably, before serving anyone.
-  store_.begin();
+  start_event_.hold(std::move(started));
+  if (options_.probe_timeout.count() > 0) prober_ = std::make_unique<ReachabilityProber>(options_.probe_timeout);
+  if (options_.rpclog != "none") shipper_ = std::make_unique<LogShipper>(*store_, options_.rpclog, std::cerr);
+}
+
+Event Broker::restore() {
+  state_.reset();  // the old index goes first: never two in memory
+  auto state = std::make_unique<State>(*store_, stats_, options_.reply_cache, dispatcher_options_);
+  // Every session ended (with the previous process, or with the outage): say so with the next seq, durably, before
+  // serving anyone.
+  store_->begin();
   try {
-    store_.set_seq(started_seq_);
-    store_.commit();
+    store_->set_seq(state->started_seq);
+    store_->commit();
   } catch (...) {
-    store_.rollback();
+    store_->rollback();
     throw;
   }
-  start_event_.hold(broker_started_event(started_seq_, now_iso8601_utc(), index_.user_count(), index_.file_count()));
-  if (options_.probe_timeout.count() > 0) prober_ = std::make_unique<ReachabilityProber>(options_.probe_timeout);
-  if (options_.rpclog != "none") {
-    shipper_ = std::make_unique<LogShipper>(options_.db, store_.broker_id(), options_.rpclog, std::cerr);
+  state_ = std::move(state);
+  replies_since_prune_ = 0;
+  outbox_deleted_through_ = 0;  // what the logger acknowledged is deleted again: a failed batch may have held it
+  return broker_started_event(state_->started_seq, now_iso8601_utc(), state_->index.user_count(),
+                              state_->index.file_count());
+}
+
+void Broker::lose_state(const StoreUnavailable& e) {
+  // The index, the reply cache and the seq may hold the changes of the batch that did not commit, and nothing
+  // tells which: all of memory goes, sessions included (as at a restart), and is rebuilt from the store.
+  state_.reset();
+  std::cerr << "zshare-broker: the store is out of reach (" << e.what()
+            << "); answering STORE UNAVAILABLE until it is back" << std::endl;
+}
+
+void Broker::try_restore() {
+  try {
+    Event started = restore();
+    std::cerr << "zshare-broker: the store is back; serving again (" << state_->index.user_count() << " users, "
+              << state_->index.file_count() << " files; broker.started is seq " << state_->started_seq << ")"
+              << std::endl;
+    publish(started);
+  } catch (const StoreUnavailable&) {
+    state_.reset();  // still out of reach: the next tick tries again
   }
+}
+
+std::string Broker::unavailable_reply(std::string_view request) const {
+  MapWriter w = reply_header(peek_header(request).id, protocol::status::kStoreUnavailable);
+  w.put("error", "the broker's database is out of reach; nothing was done: send the same request again in " +
+                     std::to_string(kStoreRetryAfterMs) + " ms");
+  w.put("retry_after_ms", kStoreRetryAfterMs);
+  return w.finish();
 }
 
 void Broker::run(const std::atomic<bool>& stop) {
@@ -107,23 +150,28 @@ void Broker::run(const std::atomic<bool>& stop) {
 
 void Broker::housekeep() {
   // The periodic housekeeping batch: silent sessions, and outbox records the logger has stored.
+  if (!state_) return try_restore();
   std::vector<Event> events;
-  store_.begin();
+  Dispatcher& dispatcher = state_->dispatcher;
+  store_->begin();
   try {
-    dispatcher_.expire_silent_sessions(events);
+    dispatcher.expire_silent_sessions(events);
     if (prober_) {
       for (const auto& probed : prober_->take()) {
-        dispatcher_.record_reachability(probed.user, probed.endpoint, probed.reachable);
+        dispatcher.record_reachability(probed.user, probed.endpoint, probed.reachable);
       }
     }
-    if (!events.empty()) store_.set_seq(dispatcher_.seq());
+    if (!events.empty()) store_->set_seq(dispatcher.seq());
     if (shipper_ && shipper_->acked_through() > outbox_deleted_through_) {
       outbox_deleted_through_ = shipper_->acked_through();
-      store_.delete_outbox_through(outbox_deleted_through_);
+      store_->delete_outbox_through(outbox_deleted_through_);
     }
-    store_.commit();
+    store_->commit();
+  } catch (const StoreUnavailable& e) {
+    store_->rollback();
+    return lose_state(e);
   } catch (...) {
-    store_.rollback();
+    store_->rollback();
     throw;
   }
   if (shipper_ && !events.empty()) shipper_->notify();
@@ -159,8 +207,14 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
   }
   for (std::size_t i = 0; i < body_at && i < frames.size(); ++i) p.envelope.push_back(std::move(frames[i]));
   if (!p.reply.empty()) return p;
+  if (!state_) {
+    ++stats_.requests;
+    p.reply = unavailable_reply(bodies == 1 ? frames[body_at].to_string_view() : std::string_view());
+    return p;
+  }
+  Dispatcher& dispatcher = state_->dispatcher;
   if (bodies != 1) {
-    p.reply = dispatcher_.bad_request("expected exactly one body frame after the envelope, got " +
+    p.reply = dispatcher.bad_request("expected exactly one body frame after the envelope, got " +
                                       std::to_string(bodies));
     return p;
   }
@@ -168,11 +222,11 @@ Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<
   // The ZAP handler's User-Id: the sender's CurveZMQ public key, attached by libzmq to every frame it reads.
   const char* client_key = zap_ ? zmq_msg_gets(body.handle(), "User-Id") : "";
   if (zap_ && (!client_key || std::string_view(client_key).empty())) {  // cannot happen with ZAP bound first; never trust it
-    p.reply = dispatcher_.bad_request("the connection carries no CurveZMQ client key");
+    p.reply = dispatcher.bad_request("the connection carries no CurveZMQ client key");
     return p;
   }
   const char* peer_address = zmq_msg_gets(body.handle(), "Peer-Address");  // for DIAL's callback_port
-  p.reply = dispatcher_.handle(std::string_view(static_cast<const char*>(body.data()), body.size()), events,
+  p.reply = dispatcher.handle(std::string_view(static_cast<const char*>(body.data()), body.size()), events,
                                client_key, peer_address ? peer_address : "");
   return p;
 }
@@ -183,25 +237,34 @@ void Broker::serve_batch() {
   std::vector<Pending> held;
   std::vector<Event> events;
   const std::uint64_t mutations_before = stats_.mutations;
-  store_.begin();
+  store_->begin();
   try {
     std::vector<zmq::message_t> frames;  // reused: its capacity outlives each request
     for (std::size_t n = 0; n < options_.max_batch; ++n) {
       frames.clear();
       if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
       Pending p = answer(frames, events);
-      if (store_.wrote()) held.push_back(std::move(p));
+      if (store_->wrote()) held.push_back(std::move(p));
       else send_reply(p);
     }
-    if (!events.empty()) store_.set_seq(dispatcher_.seq());
+    if (!events.empty()) store_->set_seq(state_->dispatcher.seq());
     replies_since_prune_ += stats_.mutations - mutations_before;
     if (replies_since_prune_ > options_.reply_cache / 2 + 1) {
-      store_.prune_replies(options_.reply_cache);
+      store_->prune_replies(options_.reply_cache);
       replies_since_prune_ = 0;
     }
-    store_.commit();
+    store_->commit();
+  } catch (const StoreUnavailable& e) {
+    // Nothing of the batch is acknowledged: every held request learns so, under its own id; no event goes out.
+    store_->rollback();
+    lose_state(e);
+    for (auto& p : held) {
+      p.reply = unavailable_reply(p.reply);
+      send_reply(p);
+    }
+    return;
   } catch (...) {
-    store_.rollback();
+    store_->rollback();
     throw;
   }
   if (shipper_ && !events.empty()) shipper_->notify();  // every mutation has an event and a log record

@@ -1,7 +1,11 @@
 // broker.hpp: the zshare-broker daemon as a class: a ROUTER for requests, a PUB for events, an event loop
-// with group commit (one SQLite transaction per batch of requests in hand, replies only after commit).
+// with group commit (one store transaction per batch of requests in hand, replies only after commit).
 // Tests drive it in-process; main.cpp only parses options and handles signals. Each start consumes one event seq
 // for broker.started (start_event.hpp), committed before the first request is served.
+// A store outage (PostgreSQL out of reach: StoreUnavailable) is survived, not fatal: the batch that met it is
+// answered STORE UNAVAILABLE, memory (index, reply cache, sessions) is dropped since it may hold that batch's
+// changes, every request is answered STORE UNAVAILABLE until the store is back, and then memory is rebuilt from
+// it exactly as at a start, with a new broker.started.
 #pragma once
 
 #include "broker/dispatcher.hpp"
@@ -27,7 +31,7 @@ namespace zshare::broker {
 struct BrokerOptions {
   std::string bind = "tcp://127.0.0.1:5555";
   std::string events = "tcp://127.0.0.1:5556";
-  std::string db = "zshare-broker.db";
+  std::string db = "zshare-broker.db";  // a SQLite file, or a postgresql:// URI (store.hpp)
   std::size_t max_batch = 512;        // requests committed together at most
   std::size_t reply_cache = 100000;   // replies of mutations kept for retried request ids
   std::string rpclog = "127.0.0.1:5557";  // the operations logger, HOST:PORT; "none": no operations log
@@ -53,8 +57,11 @@ class Broker {
 
   std::string control_endpoint() const { return router_.get(zmq::sockopt::last_endpoint); }
   std::string events_endpoint() const { return pub_.get(zmq::sockopt::last_endpoint); }
-  const FileIndex& index() const { return index_; }
-  std::uint64_t seq() const { return dispatcher_.seq(); }
+  // While serving() only: during a store outage there is no index.
+  const FileIndex& index() const { return state_->index; }
+  std::uint64_t seq() const { return state_->dispatcher.seq(); }
+  bool serving() const { return state_ != nullptr; }
+  const Store& store() const { return *store_; }
   const std::string& public_key() const { return public_key_; }  // empty under plaintext
 
  private:
@@ -62,6 +69,18 @@ class Broker {
     std::vector<zmq::message_t> envelope;
     std::string reply;
   };
+  // What memory holds of the store, built from it at start and again after an outage.
+  struct State {
+    State(Store& store, BrokerStats& stats, std::size_t reply_cache, const DispatcherOptions& options);
+    FileIndex index;
+    ReplyCache replies;
+    std::uint64_t started_seq;  // broker.started's seq: the restored seq + 1
+    Dispatcher dispatcher;
+  };
+  Event restore();  // builds the State and commits broker.started's seq; returns that event
+  void lose_state(const StoreUnavailable& e);
+  void try_restore();  // during an outage, at each housekeeping tick (the store's backoff spaces real attempts)
+  std::string unavailable_reply(std::string_view request) const;
   void serve_batch();
   void housekeep();  // silent sessions, shipped outbox records
   Pending answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events);
@@ -69,12 +88,10 @@ class Broker {
   void publish(const Event& e);
 
   BrokerOptions options_;
-  Store store_;
-  FileIndex index_;
-  ReplyCache replies_;
+  std::unique_ptr<Store> store_;
   BrokerStats stats_;
-  std::uint64_t started_seq_;  // broker.started's seq: the restored seq + 1
-  Dispatcher dispatcher_;
+  DispatcherOptions dispatcher_options_;
+  std::unique_ptr<State> state_;  // null during a store outage
   RequestThrottle throttle_;
   std::unique_ptr<LogShipper> shipper_;
   std::unique_ptr<ReachabilityProber> prober_;

@@ -1,29 +1,23 @@
 // log_shipper.cpp: read a batch (oldest first, after what was already acknowledged), LOG it, publish the
-// acknowledged seq. After a restart unacknowledged-but-stored records are sent again: the logger dedupes.
+// acknowledged seq. After a restart unacknowledged-but-stored records are sent again: the logger dedupes. A store
+// that cannot be read (PostgreSQL down) is waited out like a logger that is down: reported once, retried with backoff.
 #include "broker/log_shipper.hpp"
 
 #include "rpclog/rpclog_client.hpp"
 
-#include <sqlite3.h>
-
+#include <algorithm>
 #include <vector>
 
 namespace zshare::broker {
 
 namespace {
 
-constexpr int kBatch = 512;
-
-std::string text(sqlite3_stmt* s, int i) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
-  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string();
-}
+constexpr std::size_t kBatch = 512;
 
 }  // namespace
 
-LogShipper::LogShipper(std::string db_path, std::string broker_id, std::string logger_address, std::ostream& report)
-    : db_path_(std::move(db_path)), broker_id_(std::move(broker_id)), address_(std::move(logger_address)),
-      report_(report) {
+LogShipper::LogShipper(const Store& store, std::string logger_address, std::ostream& report)
+    : store_(store), broker_id_(store.broker_id()), address_(std::move(logger_address)), report_(report) {
   std::string host;
   std::uint16_t port = 0;
   rpclog::split_host_port(address_, host, port);  // a bad address fails at start-up, not in the thread
@@ -54,24 +48,21 @@ bool LogShipper::wait_for(std::chrono::milliseconds d) {
   return !stop_;
 }
 
-void LogShipper::run() {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path_.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    report_ << "zshare-broker: log shipper cannot open " << db_path_ << ": " << sqlite3_errmsg(db) << std::endl;
-    sqlite3_close(db);
-    return;
+std::vector<rpclog::LogRecord> LogShipper::read_batch(std::unique_ptr<OutboxReader>& reader) {
+  if (!reader) reader = store_.open_outbox_reader();
+  try {
+    auto batch = reader->read_after(acked_.load(), kBatch);
+    for (auto& r : batch) r.broker_id = broker_id_;
+    return batch;
+  } catch (const StoreError&) {
+    reader.reset();  // opened afresh on the next try
+    throw;
   }
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* select = nullptr;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT seq, ts, ts_local, user, operation, args FROM outbox WHERE seq > ?2 ORDER BY seq LIMIT ?1",
-                         -1, &select, nullptr) != SQLITE_OK) {
-    report_ << "zshare-broker: log shipper cannot read the outbox: " << sqlite3_errmsg(db) << std::endl;
-    sqlite3_close(db);
-    return;
-  }
+}
 
+void LogShipper::run() {
   rpclog::RpcLogClient client(address_, std::chrono::seconds(2));
+  std::unique_ptr<OutboxReader> reader;
   std::chrono::milliseconds backoff(100);
   bool outage_reported = false;
   std::string last_error;  // each different failure is reported once, so a new cause is never hidden
@@ -80,26 +71,12 @@ void LogShipper::run() {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stop_) break;
     }
-    std::vector<rpclog::LogRecord> batch;
-    sqlite3_bind_int(select, 1, kBatch);
-    sqlite3_bind_int64(select, 2, static_cast<sqlite3_int64>(acked_.load()));
-    while (sqlite3_step(select) == SQLITE_ROW) {
-      rpclog::LogRecord r;
-      r.broker_id = broker_id_;
-      r.seq = static_cast<std::uint64_t>(sqlite3_column_int64(select, 0));
-      r.timestamp = text(select, 1);
-      r.ts_local = sqlite3_column_int(select, 2) != 0;
-      r.user = text(select, 3);
-      r.operation = text(select, 4);
-      r.args = text(select, 5);
-      batch.push_back(std::move(r));
-    }
-    sqlite3_reset(select);
-    if (batch.empty()) {
-      if (!wait_for(std::chrono::seconds(1))) break;
-      continue;
-    }
     try {
+      const std::vector<rpclog::LogRecord> batch = read_batch(reader);
+      if (batch.empty()) {
+        if (!wait_for(std::chrono::seconds(1))) break;
+        continue;
+      }
       const std::uint64_t acked = client.log(batch);
       if (acked > acked_.load()) acked_.store(acked);
       shipped_ += batch.size();
@@ -117,8 +94,6 @@ void LogShipper::run() {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
   }
-  sqlite3_finalize(select);
-  sqlite3_close(db);
 }
 
 }  // namespace zshare::broker

@@ -1,7 +1,9 @@
 // log_shipper.hpp: drains the broker's durable outbox to zshare-rpclog in batches, on its own thread and
-// its own read-only SQLite connection, never on the request path. A record leaves the outbox (deleted by the
+// its own connection to the store (Store::open_outbox_reader), never on the request path. A record leaves the outbox (deleted by the
 // broker's loop) only after the logger acknowledged it; while the logger is down records wait, and they are delivered in order when it returns.
 #pragma once
+
+#include "broker/store.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -10,12 +12,14 @@
 #include <ostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace zshare::broker {
 
 class LogShipper {
  public:
-  LogShipper(std::string db_path, std::string broker_id, std::string logger_address, std::ostream& report);
+  // `store` outlives the shipper; only its broker id and a reader of its own are used, from the shipper's thread.
+  LogShipper(const Store& store, std::string logger_address, std::ostream& report);
   ~LogShipper();  // stops the thread; what is not shipped stays in the outbox for the next start
   LogShipper(const LogShipper&) = delete;
   LogShipper& operator=(const LogShipper&) = delete;
@@ -23,14 +27,15 @@ class LogShipper {
   void notify();  // new records were committed
   std::uint64_t shipped() const { return shipped_.load(); }
   // Every outbox record up to this seq is stored by the logger: the broker deletes them in its own
-  // transactions (one writer, so the shipper never contends for SQLite's write lock).
+  // transactions (one writer, so the shipper never contends for the store's write locks).
   std::uint64_t acked_through() const { return acked_.load(); }
 
  private:
   void run();
+  std::vector<rpclog::LogRecord> read_batch(std::unique_ptr<OutboxReader>& reader);
   bool wait_for(std::chrono::milliseconds d);  // false when stopping
 
-  std::string db_path_;
+  const Store& store_;
   std::string broker_id_;
   std::string address_;
   std::ostream& report_;

@@ -44,7 +44,10 @@ int main(int argc, char** argv) {
   zshare::cli::config_option(app, "broker", "read options from this file (TOML or INI: bind = \"tcp://...\")");
   app.add_option("--bind", opts.bind, "control ROUTER endpoint")->capture_default_str();
   app.add_option("--events", opts.events, "event PUB endpoint")->capture_default_str();
-  app.add_option("--db", opts.db, "SQLite database file")->capture_default_str();
+  app.add_option("--db", opts.db,
+                 "the database: a SQLite file (created if missing), or PostgreSQL as a libpq URI "
+                 "postgresql://USER@HOST[:PORT]/DBNAME (its tables are created if missing)")
+      ->capture_default_str();
   app.add_option("--max-batch", opts.max_batch, "requests committed in one transaction at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -103,7 +106,7 @@ int main(int argc, char** argv) {
   try {
     zshare::broker::Broker broker(opts);
     std::cerr << "zshare-broker: control " << broker.control_endpoint() << ", events " << broker.events_endpoint()
-              << ", db " << opts.db << " (" << broker.index().user_count() << " users, "
+              << ", db " << broker.store().describe() << " (" << broker.index().user_count() << " users, "
               << broker.index().file_count() << " files; broker.started is seq " << broker.seq() << ")"
               << (opts.plaintext ? std::string(", plaintext") : ", CurveZMQ key " + broker.public_key())
               << (opts.relay.empty() ? std::string() : ", relay " + opts.relay) << std::endl;

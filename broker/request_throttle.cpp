@@ -3,9 +3,8 @@
 #include "broker/request_throttle.hpp"
 
 #include "broker/dispatcher.hpp"
-#include "common/codec.hpp"
+#include "broker/request_peek.hpp"
 #include "common/protocol.hpp"
-#include "common/validate.hpp"
 #include "zshare/protocol_ops.hpp"
 
 #include <cmath>
@@ -27,27 +26,9 @@ std::optional<std::string> RequestThrottle::refuse(std::string_view identity, st
                                                    std::int64_t now_us) {
   const Admission a = limiter_.admit(identity, now_us);
   if (a.admitted) return std::nullopt;
-  std::string id;
-  if (body.size() <= p::kMaxMessageBytes) {
-    try {
-      DecodeLimits limits;
-      limits.array = 64;
-      limits.depth = 4;
-      limits.str = p::kMaxMessageBytes;
-      limits.bin = p::kMaxMessageBytes;
-      Message msg = Message::decode(body.data(), body.size(), limits);
-      MapView root = msg.root();
-      if (root.opt_str("op", p::kMaxOpBytes) == std::optional<std::string_view>(p::op::kHeartbeat)) return std::nullopt;
-      if (const auto* raw = root.find("id"); raw && raw->type == msgpack::type::STR && raw->via.str.size >= 1 &&
-                                             raw->via.str.size <= p::kMaxIdBytes &&
-                                             is_valid_utf8({raw->via.str.ptr, raw->via.str.size})) {
-        id.assign(raw->via.str.ptr, raw->via.str.size);
-      }
-    } catch (const BadRequest&) {
-      // not decodable: refused all the same, with a nil id
-    }
-  }
-  MapWriter w = reply_header(id, p::status::kRateLimited);
+  const PeekedHeader header = peek_header(body);
+  if (header.op == std::optional<std::string>(p::op::kHeartbeat)) return std::nullopt;
+  MapWriter w = reply_header(header.id, p::status::kRateLimited);
   w.put("error", "this client is over its rate limit (" + number(limit_.rate) + " requests a second, bursts of " +
                      number(limit_.burst) + "); nothing was done: send it again in " +
                      std::to_string(a.retry_after_ms) + " ms");

@@ -1,10 +1,15 @@
-// store.hpp: the broker's durable state in one SQLite file (WAL, synchronous=FULL): users, files, the
-// event sequence and the replies of mutations (for retried request ids). The caller groups a batch of
-// requests into one transaction; nothing is acknowledged before commit() returns. The outbox table holds
-// operations-log records until the logger has them (log_shipper.hpp).
+// store.hpp: the broker's durable state behind one interface: users, files, the event sequence, the replies of
+// mutations (for retried request ids) and the outbox of operations-log records (log_shipper.hpp). Two
+// implementations: SqliteStore (one file, the embedded default) and PgStore (a PostgreSQL database); open_store()
+// picks by the --db string. The caller groups a batch of requests into one transaction; nothing is acknowledged
+// before commit() returns. Both create and migrate their schema themselves.
+// Errors: StoreError is fatal (memory can no longer be trusted to match the database; a restart rebuilds it);
+// StoreUnavailable (a StoreError) says the database cannot be reached now: the batch did not commit, and the
+// store reconnects by itself on a later call.
 #pragma once
 
 #include "broker/file_index.hpp"
+#include "rpclog/log_record.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -12,9 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include <vector>
 
 namespace zshare::broker {
 
@@ -22,65 +25,78 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The database is out of reach (connection lost, server shutting down or starting): a batch that meets it fails
+// as a whole at commit(), and the next calls try to reconnect (with backoff) until it is back.
+struct StoreUnavailable : StoreError {
+  using StoreError::StoreError;
+};
+
+// Reads the outbox on a connection of its own, for LogShipper's thread (never the broker's connection).
+class OutboxReader {
+ public:
+  virtual ~OutboxReader() = default;
+  // Up to `limit` records with seq > `after`, oldest first (their broker_id left empty).
+  virtual std::vector<rpclog::LogRecord> read_after(std::uint64_t after, std::size_t limit) = 0;
+};
+
 class Store {
  public:
-  explicit Store(const std::string& path);
-  ~Store();
+  virtual ~Store() = default;
+  Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // A batch: begin() opens it, the first write starts the SQLite transaction, commit() commits it if any
-  // write happened. A batch of reads costs nothing.
-  void begin();
-  void commit();
-  void rollback() noexcept;
-  bool wrote() const { return in_transaction_; }
+  // A batch: begin() opens it, the first write starts the transaction, commit() commits it if any write happened
+  // (and throws StoreUnavailable when a write or the commit met an unreachable database). A batch of reads costs
+  // nothing.
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() noexcept = 0;
+  virtual bool wrote() const = 0;
 
-  void insert_user(std::string_view name, std::string_view key, std::string_view ts);  // key: Z85 or empty
-  void delete_user(std::string_view name);  // and the user's files
-  void insert_file(std::string_view user, const FileRecord& file, std::string_view ts);
-  void delete_file(std::string_view user, std::string_view name);
-  void put_reply(std::string_view request_id, std::string_view reply);
-  void set_seq(std::uint64_t seq);
+  virtual void insert_user(std::string_view name, std::string_view key, std::string_view ts) = 0;  // key: Z85 or ""
+  virtual void delete_user(std::string_view name) = 0;  // and the user's files
+  virtual void insert_file(std::string_view user, const FileRecord& file, std::string_view ts) = 0;
+  virtual void delete_file(std::string_view user, std::string_view name) = 0;
+  virtual void put_reply(std::string_view request_id, std::string_view reply) = 0;
+  virtual void set_seq(std::uint64_t seq) = 0;
   // A record for the operations log, shipped later by LogShipper (same transaction as the change).
-  void append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
-                  std::string_view args);
-  void delete_outbox_through(std::uint64_t seq);  // records the logger has stored
-  const std::string& broker_id() const { return broker_id_; }
+  virtual void append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
+                          std::string_view args) = 0;
+  virtual void delete_outbox_through(std::uint64_t seq) = 0;  // records the logger has stored
+  // Deletes stored replies older than the newest `keep`.
+  virtual void prune_replies(std::size_t keep) = 0;
+
+  // A random id made once per database: the logger keys its deduplication by (broker id, outbox seq).
+  virtual const std::string& broker_id() const = 0;
+  // What the database is, for log lines (a PostgreSQL URI without its password).
+  virtual std::string describe() const = 0;
+  // A new reader of the outbox on its own connection; callable from another thread.
+  virtual std::unique_ptr<OutboxReader> open_outbox_reader() const = 0;
 
   // Start-up: fills the index (users, then files in publishing order) and returns the last event seq.
   std::uint64_t load(FileIndex& index);
   // The newest `keep` stored replies, oldest first; older ones are deleted.
   void load_replies(std::size_t keep, const std::function<void(std::string, std::string)>& each);
-  // Deletes stored replies older than the newest `keep`.
-  void prune_replies(std::size_t keep);
 
- private:
-  void exec(const char* sql);
-  sqlite3_stmt* prepare(const char* sql);
-  void run(sqlite3_stmt* stmt);
-  void write(sqlite3_stmt* stmt);  // run() inside the batch's transaction, starting it if needed
-  [[noreturn]] void fail(const char* what);
-  std::string load_broker_id();
-  std::size_t count_rows(const char* table);
-  void add_user_key_column();
-  void drop_files_root_column();
-
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* begin_ = nullptr;
-  sqlite3_stmt* commit_ = nullptr;
-  sqlite3_stmt* insert_user_ = nullptr;
-  sqlite3_stmt* delete_user_ = nullptr;
-  sqlite3_stmt* delete_user_files_ = nullptr;
-  sqlite3_stmt* insert_file_ = nullptr;
-  sqlite3_stmt* delete_file_ = nullptr;
-  sqlite3_stmt* put_reply_ = nullptr;
-  sqlite3_stmt* set_seq_ = nullptr;
-  sqlite3_stmt* append_log_ = nullptr;
-  sqlite3_stmt* delete_outbox_ = nullptr;
-  std::string broker_id_;
-  bool in_batch_ = false;
-  bool in_transaction_ = false;
+ protected:
+  // A stored file row: its owner's name, and the record without its owner's id (the index assigns those).
+  struct StoredFile {
+    std::string user;
+    FileRecord file;
+  };
+  // The rows load() reads, each in its order: users by registration, files by publication, replies oldest first.
+  // scan_files hands over one row object, refilled row to row (its strings keep their capacity: no allocation
+  // per file at start-up).
+  virtual void scan_users(const std::function<void(std::string name, std::string key)>& each) = 0;
+  virtual void scan_files(const std::function<void(StoredFile&)>& each) = 0;
+  virtual std::size_t count_rows(const char* table) = 0;  // "users" or "files": sizes the index before a load
+  virtual void scan_replies(const std::function<void(std::string request_id, std::string reply)>& each) = 0;
+  virtual std::uint64_t stored_seq() = 0;
 };
+
+// A PostgreSQL URI (postgresql://... or postgres://...) opens a PgStore; anything else is a SQLite file path.
+bool is_postgres_uri(std::string_view db);
+std::unique_ptr<Store> open_store(const std::string& db);
 
 }  // namespace zshare::broker

@@ -1,24 +1,31 @@
 // lazy_pirate.cpp: a fresh REQ socket per retry, since a REQ that lost its reply cannot send again.
-// LINGER 0 so an abandoned request never holds the process open at exit. After a RATE LIMITED reply the
+// LINGER 0 so an abandoned request never holds the process open at exit. After a RATE LIMITED (or STORE
+// UNAVAILABLE) reply the
 // socket is in step (it received), so the same bytes go out again on it once the wait is over.
 #include "common/lazy_pirate.hpp"
 
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 #include <thread>
 
 namespace zshare {
 
-std::optional<std::chrono::milliseconds> rate_limited_wait(const std::string& reply) {
-  const std::string_view status = protocol::status::kRateLimited;
+std::optional<std::chrono::milliseconds> resend_wait(const std::string& reply) {
   // Most replies are not refusals, and some are large (a SEARCH page): look for the status bytes first.
-  if (reply.find(status) == std::string::npos) return std::nullopt;
+  const std::string_view refusals[] = {protocol::status::kRateLimited, protocol::status::kStoreUnavailable};
+  const auto said = [&](std::string_view status) { return reply.find(status) != std::string::npos; };
+  if (std::none_of(std::begin(refusals), std::end(refusals), said)) return std::nullopt;
   try {
     Message m = Message::decode(reply.data(), reply.size());
-    if (m.root().opt_str("status", 64) != std::optional<std::string_view>(status)) return std::nullopt;
+    const auto status = m.root().opt_str("status", 64);
+    if (!status || std::find(std::begin(refusals), std::end(refusals), *status) == std::end(refusals)) {
+      return std::nullopt;
+    }
     const auto ms = m.root().opt_uint("retry_after_ms").value_or(100);
     return std::chrono::milliseconds(std::max<std::uint64_t>(1, std::min<std::uint64_t>(ms, 3600 * 1000)));
   } catch (const BadRequest&) {
@@ -54,7 +61,7 @@ std::string LazyPirateClient::request(const std::string& body) {
       zmq::message_t reply;
       (void)socket_->recv(reply, zmq::recv_flags::none);
       std::string text = reply.to_string();
-      const auto wait = rate_limited_wait(text);
+      const auto wait = resend_wait(text);
       if (wait && std::chrono::steady_clock::now() + *wait + per_attempt_ <= deadline) {
         std::this_thread::sleep_for(*wait);  // the broker said when; the same request goes out again
         continue;

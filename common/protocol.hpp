@@ -45,6 +45,8 @@ inline constexpr std::string_view kInternalError = "INTERNAL ERROR";
 inline constexpr std::string_view kRateLimited = "RATE LIMITED";      // any op but HEARTBEAT; carries retry_after_ms
 inline constexpr std::string_view kLimitExceeded = "LIMIT EXCEEDED";  // PUBLISH beyond the files-per-user limit
 inline constexpr std::string_view kNoRoute = "NO ROUTE";  // DIAL: no callback given and the broker has no relay
+// Any op: the broker's database is out of reach (PostgreSQL down); nothing was done. Carries retry_after_ms.
+inline constexpr std::string_view kStoreUnavailable = "STORE UNAVAILABLE";
 // Client-side only: never sent by the broker.
 inline constexpr std::string_view kBrokerUnreachable = "BROKER UNREACHABLE";
 }  // namespace status

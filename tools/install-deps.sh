@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcli11-dev catch2 libsqlite3-dev libssl-dev nlohmann-json3-dev
+  libpq-dev postgresql  # the broker on PostgreSQL; the tests start throw-away clusters (tests/pylib/pg_cluster.py)
   libedit-dev
   gsoap libgsoap-dev libtirpc-dev rpcsvc-proto rpcbind
   python3 python3-zmq python3-msgpack python3-zeep

@@ -2,6 +2,7 @@
 // decoding, validation and dispatch into the index and a real SQLite store (in memory). Any crash, leak,
 // sanitizer report or a reply that is not a well-formed map is a finding.
 #include "broker/dispatcher.hpp"
+#include "broker/sqlite_store.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -15,7 +16,7 @@ using namespace zshare::broker;
 
 struct Broker {
   FileIndex index;
-  Store store{":memory:"};
+  SqliteStore store{":memory:"};
   ReplyCache replies{1000};
   BrokerStats stats;
   Dispatcher dispatcher{index, store, replies, stats, 0, DispatcherOptions{true, 3, {}}};

@@ -1,6 +1,7 @@
 // test_dispatcher.cpp: the broker's request semantics without sockets: the seeds' statuses, events with
 // increasing seq, the reply cache for retried ids, and BAD REQUEST for malformed requests.
 #include "broker/dispatcher.hpp"
+#include "broker/sqlite_store.hpp"
 
 #include "common/protocol.hpp"
 #include "common/relay_token.hpp"
@@ -25,7 +26,7 @@ struct Fixture {
     char dir[] = "/tmp/zshare-disp-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     folder = dir;
-    store = std::make_unique<Store>(folder + "/broker.db");
+    store = std::make_unique<SqliteStore>(folder + "/broker.db");
     DispatcherOptions options;
     options.clock_ms = [this] { return clock; };
     options.max_files_per_user = max_files_per_user;

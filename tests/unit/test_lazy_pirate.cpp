@@ -59,14 +59,15 @@ struct ScriptedBroker {
 
 }  // namespace
 
-TEST_CASE("rate_limited_wait reads RATE LIMITED replies only", "[lazy_pirate]") {
-  CHECK(rate_limited_wait(reply_with("RATE LIMITED", 250)) == std::chrono::milliseconds(250));
-  CHECK(rate_limited_wait(reply_with("RATE LIMITED", {})) == std::chrono::milliseconds(100));
-  CHECK_FALSE(rate_limited_wait(reply_with("OK", {})));
-  CHECK_FALSE(rate_limited_wait(reply_with("BAD REQUEST", 250)));
-  CHECK_FALSE(rate_limited_wait("RATE LIMITED, but not msgpack"));
+TEST_CASE("resend_wait reads RATE LIMITED and STORE UNAVAILABLE replies only", "[lazy_pirate]") {
+  CHECK(resend_wait(reply_with("RATE LIMITED", 250)) == std::chrono::milliseconds(250));
+  CHECK(resend_wait(reply_with("RATE LIMITED", {})) == std::chrono::milliseconds(100));
+  CHECK(resend_wait(reply_with("STORE UNAVAILABLE", 1000)) == std::chrono::milliseconds(1000));
+  CHECK_FALSE(resend_wait(reply_with("OK", {})));
+  CHECK_FALSE(resend_wait(reply_with("BAD REQUEST", 250)));
+  CHECK_FALSE(resend_wait("RATE LIMITED, but not msgpack"));
   // A file description that happens to say RATE LIMITED does not make an OK reply a refusal.
-  CHECK_FALSE(rate_limited_wait(MapWriter().put("status", "OK").put("description", "RATE LIMITED").finish()));
+  CHECK_FALSE(resend_wait(MapWriter().put("status", "OK").put("description", "RATE LIMITED").finish()));
 }
 
 TEST_CASE("a RATE LIMITED reply is waited out and the same request is sent again", "[lazy_pirate]") {
