@@ -16,6 +16,7 @@
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
 #include "common/stop_signals.hpp"
+#include "common/zap_handler.hpp"
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
@@ -713,20 +714,28 @@ int cmd_stats(const std::string& endpoint, const Dial& dial, double timeout_s, s
 // ---------------------------------------------------------------------------------------------------------------
 // echo: the baseline, a raw ROUTER that answers each request with the broker's reply to it, canned (request_pool.hpp):
 // [identity][empty][tag][body] in, [identity][empty][tag][canned reply of the tag's pool entry] out. The reply
-// frame points at the canned bytes (no copy), as the broker's points at the reply it just built.
+// frame points at the canned bytes (no copy). With a key file it serves over CurveZMQ, as the broker does (and, like
+// the broker, admits any client key).
 
-int cmd_echo(const std::string& endpoint, double max_seconds, const std::string& replies_path) {
+int cmd_echo(const std::string& endpoint, double max_seconds, const std::string& replies_path,
+             const std::string& key_file) {
   const std::vector<std::string> canned = zshare::bench::read_canned(replies_path);
   if (canned.empty()) throw std::runtime_error(replies_path + " has no replies");
   zshare::StopSignals stop;  // before the context's threads, which inherit the blocked signals
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
+  std::unique_ptr<zshare::curve::ZapHandler> zap;
+  if (!key_file.empty()) {
+    zap = std::make_unique<zshare::curve::ZapHandler>(ctx);
+    zshare::curve::make_server(router, zshare::curve::read_secret_file(key_file));
+  }
   router.set(zmq::sockopt::linger, 0);
   router.set(zmq::sockopt::maxmsgsize, proto::kSocketMaxMessageBytes);
   router.set(zmq::sockopt::sndhwm, 200000);
   router.set(zmq::sockopt::rcvhwm, 200000);
   router.bind(endpoint);
-  std::fprintf(stderr, "echo: ROUTER bound to %s, %zu canned replies\n", endpoint.c_str(), canned.size());
+  std::fprintf(stderr, "echo: ROUTER bound to %s (%s), %zu canned replies\n", endpoint.c_str(),
+               zap ? "curve" : "plaintext", canned.size());
   const auto deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(max_seconds));
   std::uint64_t echoed = 0, refused = 0;
@@ -867,8 +876,9 @@ int main(int argc, char** argv) {
   double echo_max = 7200;
   echo->add_option("--bind", bind, "endpoint to bind");
   echo->add_option("--max-seconds", echo_max, "exit after this long at most")->check(CLI::Range(1.0, 86400.0));
-  std::string echo_replies;
+  std::string echo_replies, echo_key;
   echo->add_option("--replies", echo_replies, "canned-replies file (from calibrate) to answer with")->required();
+  echo->add_option("--key", echo_key, "secret key file (zshare-broker keygen): serve over CurveZMQ; default plaintext");
 
   CLI11_PARSE(app, argc, argv);
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // 1 us: open-loop send times and ppoll wake-ups stay precise
@@ -887,8 +897,6 @@ int main(int argc, char** argv) {
       check_loopback(endpoint);
       cfg.endpoint = endpoint;
       cfg.echo = target == "echo";
-      if (cfg.echo && dial.curve())
-        throw std::runtime_error("the echo is plaintext: --target echo takes no --broker-key");
       cfg.dial = dial;
       cfg.requests = zshare::bench::make_pool(cfg.pool, cfg.users, cfg.list_fraction);
       return cmd_load(cfg, target);
@@ -904,7 +912,7 @@ int main(int argc, char** argv) {
     }
     if (*echo) {
       check_loopback(bind);
-      return cmd_echo(bind, echo_max, echo_replies);
+      return cmd_echo(bind, echo_max, echo_replies, echo_key);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zshare-bench-load: %s\n", e.what());
