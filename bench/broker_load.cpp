@@ -159,16 +159,8 @@ struct Conn {
 
   // Receives one whole message without waiting; the body is its last frame. False when none is queued.
   bool try_recv(zmq::message_t& body) {
-    bool got = false;
-    for (int frames = 0; frames < 64; ++frames) {
-      zmq::message_t part;
-      if (!sock.recv(part, zmq::recv_flags::dontwait)) return got;
-      got = true;
-      const bool more = part.more();
-      body = std::move(part);
-      if (!more) return true;
-    }
-    return got;
+    zmq::message_t before;
+    return try_recv(before, body);
   }
 
   // The same, keeping the frame before the body too (the echo's answer: the tag, then the canned reply).
