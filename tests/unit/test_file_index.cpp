@@ -464,3 +464,28 @@ TEST_CASE("a bulk load into reserved tables finds every file by name, cid and wo
   CHECK(keyword_search(index, "item 1234").size() == 1);
   CHECK(all_pages(index, {}, cid_of(7), 1000).size() == 20);  // i % 251 == 7 for 20 of 5000
 }
+
+TEST_CASE("files loaded through IndexLoader (words on a second thread) are found as if added one by one", "[index]") {
+  FileIndex one_by_one, loaded;
+  for (FileIndex* index : {&one_by_one, &loaded}) {
+    index->add_user("a");
+    index->add_user("b");
+  }
+  loaded.reserve(2, 1000);  // fewer than come: the loader must also cope with a chunk table that grows
+  std::vector<FileRecord> files;
+  for (int i = 0; i < 20000; ++i)
+    files.push_back(make_file(static_cast<UserId>(i % 2), "song-" + std::to_string(i) + ".ogg",
+                              std::string(i % 3 ? "blue" : "red") + " take " + std::to_string(i % 97),
+                              static_cast<std::uint8_t>(i % 200)));
+  for (const auto& f : files) one_by_one.add_file(f);
+  {
+    IndexLoader loader(loaded);
+    for (const auto& f : files) loader.add(f);
+    loader.finish();
+  }
+  REQUIRE(loaded.file_count() == one_by_one.file_count());
+  for (const char* q : {"blue", "red take 5", "song 19999 ogg", "take 96 blue", "nothing"})
+    CHECK(keyword_search(loaded, q) == keyword_search(one_by_one, q));
+  CHECK(all_pages(loaded, {}, cid_of(3), 1000) == all_pages(one_by_one, {}, cid_of(3), 1000));
+  CHECK(loaded.find_file(1, "song-19999.ogg") == one_by_one.find_file(1, "song-19999.ogg"));
+}
