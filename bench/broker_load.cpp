@@ -15,6 +15,7 @@
 #include "common/content_hash.hpp"
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
+#include "zshare/protocol_ops.hpp"
 #include "common/stop_signals.hpp"
 #include "common/zap_handler.hpp"
 #include "common/timestamp.hpp"
@@ -51,6 +52,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace proto = zshare::protocol;
+namespace op = zshare::protocol::op;
 using zshare::bench::fake_endpoint;
 using zshare::bench::file_spec;
 using zshare::bench::FileSpec;
@@ -351,20 +353,20 @@ int cmd_populate(const std::string& endpoint, Dial dial, std::uint64_t users, st
   auto reg = run_pipelined(
       ctx, endpoint, dial, "register", clients, window, users,
       [](std::uint64_t i, const std::string& id, Stamp& st) {
-        return header("REGISTER", id, st).put("user", user_name(i)).finish();
+        return header(op::kRegister, id, st).put("user", user_name(i)).finish();
       },
       {std::string(proto::status::kUsernameInUse)}, idle_timeout_s, phase_timeout_s, prefix);
   auto con = run_pipelined(
       ctx, endpoint, dial, "connect", clients, window, users,
       [](std::uint64_t i, const std::string& id, Stamp& st) {
-        return header("CONNECT", id, st).put("user", user_name(i)).put("endpoint", fake_endpoint(i)).finish();
+        return header(op::kConnect, id, st).put("user", user_name(i)).put("endpoint", fake_endpoint(i)).finish();
       },
       {std::string(proto::status::kUserAlreadyConnected)}, idle_timeout_s, phase_timeout_s, prefix);
   auto pub = run_pipelined(
       ctx, endpoint, dial, "publish", clients, window, files,
       [users](std::uint64_t i, const std::string& id, Stamp& st) {
         const FileSpec f = file_spec(i, users);
-        return header("PUBLISH", id, st)
+        return header(op::kPublish, id, st)
             .put("user", f.user)
             .put("name", f.name)
             .put("description", f.description)
@@ -450,10 +452,10 @@ class QueryMaker {
                            std::uint64_t limit, Kind& kind) {
     if (e.kind == zshare::bench::RequestKind::kListContent) {
       kind = kList;
-      return header("LIST_CONTENT", id, stamp).put("user", e.arg).finish();
+      return header(op::kListContent, id, stamp).put("user", e.arg).finish();
     }
     kind = kSearch;
-    return header("SEARCH", id, stamp).put("q", e.arg).put("limit", limit).finish();
+    return header(op::kSearch, id, stamp).put("q", e.arg).put("limit", limit).finish();
   }
 
  private:
@@ -668,7 +670,7 @@ int cmd_stats(const std::string& endpoint, const Dial& dial, double timeout_s, s
     conns.clear();
     conns.push_back(std::make_unique<Conn>(ctx, endpoint, prefix, dial));
     Conn& c = *conns.front();
-    if (request.empty()) request = header("STATS", c.next_id(), stamp).finish();
+    if (request.empty()) request = header(op::kStats, c.next_id(), stamp).finish();
     c.send(request);
     attempt_end = std::min(deadline, Clock::now() + std::chrono::seconds(5));
     while (Clock::now() < attempt_end) {

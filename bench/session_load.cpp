@@ -9,6 +9,7 @@
 #include "common/codec.hpp"
 #include "common/curve_keys.hpp"
 #include "common/protocol.hpp"
+#include "zshare/protocol_ops.hpp"
 #include "common/timestamp.hpp"
 
 #include <CLI/CLI.hpp>
@@ -42,6 +43,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace proto = zshare::protocol;
 namespace st = zshare::protocol::status;
+namespace op = zshare::protocol::op;
 
 Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
@@ -177,7 +179,7 @@ class Shard {
       sessions_.push_back(std::move(s));
       ++opened_;
       ++setting_up_;
-      send(sessions_.size() - 1, request(sessions_.size() - 1, "REGISTER"));
+      send(sessions_.size() - 1, request(sessions_.size() - 1, op::kRegister));
     }
   }
 
@@ -204,7 +206,7 @@ class Shard {
       const std::size_t i = due_.top().second;
       due_.pop();
       if (sessions_[i].state != Session::State::kConnected) continue;
-      send(i, request(i, "HEARTBEAT"));
+      send(i, request(i, op::kHeartbeat));
       if (window_open_) ++window_.sent;
     }
   }
@@ -267,13 +269,13 @@ class Shard {
     const bool ok = status == st::kOk;
     switch (s.state) {
       case Session::State::kRegistering:
-        if (!ok) return fail(i, "REGISTER", status);
+        if (!ok) return fail(i, op::kRegister, status);
         s.state = Session::State::kConnecting;
-        send(i, request(i, "CONNECT").put("endpoint", "tcp://127.0.0.1:9").put("heartbeat_ms", cfg_.promise_ms));
+        send(i, request(i, op::kConnect).put("endpoint", "tcp://127.0.0.1:9").put("heartbeat_ms", cfg_.promise_ms));
         return;
       case Session::State::kConnecting:
-        if (!ok) return fail(i, "CONNECT", status);
-        if (asked == 0) return fail(i, "CONNECT", "NO heartbeat_ms IN REPLY");
+        if (!ok) return fail(i, op::kConnect, status);
+        if (asked == 0) return fail(i, op::kConnect, "NO heartbeat_ms IN REPLY");
         s.state = Session::State::kConnected;
         --setting_up_;
         ++connected_;
@@ -282,7 +284,7 @@ class Shard {
       case Session::State::kConnected:
         if (!ok) {
           if (window_open_) (status == st::kUserNotConnected ? window_.expired : window_.errors) += 1;
-          return fail(i, "HEARTBEAT", status);
+          return fail(i, op::kHeartbeat, status);
         }
         if (window_open_) {
           ++window_.answered;
@@ -296,13 +298,14 @@ class Shard {
     due_.emplace(Clock::now() + std::chrono::milliseconds(asked), i);  // the keeper's way: wait after the reply
   }
 
-  void fail(std::size_t i, const char* what, const std::string& status) {
+  void fail(std::size_t i, std::string_view what, const std::string& status) {
     Session& s = sessions_[i];
     if (s.state != Session::State::kConnected) --setting_up_;
     else --connected_;
     s.state = Session::State::kFailed;
     ++errors_;
-    if (errors_ <= 3) std::fprintf(stderr, "shard %zu: %s of %s: %s\n", first_, what, s.user.c_str(), status.c_str());
+    if (errors_ <= 3) std::fprintf(stderr, "shard %zu: %.*s of %s: %s\n", first_, static_cast<int>(what.size()), what.data(),
+                                    s.user.c_str(), status.c_str());
   }
 
   void expire_requests(Clock::time_point now) {
