@@ -19,7 +19,7 @@ struct Broker {
   SqliteStore store{":memory:"};
   ReplyCache replies{1000};
   BrokerStats stats;
-  Dispatcher dispatcher{index, store, replies, stats, 0, DispatcherOptions{true, 3, {}}};
+  Dispatcher dispatcher{index, store, replies, stats, 0, DispatcherOptions{}};  // the defaults, named in one place
 };
 
 }  // namespace
