@@ -451,6 +451,12 @@ SearchPage FileIndex::search_cid(const Hash& cid, const std::vector<std::string>
   return page;
 }
 
+SearchPage FileIndex::cut_short(SearchPage& page, FileId last_examined) {
+  // Every candidate up to last_examined was looked at: the next page resumes after it.
+  page.next = static_cast<std::uint64_t>(last_examined) + 1;
+  return std::move(page);
+}
+
 SearchPage FileIndex::search(const std::vector<std::string>& words, const std::optional<Hash>& cid,
                              std::uint64_t cursor, std::size_t limit, bool online_only) const {
   if (cid) return search_cid(*cid, words, cursor, limit, online_only);
@@ -468,9 +474,13 @@ SearchPage FileIndex::search(const std::vector<std::string>& words, const std::o
 
   std::vector<std::size_t> pos(lists.size(), 0);  // every list is walked forward only
   pos[0] = lists[0]->seek(0, cursor);
+  std::size_t skipped = 0;  // candidates the online filter turned down: a page stops after kMaxSkipped of them
   if (lists.size() == 1) {
     for (std::size_t i = pos[0]; i < lists[0]->size(); ++i) {
-      if (online_only && !owner_online((*lists[0])[i])) continue;
+      if (online_only && !owner_online((*lists[0])[i])) {
+        if (++skipped == kMaxSkipped) return cut_short(page, (*lists[0])[i]);
+        continue;
+      }
       if (page.files.size() == limit) {
         page.next = (*lists[0])[i];
         break;
@@ -496,7 +506,11 @@ SearchPage FileIndex::search(const std::vector<std::string>& words, const std::o
         if (pos[k] == lists[k]->size()) return page;  // that list has nothing left at or above id
         in_all = (*lists[k])[pos[k]] == id;
       }
-      if (!in_all || (online_only && !owner_online(id))) continue;
+      if (!in_all) continue;
+      if (online_only && !owner_online(id)) {
+        if (++skipped == kMaxSkipped) return cut_short(page, id);
+        continue;
+      }
       if (page.files.size() == limit) {
         page.next = id;
         return page;

@@ -97,9 +97,13 @@ class FileIndex {
 
   // Files whose name or description has every one of `words` (already lower-cased keywords), and, when
   // `cid` is given, that content id. Ids >= cursor, at most `limit`. With `online_only`, only files whose owner
-  // is connected: the filter is applied before the page is cut, so `next` pages over online files alone.
+  // is connected: the filter is applied before the page is cut, so `next` pages over online files alone. A page
+  // stops early, with a `next`, once the filter has turned down kMaxSkipped candidates: a common word while few
+  // owners are online (right after a restart) costs a bounded walk per page, not the whole posting list.
   SearchPage search(const std::vector<std::string>& words, const std::optional<Hash>& cid, std::uint64_t cursor,
                     std::size_t limit, bool online_only = false) const;
+
+  static constexpr std::size_t kMaxSkipped = 8192;
 
   std::size_t user_count() const { return live_users_; }
   std::size_t file_count() const { return live_files_; }
@@ -147,6 +151,7 @@ class FileIndex {
   SearchPage search_cid(const Hash& cid, const std::vector<std::string>& words, std::uint64_t cursor,
                         std::size_t limit, bool online_only) const;
   bool owner_online(FileId id) const { return online_[files_[id].user] != 0; }
+  static SearchPage cut_short(SearchPage& page, FileId last_examined);
   static std::uint64_t user_key(std::string_view name);
 
   std::vector<UserRecord> users_;

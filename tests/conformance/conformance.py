@@ -1030,7 +1030,8 @@ def run(args):
                 if r["next"] is None:
                     return out, pages
                 CHECKS.ok(pages < 1000, "SEARCH paging does not end")
-                CHECKS.ok(r["results"], "SEARCH page with no results but a next cursor %r" % r["next"])
+                CHECKS.ok(cursor is None or r["next"] > cursor,
+                          "SEARCH next %r does not move past cursor %r" % (r["next"], cursor))
                 cursor = r["next"]
 
         def expected_matches(q=None, cid=None, include_offline=False):
