@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <iostream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
 #include "common/byte_size.hpp"
+#include "common/endpoint_list.hpp"
 
 namespace zshare::cli {
 
@@ -81,6 +83,27 @@ inline CLI::Validator byte_size() {
         return "";
       },
       "SIZE (K, M, G, T: binary multiples)");
+}
+
+// CLI11 check for an endpoint list (`--broker tcp://a:5555,tcp://b:5555`): every entry tcp://HOST:PORT, the bad one
+// named. Applies to the option's value from the command line, the environment and the config file alike.
+inline CLI::Validator endpoint_list() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        try {
+          parse_endpoint_list(value);
+          return "";
+        } catch (const std::invalid_argument& e) {
+          return e.what();
+        }
+      },
+      "ENDPOINT[,ENDPOINT...]");
+}
+
+// An option taking an endpoint list (checked by endpoint_list()), read from the environment variable `env` too.
+inline CLI::Option* add_endpoint_list(CLI::App& app, const std::string& name, std::string& value,
+                                      const std::string& description, const std::string& env) {
+  return app.add_option(name, value, description)->envname(env)->check(endpoint_list())->capture_default_str();
 }
 
 }  // namespace zshare::cli

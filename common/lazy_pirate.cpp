@@ -5,11 +5,13 @@
 #include "common/lazy_pirate.hpp"
 
 #include "common/codec.hpp"
+#include "common/endpoint_list.hpp"
 #include "common/protocol.hpp"
 
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 
@@ -33,24 +35,46 @@ std::optional<std::chrono::milliseconds> resend_wait(const std::string& reply) {
   }
 }
 
-LazyPirateClient::LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
-                                   int attempts, SocketSetup setup)
+LazyPirateClient::LazyPirateClient(zmq::context_t& ctx, std::vector<std::string> endpoints,
+                                   std::chrono::milliseconds timeout, int attempts, SocketSetup setup)
     : ctx_(ctx),
-      endpoint_(std::move(endpoint)),
+      endpoints_(std::move(endpoints)),
       timeout_(timeout),
       per_attempt_(std::max<std::chrono::milliseconds>(timeout / std::max(attempts, 1), std::chrono::milliseconds(1))),
       attempts_(std::max(attempts, 1)),
-      setup_(std::move(setup)) {}
+      setup_(std::move(setup)) {
+  if (endpoints_.empty()) throw std::invalid_argument("a Lazy Pirate client needs at least one endpoint");
+}
+
+LazyPirateClient::LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
+                                   int attempts, SocketSetup setup)
+    : LazyPirateClient(ctx, std::vector<std::string>{std::move(endpoint)}, timeout, attempts, std::move(setup)) {}
 
 void LazyPirateClient::reopen() {
   socket_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::req);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::maxmsgsize, protocol::kClientMaxMessageBytes);
   if (setup_) setup_(*socket_);
-  socket_->connect(endpoint_);
+  socket_->connect(endpoint());
+}
+
+void LazyPirateClient::fail_over() {
+  socket_.reset();
+  current_ = (current_ + 1) % endpoints_.size();
 }
 
 std::string LazyPirateClient::request(const std::string& body) {
+  for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
+    if (auto reply = request_current(body)) return std::move(*reply);
+    if (endpoints_.size() > 1) fail_over();  // the guide's multi-server variant: the same request, the next broker
+  }
+  const std::string tries =
+      std::to_string(attempts_) + " attempts of " + std::to_string(per_attempt_.count()) + " ms";
+  if (endpoints_.size() == 1) throw BrokerUnreachable("no reply from " + endpoint() + " after " + tries);
+  throw BrokerUnreachable("no reply from any of " + joined(endpoints_) + " (" + tries + " each)");
+}
+
+std::optional<std::string> LazyPirateClient::request_current(const std::string& body) {
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (int attempt = 0; attempt < attempts_;) {
     if (!socket_) reopen();
@@ -71,8 +95,7 @@ std::string LazyPirateClient::request(const std::string& body) {
     socket_.reset();  // Lazy Pirate: abandon the socket, its pending request and any late reply
     ++attempt;
   }
-  throw BrokerUnreachable("no reply from " + endpoint_ + " after " + std::to_string(attempts_) +
-                          " attempts of " + std::to_string(per_attempt_.count()) + " ms");
+  return std::nullopt;
 }
 
 }  // namespace zshare

@@ -1,5 +1,8 @@
 // lazy_pirate.hpp: the ZeroMQ guide's Lazy Pirate client: REQ, poll with a timeout, on silence close,
 // reopen and resend the same bytes. The broker's reply cache makes the resend safe for mutations.
+// Given several brokers (the guide's multi-server variant), a request whose tries at the broker in use all went
+// unanswered goes to the next one of the list, round robin, as the same bytes (same id: brokers on one store share
+// the stored replies, so a mutation still applies once); the client then stays with the broker that answered.
 // A RATE LIMITED or STORE UNAVAILABLE reply is honoured the same way: wait its retry_after_ms, resend the same
 // bytes (same id): the broker did nothing with the request.
 #pragma once
@@ -12,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace zshare {
 
@@ -28,22 +32,32 @@ class LazyPirateClient {
   // Prepares each fresh socket before it connects (CurveZMQ keys, say).
   using SocketSetup = std::function<void(zmq::socket_t&)>;
 
-  // `timeout` is the whole deadline of one request, shared evenly by `attempts` tries.
+  // `timeout` is one request's deadline at one broker, shared evenly by `attempts` tries; with a list of N
+  // brokers a request that none answers gives up after N times that. `endpoints` is never empty; the first is
+  // used first.
+  LazyPirateClient(zmq::context_t& ctx, std::vector<std::string> endpoints, std::chrono::milliseconds timeout,
+                   int attempts = 3, SocketSetup setup = {});
   LazyPirateClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout, int attempts = 3,
                    SocketSetup setup = {});
 
-  // Returns the reply body; throws BrokerUnreachable when no attempt got an answer. A resend_wait() reply is
-  // waited out and resent while the wait still leaves one attempt's time before the deadline; past that, it
-  // is returned like any reply.
+  // Returns the reply body; throws BrokerUnreachable when no broker of the list got an answer. A resend_wait()
+  // reply is waited out and resent while the wait still leaves one attempt's time before the deadline; past
+  // that, it is returned like any reply (it is an answer: the client does not fail over for it).
   std::string request(const std::string& body);
 
-  const std::string& endpoint() const { return endpoint_; }
+  const std::string& endpoint() const { return endpoints_[current_]; }  // the broker in use
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
+  std::size_t current() const { return current_; }  // the index of endpoint() in endpoints()
 
  private:
+  // The tries at the broker in use; nothing when none was answered.
+  std::optional<std::string> request_current(const std::string& body);
+  void fail_over();  // the next broker of the list
   void reopen();
 
   zmq::context_t& ctx_;
-  std::string endpoint_;
+  std::vector<std::string> endpoints_;
+  std::size_t current_ = 0;
   std::chrono::milliseconds timeout_;
   std::chrono::milliseconds per_attempt_;
   int attempts_;

@@ -3,6 +3,7 @@
 #include "peer/broker_client.hpp"
 
 #include "common/codec.hpp"
+#include "common/endpoint_list.hpp"
 #include "common/protocol.hpp"
 #include "common/timestamp.hpp"
 #include "zshare/protocol_ops.hpp"
@@ -11,13 +12,17 @@ namespace zshare::peer {
 
 bool BrokerReply::ok() const { return status == protocol::status::kOk; }
 
-BrokerClient::BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
+BrokerClient::BrokerClient(zmq::context_t& ctx, std::vector<std::string> brokers, std::chrono::milliseconds timeout,
                            curve::LinkSecurity security, int attempts)
     : security_(std::move(security)),
-      pirate_(ctx, std::move(endpoint), timeout, attempts,
+      pirate_(ctx, std::move(brokers), timeout, attempts,
               [this](zmq::socket_t& socket) { security_.dial_broker(socket); }),
       timeout_(timeout),
       ids_(RequestIds::random()) {}
+
+std::vector<std::string> BrokerClient::failover_order() const {
+  return rotated(pirate_.endpoints(), pirate_.current());
+}
 
 std::string BrokerClient::begin(MapWriter& request, std::string_view op) {
   std::string id = ids_.next();

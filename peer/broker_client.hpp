@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zshare {
 class MapWriter;
@@ -55,9 +56,11 @@ struct SearchRequest {
 
 class BrokerClient {
  public:
-  // `timeout` is the whole deadline of one request, shared by `attempts` Lazy Pirate tries. `security` says
-  // how to reach the broker (its CurveZMQ key and ours) and is lent to the seeder, downloads and heartbeats.
-  BrokerClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
+  // `timeout` is the deadline of one request at one broker, shared by `attempts` Lazy Pirate tries; with several
+  // `brokers` (one network: one keypair) a request none of them answered fails over to the next, and the client
+  // stays with the one that answered. `security` says how to reach a broker (its CurveZMQ key and ours) and is
+  // lent to the seeder, downloads and heartbeats.
+  BrokerClient(zmq::context_t& ctx, std::vector<std::string> brokers, std::chrono::milliseconds timeout,
                curve::LinkSecurity security, int attempts = 3);
 
   // Each throws BrokerUnreachable when no attempt was answered, BadReply when the answer is unreadable.
@@ -81,7 +84,10 @@ class BrokerClient {
   // Stamps every later request with the time service's time (local and marked so while it is down).
   void set_clock(TimeClient* clock) { clock_ = clock; }
 
-  const std::string& endpoint() const { return pirate_.endpoint(); }
+  const std::string& endpoint() const { return pirate_.endpoint(); }  // the broker in use
+  const std::vector<std::string>& endpoints() const { return pirate_.endpoints(); }
+  // Every broker of the list, the one in use first: where another client of this peer (its heartbeats) starts.
+  std::vector<std::string> failover_order() const;
   std::chrono::milliseconds timeout() const { return timeout_; }
   const curve::LinkSecurity& security() const { return security_; }
 

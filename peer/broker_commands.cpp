@@ -3,6 +3,7 @@
 #include "peer/broker_commands.hpp"
 
 #include "common/codec.hpp"
+#include "common/endpoint_list.hpp"
 #include "common/port_probe.hpp"
 #include "common/protocol.hpp"
 #include "common/validate.hpp"
@@ -33,10 +34,13 @@ std::optional<CommandResult> usage_unless(const std::string& command, const std:
   }
 }
 
-// Why a broker may be silent, told apart by whether its port accepts TCP connections at all.
+// Why a broker may be silent, told apart by whether its port (any of the list's) accepts TCP connections at all.
 std::string likely_cause(const BrokerClient& broker) {
-  const auto open = tcp_port_open(broker.endpoint(), std::chrono::milliseconds(500));
-  if (open && *open) {
+  const auto& endpoints = broker.endpoints();
+  const bool open = std::any_of(endpoints.begin(), endpoints.end(), [](const std::string& endpoint) {
+    return tcp_port_open(endpoint, std::chrono::milliseconds(500)).value_or(false);
+  });
+  if (open) {
     return broker.security().plaintext
                ? "its port is open, so it most likely runs CurveZMQ while this peer runs --plaintext (both ends "
                  "must, or neither)"
@@ -53,9 +57,13 @@ CommandResult ask_broker(const std::string& command, BrokerClient& broker, const
   try {
     return CommandResult::from_reply(command, call());
   } catch (const BrokerUnreachable&) {
+    const std::string silent = broker.endpoints().size() == 1
+                                   ? "the broker at " + broker.endpoint() + " did not answer within " +
+                                         seconds_text(broker.timeout())
+                                   : "none of the brokers " + joined(broker.endpoints()) + " answered within " +
+                                         seconds_text(broker.timeout()) + " each";
     return CommandResult::local(command, Outcome::kUnreachable, status::kBrokerUnreachable,
-                                "the broker at " + broker.endpoint() + " did not answer within " +
-                                    seconds_text(broker.timeout()) + "; " + likely_cause(broker));
+                                silent + "; " + likely_cause(broker));
   } catch (const BadReply& e) {
     return CommandResult::local(command, Outcome::kUnreachable, status::kInternalError, e.what());
   } catch (const zmq::error_t& e) {  // e.g. --broker is not an endpoint ZeroMQ can connect to

@@ -3,6 +3,7 @@
 #include "peer/peer_cli.hpp"
 
 #include "common/cli_parse.hpp"
+#include "common/endpoint_list.hpp"
 #include "common/stop_signals.hpp"
 #include "peer/broker_client.hpp"
 #include "peer/broker_commands.hpp"
@@ -90,7 +91,10 @@ void define_options(CLI::App& app, PeerOptions& o) {
                      "read options from this file (TOML or INI; [shell], [get], [serve] sections; "
                      "$ZSHARE_HOME/config.toml comes first when ZSHARE_HOME is set)",
                      first);
-  app.add_option("--broker", o.broker, "the broker's control endpoint")->envname("ZSHARE_BROKER")->capture_default_str();
+  cli::add_endpoint_list(app, "--broker", o.broker,
+                         "the broker's control endpoint, or several separated by commas to fail over between "
+                         "(brokers of one network: one --broker-key)",
+                         "ZSHARE_BROKER");
   app.add_option("--timesvc", o.timesvc, "the SOAP time service, http://HOST:PORT (stamps every operation)")
       ->envname("ZSHARE_TIMESVC");
   app.add_option("--heartbeat", o.heartbeat_s,
@@ -106,7 +110,8 @@ void define_options(CLI::App& app, PeerOptions& o) {
       ->envname("ZSHARE_KEY_DIR");
   app.add_flag("--plaintext", o.plaintext, "no CurveZMQ: for a broker run with --plaintext on a trusted lab network");
   app.add_flag("--json", o.json, "print one JSON object per response instead of text");
-  app.add_option("--timeout", o.timeout_s, "seconds to wait for the broker's answer to one request (3 tries)")
+  app.add_option("--timeout", o.timeout_s,
+                 "seconds to wait for the broker's answer to one request (3 tries), per broker of --broker")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
 
@@ -338,7 +343,7 @@ int run_subcommand(PeerOptions& o, ProcessIo io) {
   if (o.subcommand == Subcommand::kServe || o.subcommand == Subcommand::kGet) stop_signals.emplace();
   if (line_editing) stop_signals.emplace(std::initializer_list<int>{SIGINT});
   zmq::context_t ctx;
-  BrokerClient broker(ctx, o.broker, timeout, security);
+  BrokerClient broker(ctx, parse_endpoint_list(o.broker), timeout, security);
   const auto heartbeat = std::chrono::milliseconds(std::llround(o.heartbeat_s * 1000.0));
   o.shell.heartbeat = o.serve.heartbeat = heartbeat.count() > 0 && heartbeat.count() < 100
                                               ? std::chrono::milliseconds(100)

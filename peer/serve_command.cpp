@@ -114,7 +114,7 @@ int serve_command(zmq::context_t& ctx, BrokerClient& broker, const ServeOptions&
   std::unique_ptr<SessionKeeper> keeper;
   if (beat) {
     keeper = std::make_unique<SessionKeeper>(
-        ctx, SessionKeeperOptions{broker.endpoint(), o.timesvc, o.user, endpoint, o.heartbeat, broker.security(),
+        ctx, SessionKeeperOptions{broker.failover_order(), o.timesvc, o.user, endpoint, o.heartbeat, broker.security(),
                                   seeder.get(), asked_interval(conn.fields, o.heartbeat)},
         catalog, std::cerr);
   }

@@ -62,17 +62,43 @@ bool SessionKeeper::wait(std::chrono::milliseconds d) {
   return !wake_.wait_for(lock, d, [this] { return stop_; });
 }
 
+// The session is gone: the broker restarted (sessions come back offline), expired us, or is another broker of the
+// list. CONNECT again (over --plaintext USER ALREADY CONNECTED means someone connected the user meanwhile: we carry
+// on, as before) and publish our files there again.
+bool SessionKeeper::reconnect(BrokerClient& broker, const BrokerReply& beat) {
+  if (beat.status == status::kUserDoesNotExist) broker.register_user(options_.user);
+  BrokerReply again =
+      broker.connect(options_.user, options_.endpoint, static_cast<std::uint64_t>(options_.interval.count()));
+  if (!again.ok() && again.status != status::kUserAlreadyConnected) {
+    report_ << "zshare-peer: reconnecting " << options_.user << " failed: " << again.status << " " << again.error
+            << std::endl;
+    return false;
+  }
+  follow(again);
+  const SyncReport sync = sync_published(broker, options_.user, catalog_, false);
+  ++reconnects_;
+  report_ << "zshare-peer: reconnected " << options_.user << " to the broker at " << broker.endpoint()
+          << "; republished " << sync.sent() << " files" << std::endl;
+  for (const auto& f : sync.failures) report_ << "zshare-peer: re-sync: " << f << std::endl;
+  return true;
+}
+
 void SessionKeeper::run() {
   const auto timeout = std::max(options_.interval, std::chrono::milliseconds(1000));
-  BrokerClient broker(ctx_, options_.broker, timeout, options_.security, 1);
+  BrokerClient broker(ctx_, options_.brokers, timeout, options_.security, 1);
   std::ostream silent(nullptr);  // the process's own TimeClient already warns about the time service, once
   TimeClient clock(options_.timesvc, silent);
   broker.set_clock(&clock);
   bool outage = false;
   std::chrono::milliseconds backoff = options_.interval;
   while (wait(outage ? backoff : pace())) {
+    const std::string asked = broker.endpoint();
     try {
       BrokerReply beat = broker.heartbeat(options_.user);
+      if (broker.endpoint() != asked) {
+        report_ << "zshare-peer: the broker at " << asked << " stopped answering; moved to " << broker.endpoint()
+                << std::endl;
+      }
       if (beat.ok()) {
         follow(beat);
         dial_out(beat);
@@ -82,26 +108,8 @@ void SessionKeeper::run() {
         continue;
       }
       if (beat.status != status::kUserNotConnected && beat.status != status::kUserDoesNotExist) continue;
-      // The session is gone: the broker restarted (sessions come back offline) or expired us. CONNECT again (over
-      // --plaintext USER ALREADY CONNECTED means someone connected the user meanwhile: we carry on, as before).
-      if (beat.status == status::kUserDoesNotExist) broker.register_user(options_.user);
-      BrokerReply again = broker.connect(options_.user, options_.endpoint,
-                                         static_cast<std::uint64_t>(options_.interval.count()));
-      if (!again.ok() && again.status != status::kUserAlreadyConnected) {
-        report_ << "zshare-peer: reconnecting " << options_.user << " failed: " << again.status << " " << again.error
-                << std::endl;
-        outage = true;
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
-        continue;
-      }
-      follow(again);
-      const SyncReport sync = sync_published(broker, options_.user, catalog_, false);
-      ++reconnects_;
-      report_ << "zshare-peer: reconnected " << options_.user << " to the broker; republished " << sync.sent()
-              << " files" << std::endl;
-      for (const auto& f : sync.failures) report_ << "zshare-peer: re-sync: " << f << std::endl;
-      outage = false;
-      backoff = options_.interval;
+      outage = !reconnect(broker, beat);
+      backoff = outage ? std::min(backoff * 2, std::chrono::milliseconds(8000)) : options_.interval;
     } catch (const std::exception& e) {  // BrokerUnreachable, BadReply
       if (!outage) report_ << "zshare-peer: broker unreachable (" << e.what() << "); retrying" << std::endl;
       outage = true;

@@ -4,6 +4,8 @@
 // replies also carry downloaders' requests to dial out to them (we are behind NAT): the seeder does that.
 // The pace is the broker's: each CONNECT and HEARTBEAT reply's `heartbeat_ms` (a broker with many sessions asks
 // for a slower one than promised); a reply without it (older brokers) leaves the pace as it was.
+// Given several brokers, a heartbeat the broker in use leaves unanswered goes to the next (Lazy Pirate's failover),
+// and the session is established again at whichever answers: CONNECT and re-sync there, as after a restart.
 #pragma once
 
 #include "common/curve_keys.hpp"
@@ -23,13 +25,15 @@
 #include <ostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace zshare::peer {
 
+class BrokerClient;
 struct BrokerReply;
 
 struct SessionKeeperOptions {
-  std::string broker;                            // control endpoint
+  std::vector<std::string> brokers;              // control endpoints, the one in use first (failover_order())
   std::string timesvc;                           // time service URL for the re-sync's stamps ("" : local)
   std::string user;
   std::string endpoint;                          // the transfer endpoint to advertise again
@@ -58,6 +62,8 @@ class SessionKeeper {
   void run();
   void dial_out(const BrokerReply& beat);
   void follow(const BrokerReply& reply);  // the pace `reply` asks for, if it asks
+  // CONNECT again (after a REGISTER when the broker does not know the user) and re-sync; false when refused.
+  bool reconnect(BrokerClient& broker, const BrokerReply& beat);
   bool wait(std::chrono::milliseconds d);  // false when stopping
 
   zmq::context_t& ctx_;

@@ -198,7 +198,7 @@ CommandResult Shell::connect(const std::string& user) {
     current_user_ = user;
     if (beat) {
       keeper_ = std::make_unique<SessionKeeper>(
-          ctx_, SessionKeeperOptions{broker_.endpoint(), options_.timesvc, user, advertised_, options_.heartbeat,
+          ctx_, SessionKeeperOptions{broker_.failover_order(), options_.timesvc, user, advertised_, options_.heartbeat,
                                broker_.security(), transfer_.get(), asked_interval(result.fields, options_.heartbeat)},
           catalog_, std::cerr);
     }

@@ -624,6 +624,21 @@ def test_unreachable_broker(peer_bin, broker):
     if result[3] > 8:
         raise AssertionError("two unanswered requests of 0.5s took %.1fs" % result[3])
 
+    # A list of brokers: each one is tried, the message names them all; a bad entry is a usage error naming it,
+    # from the command line and from ZSHARE_BROKER alike.
+    other = "tcp://127.0.0.1:%d" % free_port()
+    result = run_peer(peer_bin, ["--broker", "%s,%s" % (endpoint, other)] + keys + ["--timeout", "0.5", "list-users"])
+    check_run("two unreachable brokers", result, 2, stdout="LIST_USERS FAIL, BROKER UNREACHABLE\n",
+              stderr_has="none of the brokers %s, %s answered within 0.5 s each" % (endpoint, other))
+    if not 0.9 <= result[3] < 6:
+        raise AssertionError("two unreachable brokers of 0.5s took %.1fs to report" % result[3])
+    bad = "%s,tcp://nowhere" % endpoint
+    check_run("a bad entry in --broker", run_peer(peer_bin, ["--broker", bad] + keys + ["list-users"]), 2,
+              stdout="", stderr_has="'tcp://nowhere' (entry 2 of 2) is not an endpoint")
+    env = dict(os.environ, ZSHARE_BROKER=bad)
+    check_run("a bad entry in ZSHARE_BROKER", run_peer(peer_bin, keys + ["list-users"], env=env), 2,
+              stdout="", stderr_has="'tcp://nowhere' (entry 2 of 2) is not an endpoint")
+
 
 def test_same_key_shells(peer_bin, broker, files):
     """Two shells of one keypair (one user on one machine): while the first is connected as twin and its seeder

@@ -1,17 +1,25 @@
 // test_lazy_pirate.cpp: the Lazy Pirate client against a scripted ROUTER in a thread: RATE LIMITED is waited
 // out (retry_after_ms) and the same bytes are resent on the same socket; a wait past the deadline is not taken.
+// Failover over real sockets: a broker that hears but never answers, or one nobody runs, is left for the next
+// of the list after its tries, with the same bytes (same request id); the client stays with the one that answered.
 #include "common/codec.hpp"
 #include "common/lazy_pirate.hpp"
 #include "common/protocol.hpp"
 
+#include "loopback.hpp"
+
 #include <catch2/catch.hpp>
 #include <zmq_addon.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
 using namespace zshare;
+
+using zshare::test::dead_endpoint;
 
 namespace {
 
@@ -23,16 +31,16 @@ std::string reply_with(std::string_view status, std::optional<std::uint64_t> ret
   return w.finish();
 }
 
-// A ROUTER that answers its first `refusals` requests RATE LIMITED (retry_after_ms) and the next one OK,
+// A ROUTER that answers its first `refusals` requests RATE LIMITED (retry_after_ms) and the next `answers` OK,
 // recording every body it received.
 struct ScriptedBroker {
-  ScriptedBroker(zmq::context_t& ctx, int refusals, std::uint64_t retry_after_ms)
+  ScriptedBroker(zmq::context_t& ctx, int refusals, std::uint64_t retry_after_ms, int answers = 1)
       : router(ctx, zmq::socket_type::router) {
     router.set(zmq::sockopt::linger, 0);
     router.bind("tcp://127.0.0.1:*");
     endpoint = router.get(zmq::sockopt::last_endpoint);
-    thread = std::thread([this, refusals, retry_after_ms] {
-      for (int n = 0; n <= refusals; ++n) {
+    thread = std::thread([this, refusals, retry_after_ms, answers] {
+      for (int n = 0; n < refusals + answers; ++n) {
         zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
         zmq::poll(items, 1, std::chrono::milliseconds(5000));
         if (!(items[0].revents & ZMQ_POLLIN)) return;
@@ -56,6 +64,48 @@ struct ScriptedBroker {
   std::vector<std::string> bodies;
   std::thread thread;
 };
+
+// A ROUTER that hears every request and answers none (a broker hung, or one whose replies are lost), recording
+// the bodies until finish() or 10 s.
+struct SilentBroker {
+  explicit SilentBroker(zmq::context_t& ctx) : router(ctx, zmq::socket_type::router) {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind("tcp://127.0.0.1:*");
+    endpoint = router.get(zmq::sockopt::last_endpoint);
+    thread = std::thread([this] {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!stop && std::chrono::steady_clock::now() < deadline) {
+        zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
+        zmq::poll(items, 1, std::chrono::milliseconds(20));
+        std::vector<zmq::message_t> frames;
+        if ((items[0].revents & ZMQ_POLLIN) && zmq::recv_multipart(router, std::back_inserter(frames))) {
+          bodies.push_back(frames.back().to_string());
+        }
+      }
+    });
+  }
+  void finish() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+  ~SilentBroker() { finish(); }
+
+  zmq::socket_t router;
+  std::string endpoint;
+  std::vector<std::string> bodies;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+};
+
+std::string stats_request(const std::string& id) { return MapWriter().put("op", "STATS").put("id", id).finish(); }
+
+std::string status_of(const std::string& reply) {
+  return std::string(Message::decode(reply.data(), reply.size()).root().str("status", 64));
+}
+
+std::string id_of(const std::string& request) {
+  return std::string(Message::decode(request.data(), request.size()).root().str("id", 64));
+}
 
 }  // namespace
 
@@ -96,4 +146,65 @@ TEST_CASE("a wait beyond the deadline is not taken: the RATE LIMITED reply is re
   CHECK(Message::decode(reply.data(), reply.size()).root().str("status", 64) == "RATE LIMITED");
   // Release the scripted broker, which waits for one more request.
   LazyPirateClient(ctx, broker.endpoint, std::chrono::milliseconds(3000)).request("bye");
+}
+
+TEST_CASE("a broker that hears but never answers is left for the next of the list after its tries; the same "
+          "request goes there, and the client stays with the broker that answered", "[lazy_pirate][failover]") {
+  zmq::context_t ctx;
+  SilentBroker silent(ctx);
+  ScriptedBroker live(ctx, 0, 0, 2);
+  LazyPirateClient client(ctx, std::vector<std::string>{silent.endpoint, live.endpoint},
+                          std::chrono::milliseconds(600));
+  const std::string first = stats_request("r-7");
+  CHECK(status_of(client.request(first)) == "OK");
+  CHECK(client.endpoint() == live.endpoint);
+  CHECK(client.current() == 1);
+
+  const std::string second = stats_request("r-8");
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(status_of(client.request(second)) == "OK");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(200));  // no try at the silent one
+  live.finish();
+  silent.finish();
+
+  REQUIRE(silent.bodies.size() == 3);  // its three tries, and nothing of the second request
+  for (const auto& body : silent.bodies) CHECK(body == first);
+  REQUIRE(live.bodies.size() == 2);
+  CHECK(live.bodies[0] == first);  // the same bytes: the same request id on both brokers
+  CHECK(id_of(live.bodies[0]) == id_of(silent.bodies[0]));
+  CHECK(live.bodies[1] == second);
+}
+
+TEST_CASE("a first broker nobody runs costs its tries, then the second answers", "[lazy_pirate][failover]") {
+  zmq::context_t ctx;
+  const std::string dead = dead_endpoint(ctx);
+  ScriptedBroker live(ctx, 0, 0);
+  LazyPirateClient client(ctx, std::vector<std::string>{dead, live.endpoint}, std::chrono::milliseconds(300));
+  const std::string body = stats_request("r-9");
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(status_of(client.request(body)) == "OK");
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(300));  // the dead one's tries first
+  CHECK(client.endpoint() == live.endpoint);
+  live.finish();
+  REQUIRE(live.bodies.size() == 1);
+  CHECK(live.bodies[0] == body);
+}
+
+TEST_CASE("when no broker of the list answers, the error names them all and the next request starts over at the "
+          "broker it started at", "[lazy_pirate][failover]") {
+  zmq::context_t ctx;
+  SilentBroker a(ctx), b(ctx);
+  LazyPirateClient client(ctx, std::vector<std::string>{a.endpoint, b.endpoint}, std::chrono::milliseconds(600));
+  const std::string body = stats_request("r-10");
+  try {
+    client.request(body);
+    FAIL("a request that no broker answered returned");
+  } catch (const BrokerUnreachable& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains(a.endpoint) && Catch::Contains(b.endpoint));
+  }
+  CHECK(client.current() == 0);  // round robin: all the way round
+  a.finish();
+  b.finish();
+  CHECK(a.bodies == std::vector<std::string>(3, body));
+  CHECK(b.bodies == std::vector<std::string>(3, body));
 }

@@ -1,10 +1,13 @@
 // test_session_keeper.cpp: the peer's session keeper follows the heartbeat interval the broker asks for: a stand-in
 // broker (a plaintext ROUTER on loopback) answers its heartbeats with chosen `heartbeat_ms` values, and the test
-// watches the keeper's pace and the gaps between its heartbeats. Every wait has a deadline.
+// watches the keeper's pace and the gaps between its heartbeats. Given two brokers, the first one dead, it moves on
+// to the second and stays there. Every wait has a deadline.
 #include "peer/session_keeper.hpp"
 
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
+
+#include "loopback.hpp"
 
 #include <catch2/catch.hpp>
 #include <zmq_addon.hpp>
@@ -67,7 +70,7 @@ class StandInBroker {
 SessionKeeperOptions keeper_options(const std::string& broker, std::chrono::milliseconds promised,
                                     std::chrono::milliseconds asked = 0ms) {
   SessionKeeperOptions o;
-  o.broker = broker;
+  o.brokers = {broker};
   o.user = "alice";
   o.endpoint = "tcp://127.0.0.1:1";
   o.interval = promised;
@@ -126,4 +129,25 @@ TEST_CASE("the session keeper heartbeats at the interval the broker's replies as
     broker.answer(200);  // the keeper is waiting, not asking, when it is stopped
   }
   CHECK(report.str().find("unreachable") == std::string::npos);
+}
+
+TEST_CASE("a keeper whose broker does not answer moves on to the next broker of the list and stays there",
+          "[peer][heartbeat][failover]") {
+  zmq::context_t ctx;
+  StandInBroker second(ctx);
+  ContentCatalog catalog;
+  std::ostringstream report;  // read once the keeper's thread is joined
+  const std::string first = zshare::test::dead_endpoint(ctx);
+  {
+    SessionKeeperOptions options = keeper_options(first, 100ms);
+    options.brokers = {first, second.endpoint()};
+    SessionKeeper keeper(ctx, options, catalog, report);
+    REQUIRE(second.receive(5000ms));  // after one unanswered try at the first (1 s)
+    const auto answered = second.answer(std::nullopt);
+    REQUIRE(second.receive(5000ms));
+    CHECK(second.received_at() - answered < 1000ms);  // straight to the second: no try at the first on the way
+    second.answer(3000);  // the keeper is waiting, not asking, when it is stopped
+  }
+  CHECK_THAT(report.str(), Catch::Contains("the broker at " + first + " stopped answering; moved to " +
+                                           second.endpoint()));
 }

@@ -267,7 +267,7 @@ TEST_CASE("reconcile: the broker's index follows the folder, one LIST_CONTENT pe
   zmq::context_t ctx;
   curve::LinkSecurity plaintext;
   plaintext.plaintext = true;
-  BrokerClient client(ctx, broker.control_endpoint(), std::chrono::milliseconds(3000), plaintext);
+  BrokerClient client(ctx, {broker.control_endpoint()}, std::chrono::milliseconds(3000), plaintext);
   REQUIRE(client.register_user("alice").ok());
   REQUIRE(client.connect("alice", "tcp://127.0.0.1:1").ok());
   auto listed = [&] {

@@ -1,10 +1,15 @@
 // test_validate.cpp: the protocol's name, description, hash, endpoint and timestamp rules at their edges.
-// The rules are in schemas/protocol.md; these tests pin them.
+// The rules are in schemas/protocol.md; these tests pin them. Also the endpoint lists of --broker (failover).
 #include "common/codec.hpp"
+#include "common/endpoint_list.hpp"
 #include "common/timestamp.hpp"
 #include "common/validate.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 using namespace zshare;
 
@@ -106,4 +111,21 @@ TEST_CASE("timestamps: ISO 8601 UTC with milliseconds, a real date and time of d
   CHECK_FALSE(is_valid_timestamp(""));
   CHECK_THROWS_WITH(check_timestamp("not-a-date"), Catch::Contains("YYYY-MM-DDTHH:MM:SS.mmmZ"));
   CHECK(is_valid_timestamp(iso8601_utc(1795000000123)));  // what this side sends (common/timestamp.hpp)
+}
+
+TEST_CASE("an endpoint list is endpoints separated by commas, each checked, the bad one named", "[validate]") {
+  using List = std::vector<std::string>;
+  CHECK(parse_endpoint_list("tcp://a:5555") == List{"tcp://a:5555"});
+  CHECK(parse_endpoint_list("tcp://a:5555,tcp://[::1]:5555") == List{"tcp://a:5555", "tcp://[::1]:5555"});
+  CHECK(parse_endpoint_list(" tcp://a:1 ,\ttcp://b:2") == List{"tcp://a:1", "tcp://b:2"});
+  CHECK_THROWS_WITH(parse_endpoint_list("tcp://a:1,tcp://b"), Catch::Contains("'tcp://b' (entry 2 of 2)"));
+  CHECK_THROWS_WITH(parse_endpoint_list("tcp://a:1,,tcp://b:2"), Catch::Contains("an empty entry (entry 2 of 3)"));
+  CHECK_THROWS_WITH(parse_endpoint_list("tcp://a:1,"), Catch::Contains("an empty entry (entry 2 of 2)"));
+  CHECK_THROWS_WITH(parse_endpoint_list("ipc:///x"), Catch::Contains("'ipc:///x' is not an endpoint: endpoint must"));
+  CHECK_THROWS_AS(parse_endpoint_list(""), std::invalid_argument);
+
+  const List three{"tcp://a:1", "tcp://b:2", "tcp://c:3"};
+  CHECK(rotated(three, 0) == three);
+  CHECK(rotated(three, 2) == List{"tcp://c:3", "tcp://a:1", "tcp://b:2"});
+  CHECK(joined(three) == "tcp://a:1, tcp://b:2, tcp://c:3");
 }

@@ -13,6 +13,7 @@
 #include <zmq_addon.hpp>
 
 #include <stdexcept>
+#include <string>
 
 namespace zshare::tools {
 
@@ -31,8 +32,26 @@ std::string text(const nlohmann::json& j) {
 
 }  // namespace
 
+void check_failover_lists(const EventStreamOptions& options) {
+  if (options.events.empty() || options.brokers.empty()) {
+    throw std::invalid_argument("give at least one events endpoint and one broker");
+  }
+  if (options.events.size() > 1 && options.events.size() != options.brokers.size()) {
+    throw std::invalid_argument("--events lists " + std::to_string(options.events.size()) + " brokers' PUB endpoints, "
+                                "--broker " + std::to_string(options.brokers.size()) +
+                                " control endpoints: to fail over, give both for every broker, in the same order");
+  }
+}
+
 EventStream::EventStream(zmq::context_t& ctx, EventStreamOptions options)
-    : ctx_(ctx), options_(std::move(options)), sub_(ctx, zmq::socket_type::sub), snapshot_pending_(options_.snapshot) {
+    : ctx_(ctx),
+      options_(std::move(options)),
+      sub_(ctx, zmq::socket_type::sub),
+      control_(ctx, options_.brokers, options_.broker_timeout, 3,
+               [this](zmq::socket_t& socket) { options_.security.dial_broker(socket); }),
+      heard_(std::chrono::steady_clock::now()),
+      snapshot_pending_(options_.snapshot) {
+  check_failover_lists(options_);
   sub_.set(zmq::sockopt::linger, 0);
   sub_.set(zmq::sockopt::rcvhwm, 100000);
   options_.security.dial_broker(sub_);
@@ -41,7 +60,32 @@ EventStream::EventStream(zmq::context_t& ctx, EventStreamOptions options)
   } else {
     for (const auto& t : options_.topics) sub_.set(zmq::sockopt::subscribe, t);
   }
-  sub_.connect(options_.events);
+  sub_.connect(events_endpoint());
+}
+
+// The subscriptions belong to the socket, so they carry over to the new connection.
+void EventStream::subscribe_at(std::size_t index) {
+  if (index == at_ || !fails_over()) return;
+  const std::string from = events_endpoint();
+  sub_.disconnect(from);
+  at_ = index;
+  sub_.connect(events_endpoint());
+  if (on_failover) on_failover(from, events_endpoint());
+}
+
+void EventStream::probe_when_silent() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!fails_over() || now - heard_ < options_.probe_after) return;
+  MapWriter req;
+  req.put("v", protocol::kVersion).put("op", protocol::op::kStats).put("ts", now_iso8601_utc());
+  req.put("id", "events-probe-" + std::to_string(now_epoch_ms()));
+  try {
+    control_.request(req.finish());  // any answer says that broker is alive; which one answered is what counts
+    subscribe_at(control_.current());
+  } catch (const BrokerUnreachable&) {
+    // None answered: ask again after the next silence.
+  }
+  heard_ = std::chrono::steady_clock::now();
 }
 
 std::optional<StreamEvent> EventStream::receive(std::chrono::milliseconds timeout) {
@@ -66,8 +110,6 @@ std::optional<StreamEvent> EventStream::receive(std::chrono::milliseconds timeou
 }
 
 void EventStream::take_snapshot() {
-  LazyPirateClient broker(ctx_, options_.broker, options_.broker_timeout, 3,
-                          [this](zmq::socket_t& socket) { options_.security.dial_broker(socket); });
   std::optional<std::uint64_t> cursor;
   std::uint64_t snapshot_seq = 0;
   std::uint64_t n = 0;
@@ -77,7 +119,7 @@ void EventStream::take_snapshot() {
     req.put("v", protocol::kVersion).put("op", protocol::op::kSnapshot).put("ts", now_iso8601_utc());
     req.put("id", "events-snapshot-" + std::to_string(now_epoch_ms()) + "-" + std::to_string(page));
     if (cursor) req.put("cursor", *cursor);
-    const std::string reply = broker.request(req.finish());
+    const std::string reply = control_.request(req.finish());
     const auto* p = reinterpret_cast<const std::uint8_t*>(reply.data());
     nlohmann::json r = nlohmann::json::from_msgpack(p, p + reply.size());
     if (r.value("status", "") != "OK") throw std::runtime_error("SNAPSHOT refused: " + r.value("error", ""));
@@ -106,6 +148,7 @@ void EventStream::take_snapshot() {
   ready_ = std::move(items);
   for (auto& e : later) ready_.push_back(std::move(e));
   last_seq_ = snapshot_seq;
+  subscribe_at(control_.current());  // the snapshot came from another broker: its events are the ones that follow
 }
 
 std::optional<StreamEvent> EventStream::next(std::chrono::milliseconds timeout) {
@@ -138,7 +181,11 @@ std::optional<StreamEvent> EventStream::next(std::chrono::milliseconds timeout) 
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return std::nullopt;
     auto e = receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
-    if (!e) return std::nullopt;
+    if (!e) {
+      probe_when_silent();
+      return std::nullopt;
+    }
+    heard_ = std::chrono::steady_clock::now();
     ready_.push_back(std::move(*e));
   }
 }

@@ -5,11 +5,15 @@
 #include "common/curve_keys.hpp"
 
 #include "common/cli_parse.hpp"
+#include "common/endpoint_list.hpp"
 #include "zshare/version.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <iostream>
+#include <string>
 
 int main(int argc, char** argv) {
   CLI::App app{"zshare-events: watch a zshare broker's events"};
@@ -19,8 +23,23 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> count;
   std::optional<double> timeout_s;
   zshare::cli::config_option(app, "events", "read options from this file");
-  app.add_option("--events", opts.events, "the broker's event PUB endpoint")->envname("ZSHARE_EVENTS")->capture_default_str();
-  app.add_option("--broker", opts.broker, "the broker's control endpoint (for --snapshot)")->envname("ZSHARE_BROKER")->capture_default_str();
+  std::string events = "tcp://127.0.0.1:5556";
+  std::string brokers = "tcp://127.0.0.1:5555";
+  double probe_after_s = 2.0;
+  zshare::cli::add_endpoint_list(app, "--events", events,
+                                 "the broker's event PUB endpoint, or several separated by commas (one per broker "
+                                 "of --broker, in its order) to fail over between",
+                                 "ZSHARE_EVENTS");
+  zshare::cli::add_endpoint_list(app, "--broker", brokers,
+                                 "the broker's control endpoint (for --snapshot), or several separated by commas: "
+                                 "with several --events, each broker's, asked whether it is alive when its events "
+                                 "fall silent",
+                                 "ZSHARE_BROKER");
+  app.add_option("--probe-after", probe_after_s,
+                 "with several --events: seconds of silence after which the broker in use is asked whether it is "
+                 "alive (STATS; when another broker of the list answers, its events are followed)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   app.add_option("--topic", opts.topics, "only events whose topic starts with this (repeatable: user. file. peer.)");
   app.add_flag("--snapshot", opts.snapshot,
                "first print the whole index (Clone pattern), then the updates; after missed events (a gap, e.g. a "
@@ -35,6 +54,10 @@ int main(int argc, char** argv) {
   app.add_flag("--plaintext", opts.security.plaintext, "no CurveZMQ: for a broker run with --plaintext");
   if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
   try {
+    opts.events = zshare::parse_endpoint_list(events);
+    opts.brokers = zshare::parse_endpoint_list(brokers);
+    opts.probe_after = std::chrono::milliseconds(std::llround(probe_after_s * 1000.0));
+    zshare::tools::check_failover_lists(opts);
     if (opts.security.plaintext) {
       std::cerr << "zshare-events: WARNING: --plaintext: CurveZMQ is off" << std::endl;
     } else if (broker_key.empty()) {
@@ -59,6 +82,9 @@ int main(int argc, char** argv) {
                 << " events missed)" << std::endl;
     };
   }
+  stream.on_failover = [](const std::string& from, const std::string& to) {
+    std::cerr << "zshare-events: the broker of " << from << " stopped answering; following " << to << std::endl;
+  };
   const auto start = std::chrono::steady_clock::now();
   std::uint64_t seen = 0;
   try {
