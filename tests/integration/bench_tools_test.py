@@ -72,7 +72,9 @@ def main():
         again = load("seed", "--db", db, "--users", "1", "--files", "1", expect=2)
         checks.ok("exists" in again.stderr, "a second seed on the same path is refused, saying why: %r" % again.stderr)
 
-        broker = Broker(args.broker_bin, workdir=os.path.join(work, "broker"), db=db).start(deadline_s=30)
+        # Without a rate limit, as in the benchmark: a load's few clients send far more than a peer would.
+        broker = Broker(args.broker_bin, workdir=os.path.join(work, "broker"), db=db,
+                        extra_args=["--rate-limit", "0"]).start(deadline_s=30)
         key = ["--broker-key", broker.public_key_file]
         stats = result(load("stats", "--connect", broker.control, *key, "--timeout", "10").stdout, "stats")
         checks.eq((int(stats["users"]), int(stats["files"])), (USERS, FILES), "the broker loads the seeded users, files")
