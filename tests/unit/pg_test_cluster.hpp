@@ -1,7 +1,7 @@
 // pg_test_cluster.hpp: a throw-away PostgreSQL cluster for the C++ tests, started once per test process by
 // tests/pylib/pg_cluster.py (the one place that knows how to run initdb and pg_ctl) and stopped when the process
 // exits; each test takes a fresh database in it. PgTestCluster::get() is null when no PostgreSQL binaries exist,
-// and tests then skip with a warning (tools/install-deps.sh installs them; CI has them).
+// and the PostgreSQL cases then fail saying so (tools/install-deps.sh installs them; CI has them).
 #pragma once
 
 #include <catch2/catch.hpp>
