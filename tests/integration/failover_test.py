@@ -111,9 +111,13 @@ def run(args, root, databases):
         wait_for(lambda: online_files(via_b, "ferry") == acked, RECOVERY_DEADLINE_S,
                  "B to show every file A acknowledged, online")
         print("   the session was back on B %.1fs after B started" % (time.monotonic() - started), flush=True)
+        # The serve logs its reconnection after the re-sync pass that follows its CONNECT, so B may show the session
+        # before the line is written: wait for it.
+        reconnected = "reconnected ferry to the broker at %s" % b.control
+        wait_for(lambda: reconnected in serve.stderr(), RECOVERY_DEADLINE_S, "serve to log its reconnection at B")
         log = serve.stderr()
         CHECKS.ok("stopped answering; moved to %s" % b.control in log, "serve says it moved to B: %s" % log)
-        CHECKS.ok("reconnected ferry to the broker at %s" % b.control in log, "serve reconnected at B: %s" % log)
+        CHECKS.ok(reconnected in log, "serve reconnected at B: %s" % log)
         r = via_b.call("LIST_CONTENT", user="ferry")
         CHECKS.eq(sorted(f["name"] for f in r.get("files", [])), acked, "B's LIST_CONTENT ferry: nothing missing")
 
