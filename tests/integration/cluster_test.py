@@ -15,7 +15,6 @@
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 
@@ -24,7 +23,7 @@ import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pg_cluster import BrokerDatabases  # noqa: E402
+from pg_cluster import run_on_postgresql  # noqa: E402
 from rpclog_test import parse_line  # noqa: E402
 from zshare_testlib import PROTOCOL_VERSION, Broker, Checks, Client, RpcLog, wait_for  # noqa: E402
 
@@ -269,14 +268,7 @@ def main():
     ap.add_argument("--broker-bin", required=True)
     ap.add_argument("--rpclog-bin", required=True)
     args = ap.parse_args()
-    databases = BrokerDatabases("postgresql")  # exits 77 (skip) when PostgreSQL is not installed
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="zshare-cluster-") as root:
-            return CHECKS.run(lambda: run(args, root, databases), expected=(TimeoutError, AssertionError),
-                              timed_from=started)
-    finally:
-        databases.close()
+    return run_on_postgresql(CHECKS, lambda root, databases: run(args, root, databases), "zshare-cluster-")
 
 
 if __name__ == "__main__":
