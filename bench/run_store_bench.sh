@@ -16,8 +16,10 @@
 # each configuration's median peak (open loop, rotated too). CPU per request: the brokers' (every thread: transport,
 # store client, log shipper) and, on PostgreSQL, the cluster's (postmaster and all its processes, exited autovacuum
 # workers included), reported apart and summed, since the database's work is part of a request's cost.
-# The operations log is on as in production (every mutation also writes its outbox record in its transaction), but
-# no logger listens (RPCLOG=outbox): records are neither shipped nor deleted here; run_logger_bench.sh measures that.
+# The operations log is on, as in production (RPCLOG=on): one zshare-rpclog receives every broker's records, so a
+# mutation also costs its outbox row (in its transaction), the shipper's read of it and its deletion once logged; the
+# logger's own CPU is not counted (run_logger_bench.sh measures it). With no logger listening the outbox would only
+# grow, and the shipper would re-read it after every batch (its backoff is cut short by each batch's notify).
 # On this 2-core machine pg2 cannot show scaling (two brokers, postgres and the generator share two cores): it shows
 # the CPU per request with two live brokers. Until brokers on one database see each other's writes (the change in
 # progress: global write lock, events table, leased sessions), each pg2 broker serves reads from its own memory (the
@@ -27,7 +29,7 @@
 # Usage: bench/run_store_bench.sh [BUILD_DIR]        (or ZSHARE_BUILD=DIR; default ./build; builds nothing)
 # Knobs (environment): USERS=100000 FILES=1000000 CLIENTS=16 RUN_SECONDS=5 WARMUP=1 REPS=3 POOL=50000
 #   LIST_FRACTION=0.2 POP_CLIENTS=4 POP_WINDOW=128 MIXES="read write" CONFIGS="sqlite pg1 pg2" HALF=1 (0: no
-#   half-peak runs) CURVE=1 (0: --plaintext brokers) RPCLOG=outbox (none: --rpclog none) BROKER_ARGS="" KEEP_TMP=0
+#   half-peak runs) CURVE=1 (0: --plaintext brokers) RPCLOG=on (none: --rpclog none) BROKER_ARGS="" KEEP_TMP=0
 #   TMPDIR=/tmp
 # Quick run: FILES=100000 USERS=10000 REPS=1 RUN_SECONDS=2 bench/run_store_bench.sh build-bench
 set -euo pipefail
@@ -48,7 +50,7 @@ MIXES=${MIXES:-read write}
 CONFIGS=${CONFIGS:-sqlite pg1 pg2}
 HALF=${HALF:-1}
 CURVE=${CURVE:-1}
-RPCLOG=${RPCLOG:-outbox}
+RPCLOG=${RPCLOG:-on}
 BROKER_ARGS=${BROKER_ARGS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 TIME=/usr/bin/time
@@ -57,20 +59,23 @@ PG_CLUSTER=$ROOT/tests/pylib/pg_cluster.py
 
 LOAD=$BUILD/bench/zshare-bench-load
 BROKER=$BUILD/broker/zshare-broker
-for exe in "$LOAD" "$BROKER"; do
+RPCLOGD=$BUILD/rpclog/zshare-rpclog
+exes=("$LOAD" "$BROKER")
+[[ $RPCLOG == none ]] || exes+=("$RPCLOGD")
+for exe in "${exes[@]}"; do
   [[ -x $exe ]] || { echo "missing $exe: build it first (cmake --build $BUILD --target $(basename "$exe"))" >&2; exit 2; }
 done
 [[ -x $TIME ]] || { echo "need /usr/bin/time: apt-get install time" >&2; exit 2; }
 "$PY" "$PG_CLUSTER" bindir >/dev/null || { echo "no PostgreSQL binaries: tools/install-deps.sh installs postgresql" >&2; exit 2; }
 for c in $CONFIGS; do [[ $c =~ ^(sqlite|pg1|pg2)$ ]] || { echo "CONFIGS: sqlite, pg1, pg2; got '$c'" >&2; exit 2; }; done
 for m in $MIXES; do [[ $m =~ ^(read|write)$ ]] || { echo "MIXES: read, write; got '$m'" >&2; exit 2; }; done
-[[ $RPCLOG =~ ^(outbox|none)$ ]] || { echo "RPCLOG: outbox or none; got '$RPCLOG'" >&2; exit 2; }
+[[ $RPCLOG =~ ^(on|none)$ ]] || { echo "RPCLOG: on or none; got '$RPCLOG'" >&2; exit 2; }
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/zshare-store-bench.XXXXXX")
 RESULTS=$TMP/results.txt
 : >"$RESULTS"
-STARTED=()  # pids we started: /usr/bin/time wrappers (each broker is their child)
+STARTED=()  # pids we started: /usr/bin/time wrappers (each broker is their child), the logger
 PG_DIR=     # the cluster's folder, once started
 
 . "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"  # cleanup, free_ports
@@ -86,9 +91,18 @@ SEC=curve
 if [[ $RPCLOG == none ]]; then
   BROKER_ARGS="--rpclog none $BROKER_ARGS"
 else
-  # A loopback port nobody listens on: records wait in the outbox (the shipper retries every 2 s at most).
-  read -r DEAD_PORT < <(free_ports 1)
-  BROKER_ARGS="--rpclog 127.0.0.1:$DEAD_PORT $BROKER_ARGS"
+  # The logger binds a free port itself and says which ("... on 127.0.0.1:PORT").
+  "$RPCLOGD" --bind 127.0.0.1 --port 0 --log "$TMP/operations.log" >/dev/null 2>"$TMP/rpclog.err" &
+  RPCLOG_PID=$!
+  STARTED+=("$RPCLOG_PID")
+  port=
+  for _ in $(seq 1 300); do
+    port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/rpclog.err" | head -1)
+    [[ -n $port ]] || ! kill -0 "$RPCLOG_PID" 2>/dev/null && break
+    sleep 0.05
+  done
+  [[ -n $port ]] || { echo "zshare-rpclog did not start: $(cat "$TMP/rpclog.err")" >&2; exit 1; }
+  BROKER_ARGS="--rpclog 127.0.0.1:$port $BROKER_ARGS"
 fi
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -177,7 +191,7 @@ done
 # 5. Peak RSS of each broker, the stores' sizes after the runs, the machine's load at the end; the cluster goes.
 for b in sqlite pga pgb; do stop_broker "$b" "${TPID[$b]}" "${PID[$b]}"; done
 db_sizes end
-echo "RESULT end load1_end=$(load1)" >>"$RESULTS"
+echo "RESULT end load1_end=$(load1) log_lines=$( { wc -l <"$TMP/operations.log"; } 2>/dev/null || echo 0)" >>"$RESULTS"
 log "machine at the end: $(uptime)"
 pg_stop
 
@@ -213,8 +227,8 @@ sec = "CurveZMQ" if setup.get("security") == "curve" else "plaintext"
 print(f"\nzshare store benchmark: {files:,} files, {users:,} users, {clients} clients, {secs} s x {reps} per "
       f"configuration, medians [min..max]; brokers over {sec}; build {setup.get('build', '?')}")
 print("PostgreSQL: " + " ".join(f"{k}={v}" for k, v in pg.items() if k != "kind"))
-print(f"operations log: {setup.get('rpclog', '?')} (outbox: each mutation's record is written in its transaction, "
-      "no logger ships it)")
+print(f"operations log: {setup.get('rpclog', '?')}" + (" (a zshare-rpclog receives every broker's records: "
+      f"{(sel('end') or [{}])[0].get('log_lines', '?')} lines at the end)" if setup.get('rpclog') == 'on' else ""))
 print(f"machine load average (1 min): {setup.get('load1_start', '?')} at the start, "
       f"{(sel('end') or [{}])[0].get('load1_end', '?')} at the end")
 
