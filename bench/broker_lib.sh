@@ -100,14 +100,15 @@ us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", (n > 
 # (PIDS: one or several, space-separated) CPU time per request, which noise from other processes on the machine
 # barely moves; with DB_DATA set, also the PostgreSQL cluster's (db_cpu_us_per_req) and the sum of both
 # (total_cpu_us_per_req). MIX=write runs the write mix (PUBLISH then DELETE) instead of the read pool.
+# A server that exited during the run has no CPU figure: the line says died=PID instead, and a warning is logged.
 # Open-loop runs also leave a per-request latency log in TMP (KEEP_TMP=1 keeps it) to find stalls.
 RUN_NO=0
 load_run() {
   local tag=$1 target=$2 ep=$3 rate=$4 pids=$5 secs=${6:-$RUN_SECONDS} out line cpu extra=() t0 t1 b0 b1 w0 w1 sent
-  local gen_ticks other kind=broker d0=0 d1=0 mix=${MIX:-read} data=${DB_DATA:-}
+  local gen_ticks other kind=broker d0=0 d1=0 mix=${MIX:-read} data=${DB_DATA:-} p died=
   RUN_NO=$((RUN_NO + 1))
   case $target in
-    echo-*) kind=echo; dial "${target#echo-}" ;;
+    echo-*) kind='echo'; dial "${target#echo-}" ;;
     *) dial "$target" ;;
   esac
   extra=("${DIAL[@]}")
@@ -125,13 +126,21 @@ load_run() {
   [[ -z $data ]] || d1=$(cluster_ticks "$data")
   b1=$(busy_ticks)
   w1=$(date +%s%N)
+  for p in $pids; do kill -0 "$p" 2>/dev/null || died+=${died:+,}$p; done
   line=$(grep '^RESULT load' <<<"$out" || true)
   if [[ -z $line ]]; then echo "load run $tag failed:" >&2; echo "$out" >&2; exit 1; fi
   grep '^load:' <<<"$out" >&2 || true
   cpu=$(grep -o 'cpu_pct=[0-9]*' <<<"$out" | head -1)
   sent=$(kv "$line" sent)
-  line="$line ${cpu:-cpu_pct=0} server_cpu_us_per_req=$(us_per $((t1 - t0)) "$sent")"
-  [[ -z $data ]] || line="$line db_cpu_us_per_req=$(us_per $((d1 - d0)) "$sent") total_cpu_us_per_req=$(us_per $((t1 - t0 + d1 - d0)) "$sent")"
+  line="$line ${cpu:-cpu_pct=0}"
+  if [[ -n $died ]]; then
+    line="$line died=$died"
+    t1=$t0  # a dead process's CPU can no longer be read: the run's figures are not valid
+    log "WARNING: $tag: server process $died exited during the run: no CPU figure for it"
+  else
+    line="$line server_cpu_us_per_req=$(us_per $((t1 - t0)) "$sent")"
+    [[ -z $data ]] || line="$line db_cpu_us_per_req=$(us_per $((d1 - d0)) "$sent") total_cpu_us_per_req=$(us_per $((t1 - t0 + d1 - d0)) "$sent")"
+  fi
   # Other processes' share of the machine during the run: all busy time minus the servers', the database's and the
   # generator's.
   gen_ticks=$("$PY" -c 'import sys; print(int((float(sys.argv[1]) + float(sys.argv[2])) * int(sys.argv[3])))' \

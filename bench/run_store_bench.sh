@@ -3,12 +3,15 @@
 # SQLite is the PostgreSQL broker's baseline, measured in the same run, by the same generator).
 # One throw-away PostgreSQL cluster (tests/pylib/pg_cluster.py start --server-defaults: PostgreSQL's own settings,
 # fsync and synchronous_commit on; the settings are printed) and one SQLite file get the same synthetic catalogue
-# (zshare-bench-load seed, through the broker's own Store; the time of each is reported), then three configurations
+# (zshare-bench-load seed, through the broker's own Store; the time of each is reported; the PostgreSQL database is
+# then copied, CREATE DATABASE ... TEMPLATE, so each PostgreSQL configuration has its own), then three configurations
 # are up at once and measured in turn:
 #   sqlite  one broker on the SQLite file (the baseline)
-#   pg1     broker A on the PostgreSQL database (broker B idles on the same database meanwhile)
-#   pg2     A and B on that database, both serving: the generator's clients are dealt between them (client i to
+#   pg1     broker A alone on PostgreSQL database 1
+#   pg2     brokers B and C on database 2, both serving: the generator's clients are dealt between them (client i to
 #           broker i % 2), one generator as in the other runs, and the CPU of both brokers is summed
+# (pg1 has a database of its own because brokers sharing one follow each other's writes: a second broker there would
+# work during pg1's runs, uncounted).
 # with two mixes: read (SEARCH and LIST_CONTENT from the pool, as run_broker_bench.sh: served from the broker's
 # memory on either store) and write (each client PUBLISHes a fresh file of a random connected user, then DELETEs it:
 # a transaction per batch, and on PostgreSQL a round trip per statement). For each mix: peak req/s (closed loop,
@@ -21,15 +24,15 @@
 # logger's own CPU is not counted (run_logger_bench.sh measures it). With no logger listening the outbox would only
 # grow, and the shipper would re-read it after every batch (its backoff is cut short by each batch's notify).
 # On this 2-core machine pg2 cannot show scaling (two brokers, postgres and the generator share two cores): it shows
-# the CPU per request with two live brokers. Until brokers on one database see each other's writes (the change in
-# progress: global write lock, events table, leased sessions), each pg2 broker serves reads from its own memory (the
-# read mix is meaningful) and the write mix runs on disjoint files (meaningful once that change lands).
+# the CPU per request with two live brokers, each following the other's writes (brokers built before 0d7264b did not:
+# each served from its own memory, and their write mix only shows two writers on disjoint files). A broker that exits
+# during a run is reported, and its configuration's later runs are skipped.
 # Every wait is bounded; servers bind 127.0.0.1 only; the cluster and TMP are removed on exit.
 #
 # Usage: bench/run_store_bench.sh [BUILD_DIR]        (or ZSHARE_BUILD=DIR; default ./build; builds nothing)
 # Knobs (environment): USERS=100000 FILES=1000000 CLIENTS=16 RUN_SECONDS=5 WARMUP=1 REPS=3 POOL=50000
-#   LIST_FRACTION=0.2 POP_CLIENTS=4 POP_WINDOW=128 MIXES="read write" CONFIGS="sqlite pg1 pg2" HALF=1 (0: no
-#   half-peak runs) CURVE=1 (0: --plaintext brokers) RPCLOG=on (none: --rpclog none) BROKER_ARGS="" KEEP_TMP=0
+#   LIST_FRACTION=0.2 POP_CLIENTS=4 POP_WINDOW=128 MIXES="read write" CONFIGS="sqlite pg1 pg2" (CONFIGS_READ and
+#   CONFIGS_WRITE, default CONFIGS, choose per mix) HALF=1 (0: no half-peak runs) CURVE=1 (0: --plaintext brokers) RPCLOG=on (none: --rpclog none) BROKER_ARGS="" KEEP_TMP=0
 #   TMPDIR=/tmp
 # Quick run: FILES=100000 USERS=10000 REPS=1 RUN_SECONDS=2 bench/run_store_bench.sh build-bench
 set -euo pipefail
@@ -48,6 +51,8 @@ POP_CLIENTS=${POP_CLIENTS:-4}
 POP_WINDOW=${POP_WINDOW:-128}
 MIXES=${MIXES:-read write}
 CONFIGS=${CONFIGS:-sqlite pg1 pg2}
+CONFIGS_READ=${CONFIGS_READ:-$CONFIGS}
+CONFIGS_WRITE=${CONFIGS_WRITE:-$CONFIGS}
 HALF=${HALF:-1}
 CURVE=${CURVE:-1}
 RPCLOG=${RPCLOG:-on}
@@ -67,7 +72,9 @@ for exe in "${exes[@]}"; do
 done
 [[ -x $TIME ]] || { echo "need /usr/bin/time: apt-get install time" >&2; exit 2; }
 "$PY" "$PG_CLUSTER" bindir >/dev/null || { echo "no PostgreSQL binaries: tools/install-deps.sh installs postgresql" >&2; exit 2; }
-for c in $CONFIGS; do [[ $c =~ ^(sqlite|pg1|pg2)$ ]] || { echo "CONFIGS: sqlite, pg1, pg2; got '$c'" >&2; exit 2; }; done
+for c in $CONFIGS_READ $CONFIGS_WRITE; do
+  [[ $c =~ ^(sqlite|pg1|pg2)$ ]] || { echo "CONFIGS: sqlite, pg1, pg2; got '$c'" >&2; exit 2; }
+done
 for m in $MIXES; do [[ $m =~ ^(read|write)$ ]] || { echo "MIXES: read, write; got '$m'" >&2; exit 2; }; done
 [[ $RPCLOG =~ ^(on|none)$ ]] || { echo "RPCLOG: on or none; got '$RPCLOG'" >&2; exit 2; }
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
@@ -107,7 +114,8 @@ fi
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 echo "RESULT setup security=$SEC rpclog=$RPCLOG build=${build_type:-unknown} load1_start=$(load1)" >>"$RESULTS"
-log "files=$FILES users=$USERS clients=$CLIENTS run=${RUN_SECONDS}s x$REPS mixes '$MIXES' configs '$CONFIGS'," \
+log "files=$FILES users=$USERS clients=$CLIENTS run=${RUN_SECONDS}s x$REPS mixes '$MIXES' configs read '$CONFIGS_READ'" \
+    "write '$CONFIGS_WRITE'," \
     "brokers $SEC, build ${build_type:-?}, tmp $TMP; machine: $(uptime)"
 [[ $build_type == Release ]] || log "WARNING: $BUILD is a '${build_type:-?}' build, not Release: figures are not comparable"
 
@@ -115,6 +123,7 @@ log "files=$FILES users=$USERS clients=$CLIENTS run=${RUN_SECONDS}s x$REPS mixes
 out=$("$PY" "$PG_CLUSTER" start --owner-pid $$ --server-defaults) || { echo "the PostgreSQL cluster did not start" >&2; exit 1; }
 read -r _ PG_DIR <<<"$out"
 PG_URI=$("$PY" "$PG_CLUSTER" createdb "$PG_DIR" zsbench) || { echo "createdb failed" >&2; exit 1; }
+PG_URI2=${PG_URI%/zsbench}/zsbench2
 pg_sql() { "$PY" "$PG_CLUSTER" sql "$PG_DIR" zsbench "$1"; }
 settings=$(pg_sql "SELECT string_agg(name || '=' || replace(current_setting(name), ' ', '_'), ' ' ORDER BY name)
   FROM pg_settings WHERE name IN ('server_version', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_level',
@@ -123,7 +132,8 @@ echo "RESULT pg $settings" >>"$RESULTS"
 log "PostgreSQL cluster $PG_DIR, database $PG_URI: $settings (PostgreSQL's defaults but for loopback and the port)"
 
 # 2. The same catalogue into both stores, through the broker's Store; then PostgreSQL is vacuumed, analyzed and
-# checkpointed so that no autovacuum of the bulk load or checkpoint of its WAL lands in a measured run.
+# checkpointed so that no autovacuum of the bulk load or checkpoint of its WAL lands in a measured run, and copied
+# for pg2.
 log "seeding $USERS users, $FILES files into SQLite"
 "$LOAD" seed --db "$TMP/sqlite.db" --users "$USERS" --files "$FILES" | sed 's/$/ tag=sqlite/' | tee -a "$RESULTS" >&2
 log "seeding $USERS users, $FILES files into PostgreSQL"
@@ -132,9 +142,16 @@ t0=$(date +%s%N)
 pg_sql "VACUUM ANALYZE" >/dev/null
 pg_sql "CHECKPOINT" >/dev/null
 echo "RESULT vacuum tag=pg seconds=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')" >>"$RESULTS"
+t0=$(date +%s%N)
+"$PY" "$PG_CLUSTER" sql "$PG_DIR" postgres "CREATE DATABASE zsbench2 TEMPLATE zsbench" >/dev/null  # (from another db)
+pg_sql "CHECKPOINT" >/dev/null
+echo "RESULT copy tag=pg seconds=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')" >>"$RESULTS"
 db_sizes() {  # appends the stores' sizes on disk
-  echo "RESULT dbsize tag=sqlite when=$1 bytes=$(du -cb "$TMP"/sqlite.db* | tail -1 | cut -f1)" >>"$RESULTS"
-  echo "RESULT dbsize tag=pg when=$1 bytes=$(pg_sql "SELECT pg_database_size('zsbench')")" >>"$RESULTS"
+  {
+    echo "RESULT dbsize tag=sqlite when=$1 bytes=$(du -cb "$TMP"/sqlite.db* | tail -1 | cut -f1)"
+    echo "RESULT dbsize tag=pg1 when=$1 bytes=$(pg_sql "SELECT pg_database_size('zsbench')")"
+    echo "RESULT dbsize tag=pg2 when=$1 bytes=$(pg_sql "SELECT pg_database_size('zsbench2')")"
+  } >>"$RESULTS"
 }
 db_sizes seeded
 
@@ -152,21 +169,32 @@ up() {  # up NAME DB
 }
 up sqlite "$TMP/sqlite.db"
 up pga "$PG_URI"
-up pgb "$PG_URI"
+up pgb "$PG_URI2"
+up pgc "$PG_URI2"
 
-# One run of a configuration: TAG CONFIG RATE. MIX is the caller's.
+# One run of a configuration: TAG CONFIG RATE. MIX is the caller's. A configuration whose broker has exited is
+# skipped, saying why (the run in which it exited is marked died by load_run).
 config_run() {
+  local b brokers=(pgb pgc)
+  [[ $2 == sqlite ]] && brokers=(sqlite)
+  [[ $2 == pg1 ]] && brokers=(pga)
+  for b in "${brokers[@]}"; do
+    if ! kill -0 "${PID[$b]}" 2>/dev/null; then
+      log "$1-$2 skipped: broker $b has exited: $(tail -1 "$TMP/$b.log")"
+      echo "RESULT skipped tag=$1-$2 broker=$b" >>"$RESULTS"
+      return 0
+    fi
+  done
   case $2 in
     sqlite) DB_DATA='' load_run "$1-sqlite" "$SEC" "${EP[sqlite]}" "$3" "${PID[sqlite]}" ;;
     pg1) DB_DATA=$PG_DIR/data load_run "$1-pg1" "$SEC" "${EP[pga]}" "$3" "${PID[pga]}" ;;
-    pg2) DB_DATA=$PG_DIR/data load_run "$1-pg2" "$SEC" "${EP[pga]},${EP[pgb]}" "$3" "${PID[pga]} ${PID[pgb]}" ;;
+    pg2) DB_DATA=$PG_DIR/data load_run "$1-pg2" "$SEC" "${EP[pgb]},${EP[pgc]}" "$3" "${PID[pgb]} ${PID[pgc]}" ;;
   esac
 }
-read -r -a CONFIG_LIST <<<"$CONFIGS"
-NCONF=${#CONFIG_LIST[@]}
-
 # 4. Per mix: peak (closed loop), then p99 at half each configuration's median peak (open loop); order rotated.
 for MIX in $MIXES; do
+  if [[ $MIX == read ]]; then read -r -a CONFIG_LIST <<<"$CONFIGS_READ"; else read -r -a CONFIG_LIST <<<"$CONFIGS_WRITE"; fi
+  NCONF=${#CONFIG_LIST[@]}
   log "mix $MIX: peak, $REPS reps of ${CONFIG_LIST[*]}, order rotated"
   for i in $(seq 1 "$REPS"); do
     for k in $(seq 0 $((NCONF - 1))); do config_run "peak-$MIX" "${CONFIG_LIST[(i - 1 + k) % NCONF]}" 0; done
@@ -175,7 +203,8 @@ for MIX in $MIXES; do
   declare -A HALF_RATE=()
   for c in "${CONFIG_LIST[@]}"; do
     HALF_RATE[$c]=$("$PY" -c 'import sys,statistics
-r=[float(l.split("rps=")[1].split()[0]) for l in open(sys.argv[1]) if l.startswith("RESULT load") and l.rstrip().endswith("tag=" + sys.argv[2])]
+r=[float(l.split("rps=")[1].split()[0]) for l in open(sys.argv[1])
+   if l.startswith("RESULT load") and l.rstrip().endswith("tag=" + sys.argv[2]) and " died=" not in l]
 print(int(statistics.median(r)/2) if r else 0)' "$RESULTS" "peak-$MIX-$c")
     echo "RESULT half mix=$MIX config=$c rate=${HALF_RATE[$c]}" >>"$RESULTS"
   done
@@ -189,17 +218,18 @@ print(int(statistics.median(r)/2) if r else 0)' "$RESULTS" "peak-$MIX-$c")
 done
 
 # 5. Peak RSS of each broker, the stores' sizes after the runs, the machine's load at the end; the cluster goes.
-for b in sqlite pga pgb; do stop_broker "$b" "${TPID[$b]}" "${PID[$b]}"; done
+for b in sqlite pga pgb pgc; do stop_broker "$b" "${TPID[$b]}" "${PID[$b]}"; done
 db_sizes end
 echo "RESULT end load1_end=$(load1) log_lines=$( { wc -l <"$TMP/operations.log"; } 2>/dev/null || echo 0)" >>"$RESULTS"
 log "machine at the end: $(uptime)"
 pg_stop
 
 # 6. The table.
-"$PY" - "$RESULTS" "$FILES" "$USERS" "$CLIENTS" "$RUN_SECONDS" "$REPS" "$CONFIGS" "$MIXES" <<'EOF'
+"$PY" - "$RESULTS" "$FILES" "$USERS" "$CLIENTS" "$RUN_SECONDS" "$REPS" "$CONFIGS_READ" "$CONFIGS_WRITE" "$MIXES" <<'EOF'
 import sys, statistics
-path, files, users, clients, secs, reps, configs, mixes = sys.argv[1:]
-files, users, configs, mixes = int(files), int(users), configs.split(), mixes.split()
+path, files, users, clients, secs, reps, configs_read, configs_write, mixes = sys.argv[1:]
+files, users, mixes = int(files), int(users), mixes.split()
+configs = {"read": configs_read.split(), "write": configs_write.split()}
 rows = []
 for line in open(path):
     if not line.startswith("RESULT "):
@@ -242,8 +272,11 @@ for tag, what in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
         note = f"seed {what}: {float(s[0]['seconds']):.1f} s ({files / float(s[0]['seconds']):,.0f} files/s)"
         if tag == "pg" and sel("vacuum"):
             note += f", then VACUUM ANALYZE + CHECKPOINT {float(sel('vacuum')[0]['seconds']):.1f} s"
+        if tag == "pg" and sel("copy"):
+            note += f", a copy for pg2 (CREATE DATABASE ... TEMPLATE) {float(sel('copy')[0]['seconds']):.1f} s"
         print(note)
-for tag, name in (("sqlite", "SQLite broker"), ("pga", "PostgreSQL broker A"), ("pgb", "PostgreSQL broker B")):
+for tag, name in (("sqlite", "SQLite broker"), ("pga", "PostgreSQL broker A (pg1)"), ("pgb", "PostgreSQL broker B (pg2)"),
+                  ("pgc", "PostgreSQL broker C (pg2)")):
     st = sel("stats", tag=tag)
     con = [r for r in rows if r["kind"] == "phase=connect" and r.get("tag") == tag]
     rss = sel("rss", tag=tag)
@@ -262,10 +295,17 @@ header = ("mix", "configuration", "peak req/s", "broker CPU us/req", "postgres u
 verdicts, capacity = [], []
 for mix in mixes:
     base = base_broker = None
-    for c in configs:
-        pk = sel("load", tag=f"peak-{mix}-{c}")
-        hf = sel("load", tag=f"half-{mix}-{c}")
+    for c in configs[mix]:
+        pk_all = sel("load", tag=f"peak-{mix}-{c}")
+        hf_all = sel("load", tag=f"half-{mix}-{c}")
+        # Runs in which a broker exited have no CPU figure and do not count; the row says how many were lost.
+        pk = [r for r in pk_all if "died" not in r]
+        hf = [r for r in hf_all if "died" not in r]
+        lost = len(pk_all) - len(pk) + len(hf_all) - len(hf) + len(
+            [r for r in sel("skipped") if r["tag"] in (f"peak-{mix}-{c}", f"half-{mix}-{c}")])
         if not pk:
+            if lost:
+                row(mix, names[c], "-", "-", "-", "-", "-", "-", "-", "-", f"a broker exited: {lost} runs lost")
             continue
         rps = vals(pk, "rps")
         bro = vals(pk, "server_cpu_us_per_req")
@@ -286,7 +326,8 @@ for mix in mixes:
             f"{ratio:.2f}" if c != "sqlite" else "1",
             (f"{med(p99) / 1000:.2f} ms [{rng([p / 1000 for p in p99], '{:.2f}')}] at {half[0]['rate']}/s"
              + (" (generator late, not valid)" if lag > 10 else "")) if p99 else "-",
-            f"{med(vals(pk, 'cpu_pct')):.0f}%", f"{med(vals(pk + hf, 'other_cpu_pct')):.0f}%", f"{errs:.0f}")
+            f"{med(vals(pk, 'cpu_pct')):.0f}%", f"{med(vals(pk + hf, 'other_cpu_pct')):.0f}%",
+            f"{errs:.0f}" + (f"; a broker exited: {lost} runs lost" if lost else ""))
 
 widths = [max(len(r[i]) for r in out + [header]) for i in range(len(header))]
 print()
