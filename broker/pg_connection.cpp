@@ -169,6 +169,7 @@ bool PgConnection::take_notifications(std::vector<PgNotification>& out) {
 }
 
 void PgConnection::exec(const char* sql) {
+  flush();
   ensure_connected();
   check(PQexec(conn_, sql), sql);
 }
@@ -178,12 +179,87 @@ void PgConnection::exec(const char* sql, const PgParams& params) {
 }
 
 void PgConnection::run(const char* statement, const PgParams& params) {
+  flush();
   ensure_connected();
   check(PQexecPrepared(conn_, statement, params.size(), params.values(), params.lengths(), params.formats(), 1),
         statement);
 }
 
+// Statements queued at most before they are sent anyway: the server's results for them must fit the socket's
+// buffers while the client is still sending (a blocking connection in pipeline mode).
+constexpr std::size_t kMaxQueued = 256;
+
+void PgConnection::queue(const char* statement, PgParams params, bool prepared) {
+  if (queue_.empty()) {
+    ensure_connected();
+    queue_generation_ = generation_;
+  }
+  queue_.push_back(Queued{statement, prepared, std::move(params)});
+  if (queue_.size() >= kMaxQueued) flush();
+}
+
+void PgConnection::flush() {
+  if (!queue_.empty()) pipeline(nullptr, nullptr, nullptr);
+}
+
+void PgConnection::pipeline(const char* sql, const PgParams* params,
+                            const std::function<void(const PgRow&)>* each) {
+  std::vector<Queued> queued;
+  queued.swap(queue_);
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK || queue_generation_ != generation_) {
+    unavailable("the connection was lost with " + std::to_string(queued.size()) + " statements of a transaction");
+  }
+  if (!PQenterPipelineMode(conn_)) unavailable(one_line(PQerrorMessage(conn_)));
+  bool sent = true;
+  for (const auto& q : queued) {
+    const PgParams& p = q.params;
+    sent = sent && (q.prepared ? PQsendQueryPrepared(conn_, q.statement, p.size(), p.values(), p.lengths(),
+                                                     p.formats(), 1)
+                               : PQsendQueryParams(conn_, q.statement, p.size(), nullptr, p.values(), p.lengths(),
+                                                   p.formats(), 1));
+  }
+  if (sql) sent = sent && PQsendQueryParams(conn_, sql, params->size(), nullptr, params->values(), params->lengths(),
+                                            params->formats(), 1);
+  if (!sent || !PQpipelineSync(conn_)) unavailable(one_line(PQerrorMessage(conn_)));
+  // One result (then a null) per statement, then the sync. The first failure is thrown once all are read; the
+  // statements after it were not run (PGRES_PIPELINE_ABORTED).
+  std::string failure;
+  bool failure_unavailable = false;
+  const std::size_t statements = queued.size() + (sql ? 1 : 0);
+  for (std::size_t i = 0; i < statements; ++i) {
+    const char* what = i < queued.size() ? queued[i].statement : sql;
+    while (PGresult* r = PQgetResult(conn_)) {
+      const auto status = PQresultStatus(r);
+      if (status == PGRES_TUPLES_OK && i == queued.size() && failure.empty() && each) {
+        try {
+          for (int row = 0; row < PQntuples(r); ++row) (*each)(PgRow(r, row));
+        } catch (...) {
+          PQclear(r);
+          unavailable("a row reader failed in a pipeline");  // the pipeline's state is unknown: start over
+        }
+      } else if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_PIPELINE_ABORTED &&
+                 failure.empty()) {
+        failure = std::string(what) + ": " + one_line(PQresultErrorMessage(r));
+        failure_unavailable = PQstatus(conn_) != CONNECTION_OK ||
+                              out_of_reach(PQresultErrorField(r, PG_DIAG_SQLSTATE));
+      }
+      PQclear(r);
+    }
+    if (PQstatus(conn_) != CONNECTION_OK) unavailable(failure.empty() ? "the connection broke in a pipeline" : failure);
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced || !PQexitPipelineMode(conn_)) {
+    unavailable(failure.empty() ? "a pipeline ended out of step: " + one_line(PQerrorMessage(conn_)) : failure);
+  }
+  if (failure.empty()) return;
+  if (failure_unavailable) unavailable(failure);
+  throw StoreError("PostgreSQL: " + failure);
+}
+
 void PgConnection::each_row(const char* sql, const PgParams& params, const std::function<void(const PgRow&)>& each) {
+  if (!queue_.empty()) return pipeline(sql, &params, &each);  // the queued statements and this one: one round trip
   ensure_connected();
   if (!PQsendQueryParams(conn_, sql, params.size(), nullptr, params.values(), params.lengths(), params.formats(), 1)) {
     unavailable(one_line(PQerrorMessage(conn_)));
@@ -238,6 +314,7 @@ void PgConnection::unavailable(const std::string& why) {
 }
 
 void PgConnection::rollback() noexcept {
+  queue_.clear();  // what was not sent never ran
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
   PQclear(PQexec(conn_, "ROLLBACK"));
 }

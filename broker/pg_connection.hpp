@@ -90,6 +90,14 @@ class PgConnection {
   void exec(const char* sql, const PgParams& params);        // an unprepared statement with parameters
   void exec(const char* sql);                                  // simple protocol: BEGIN, COMMIT, DDL
   void run(const char* statement, const PgParams& params);     // a prepared statement, no rows wanted
+  // Pipelined statements (libpq's pipeline mode): a statement whose result nobody needs before the next statement
+  // that returns rows, or before flush(), is queued and sent with the others in one round trip then; its failure is
+  // thrown there. A prepared statement by name, or SQL (`prepared` false: BEGIN, COMMIT, NOTIFY). Every other call
+  // flushes the queue first (each_row in the same round trip). The queue never crosses a reconnection: what was
+  // queued on a connection that is gone fails as StoreUnavailable and is dropped.
+  void queue(const char* statement, PgParams params, bool prepared = true);
+  void flush();
+  std::size_t queued() const { return queue_.size(); }
   // A query's rows one at a time (libpq's single-row mode: a large table is never held whole in memory).
   void each_row(const char* sql, const PgParams& params, const std::function<void(const PgRow&)>& each);
   void rollback() noexcept;  // ends an open transaction, if the connection still stands
@@ -103,11 +111,20 @@ class PgConnection {
   void connect();
   void prepare_statements();
   void check(PGresult* result, const char* what);  // frees `result`; throws StoreUnavailable or StoreError
+  // Sends the queue, then `sql` if given (its rows to `each`), in one pipeline; reads every result.
+  void pipeline(const char* sql, const PgParams* params, const std::function<void(const PgRow&)>* each);
   [[noreturn]] void unavailable(const std::string& why);
 
   std::string uri_;
   std::vector<PgStatement> statements_;
   std::vector<std::string> channels_;  // LISTENed on every connection
+  struct Queued {
+    const char* statement;  // a prepared statement's name, or SQL
+    bool prepared;
+    PgParams params;
+  };
+  std::vector<Queued> queue_;
+  std::uint64_t queue_generation_ = 0;  // the connection the queue was started on
   std::uint64_t generation_ = 0;
   PGconn* conn_ = nullptr;
   std::chrono::steady_clock::time_point next_attempt_{};

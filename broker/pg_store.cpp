@@ -83,6 +83,7 @@ constexpr const char* kOutboxSeq = "SELECT value FROM meta WHERE key = 'outbox_s
 constexpr const char* kShipperLock = "SELECT pg_try_advisory_lock(7275633208)";
 // Other brokers LISTEN here; a transaction that appended events NOTIFYs it at commit.
 constexpr const char* kEventsChannel = "zshare_events";
+constexpr const char* kNotifyEvents = "NOTIFY zshare_events";
 // Dial orders for sessions another broker holds: "user\tcallback\trelay\trelay_host" (none of them holds a tab).
 constexpr const char* kDialsChannel = "zshare_dials";
 
@@ -216,22 +217,26 @@ void PgStore::write(const char* statement, const PgParams& params) {
       in_transaction_ = true;  // from here on the batch holds its replies until commit()
       begin_transaction();
     }
-    conn_.run(statement, params);
+    conn_.queue(statement, params);  // sent with the next read, or at commit (pg_connection.hpp: pipelined)
   } catch (const StoreUnavailable& e) {
     batch_failure_ = e.what();
   }
 }
 
 void PgStore::begin_transaction() {
-  // A connection the server closed while it was idle (a restart, an idle timeout) is found dead by the batch's first
-  // statement; nothing of the batch ran on it, so a fresh connection is tried at once before giving the batch up.
+  // BEGIN, the lock, then the outbox seq in its own statement: one round trip. A connection the server closed while
+  // it was idle (a restart, an idle timeout) is found dead by it; nothing of the batch ran on it, so a fresh
+  // connection is tried at once before giving the batch up.
+  const auto start = [this] {
+    conn_.queue("BEGIN", PgParams(), false);
+    conn_.queue(kWriteLock, PgParams(), false);
+    conn_.each_row(kOutboxSeq, PgParams(), [&](const PgRow& row) { outbox_seq_ = row.integer(0); });
+  };
   try {
-    conn_.exec("BEGIN");
+    start();
   } catch (const StoreUnavailable&) {
-    conn_.exec("BEGIN");
+    start();
   }
-  conn_.exec(kWriteLock);
-  conn_.each_row(kOutboxSeq, PgParams(), [&](const PgRow& row) { outbox_seq_ = row.integer(0); });
   outbox_stored_ = outbox_seq_;
 }
 
@@ -256,12 +261,14 @@ void PgStore::commit() {
     notify_ = false;
     throw StoreUnavailable(why);
   }
-  if (outbox_seq_ != outbox_stored_) conn_.run("set_outbox_seq", PgParams().integer(outbox_seq_));
-  if (notify_) conn_.exec((std::string("NOTIFY ") + kEventsChannel).c_str());
+  if (outbox_seq_ != outbox_stored_) conn_.queue("set_outbox_seq", PgParams().integer(outbox_seq_));
+  if (notify_) conn_.queue(kNotifyEvents, PgParams(), false);
   notify_ = false;
-  // A connection lost during COMMIT leaves its outcome unknown: the batch is answered as failed all the same (never
-  // an OK that was not stored); a retry of a request that did commit finds its stored reply after the reload.
-  conn_.exec("COMMIT");
+  // What is still queued, and COMMIT, in one round trip. A connection lost during COMMIT leaves its outcome unknown:
+  // the batch is answered as failed all the same (never an OK that was not stored); a retry of a request that did
+  // commit finds its stored reply after the reload.
+  conn_.queue("COMMIT", PgParams(), false);
+  conn_.flush();
 }
 
 void PgStore::rollback() noexcept {
