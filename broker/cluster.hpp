@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,9 +58,10 @@ class Cluster {
   virtual void append_event(std::uint64_t seq, std::string_view topic, std::string_view body) = 0;
   // Deletes the events up to `seq` (kept: enough for a broker that fell behind to catch up; older: it reloads).
   virtual void prune_events(std::uint64_t seq) = 0;
-  // Under the lock: a mutation's stored reply, which another broker may have applied (a Lazy Pirate retry that
-  // moved to this broker).
-  virtual std::optional<std::string> find_reply(std::string_view request_id) = 0;
+  // Under the lock: the replies stored since the last call or the load (Store::load_replies), oldest first, the
+  // other brokers' among them: with them in the reply cache, a Lazy Pirate retry that moved to this broker is
+  // answered as it was where it was applied. (Replies are stored under the lock, so their order is commit order.)
+  virtual void new_replies(const std::function<void(std::string request_id, std::string reply)>& each) = 0;
 
   // In the batch's transaction: `user`'s session is now held by this broker at `endpoint` / has ended.
   virtual void put_session(std::string_view user, std::string_view endpoint) = 0;

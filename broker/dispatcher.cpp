@@ -158,12 +158,8 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
         ++stats_.retries_answered;
         return std::string(*cached);
       }
-      // Another broker may have applied it (a Lazy Pirate retry that moved here): the batch holds the write lock.
-      if (auto stored = cluster_ ? cluster_->find_reply(cache_key) : std::nullopt) {
-        ++stats_.retries_answered;
-        replies_.put(cache_key, *stored);
-        return std::move(*stored);
-      }
+      // (Several brokers: the batch holds the write lock, and the cache has every broker's replies: Broker
+      // catches up with them first.)
     }
     std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local, client_key, peer_address}, events);
     if (mutation) {

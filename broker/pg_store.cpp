@@ -356,8 +356,11 @@ void PgStore::scan_files(const std::function<void(StoredFile&)>& each) {
 }
 
 void PgStore::scan_replies(const std::function<void(std::string request_id, std::string reply)>& each) {
-  conn_.each_row("SELECT request_id, reply FROM replies ORDER BY id", PgParams(),
-                 [&](const PgRow& row) { each(row.bytes(0), row.bytes(1)); });
+  replies_seen_ = 0;
+  conn_.each_row("SELECT id, request_id, reply FROM replies ORDER BY id", PgParams(), [&](const PgRow& row) {
+    replies_seen_ = row.integer(0);
+    each(row.bytes(1), row.bytes(2));
+  });
 }
 
 std::uint64_t PgStore::stored_seq() {
@@ -418,16 +421,17 @@ void PgStore::prune_events(std::uint64_t seq) {
   write("prune_events", PgParams().integer(static_cast<std::int64_t>(seq)));
 }
 
-std::optional<std::string> PgStore::find_reply(std::string_view request_id) {
-  if (!batch_failure_.empty()) return std::nullopt;  // the batch fails at commit whatever it answers
-  std::optional<std::string> reply;
+void PgStore::new_replies(const std::function<void(std::string request_id, std::string reply)>& each) {
+  if (!batch_failure_.empty()) return;  // the batch fails at commit whatever it answers
   try {
-    conn_.each_row("SELECT reply FROM replies WHERE request_id = $1", PgParams().str(request_id),
-                   [&](const PgRow& row) { reply = row.bytes(0); });
+    conn_.each_row("SELECT id, request_id, reply FROM replies WHERE id > $1 ORDER BY id",
+                   PgParams().integer(replies_seen_), [&](const PgRow& row) {
+                     replies_seen_ = row.integer(0);
+                     each(row.bytes(1), row.bytes(2));
+                   });
   } catch (const StoreUnavailable& e) {
     batch_failure_ = e.what();
   }
-  return reply;
 }
 
 void PgStore::put_session(std::string_view user, std::string_view endpoint) {

@@ -49,7 +49,7 @@ class PgStore final : public Store, public Cluster {
                     const std::function<void(const StoredEvent&)>& each) override;
   void append_event(std::uint64_t seq, std::string_view topic, std::string_view body) override;
   void prune_events(std::uint64_t seq) override;
-  std::optional<std::string> find_reply(std::string_view request_id) override;
+  void new_replies(const std::function<void(std::string request_id, std::string reply)>& each) override;
   void put_session(std::string_view user, std::string_view endpoint) override;
   void delete_session(std::string_view user) override;
   void renew_lease(std::chrono::milliseconds lease) override;
@@ -87,6 +87,7 @@ class PgStore final : public Store, public Cluster {
   std::int64_t outbox_seq_ = 0;     // the last outbox seq taken, read under the lock at the transaction's start
   std::int64_t outbox_stored_ = 0;  // its value in meta: written at commit when records were appended
   bool notify_ = false;             // events were appended: other brokers are notified at commit
+  std::int64_t replies_seen_ = 0;   // the newest reply id read (scan_replies, new_replies)
   std::string batch_failure_;  // why a write of this batch met an unreachable database; commit() throws it
 };
 
