@@ -1,6 +1,8 @@
 # harness_events.py: the event subscriber, ZeroMQ guide's Clone pattern: a SUB from the start keeps a replica of
-# the index from the events, checks that seq increases by one; broker.started marks every user offline, and a gap
-# (broker.started missed, or the old process's last events) makes it resync from SNAPSHOT.
+# the index from the events, checks that seq increases by one; broker.started marks every user offline (with
+# "scope": "broker", only that broker's sessions ended, and their peer.disconnected said so already), and a gap
+# (broker.started missed, or the old process's last events) makes it resync from SNAPSHOT. With several brokers
+# there is one subscriber per broker's PUB: every one carries every event, with one global seq.
 import threading
 import time
 
@@ -8,6 +10,10 @@ import msgpack
 import zmq
 
 from harness_client import Stopped, Unanswered
+
+# A broker's last events before its kill -9 may reach the others' subscribers (tailed from the table) a moment before
+# the harness notes the kill: a gap around a restart may hold events published this much before the kill.
+GAP_SLACK_S = 1.0
 
 
 class Replica:
@@ -43,14 +49,19 @@ class Replica:
             self.files[(user, ev.get("name"))] = (ev.get("size"), ev.get("cid"), ev.get("description", ""))
         elif topic == "file.deleted":
             self.files.pop((user, ev.get("name")), None)
-        elif topic == "broker.started":  # every session ended with the previous broker process
+        elif topic == "broker.started" and ev.get("scope") != "broker":
+            # every session ended with the previous broker process (a broker among several, "scope": "broker", ended
+            # only its own sessions, each with its peer.disconnected before this event)
             for name in self.users:
                 self.users[name] = (False, "")
 
 
 class Subscriber(threading.Thread):
-    def __init__(self, cluster, record):
-        super().__init__(name="subscriber", daemon=True)
+    def __init__(self, cluster, record, broker=None):
+        """Subscribes to `broker`'s PUB (a harness_cluster.Broker; the first broker when None)."""
+        self.broker = broker or cluster.brokers[0]
+        self.label = "subscriber" if len(cluster.brokers) == 1 else "subscriber on %s" % self.broker.name
+        super().__init__(name=self.label, daemon=True)
         self.cluster = cluster
         self.record = record
         ctx = zmq.Context.instance()
@@ -59,7 +70,7 @@ class Subscriber(threading.Thread):
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         cluster.keys.dial(self.sock, zmq.curve_keypair())  # a subscriber acts as nobody: a key of its own
-        self.sock.connect(cluster.events)
+        self.sock.connect(self.broker.events)
         self.lock = threading.Lock()
         self.replica = Replica()
         self.applied_seq = 0       # the replica reflects every event up to this seq
@@ -69,6 +80,8 @@ class Subscriber(threading.Thread):
         self.gap_list = []         # (last seq received, seq received next) where events were missed
         self.resyncs = 0
         self.topics = {}           # seq -> (topic, user), for the zshare-events cross-check
+        self.bodies = {}           # seq -> the event's map, for the cross-check between subscribers
+        self.arrived = {}          # seq -> when it arrived (time.monotonic())
         self._fault_seq_at_last = cluster.epochs.snapshot()[0]
         self._resync_wanted = False
         self._quit = threading.Event()
@@ -86,7 +99,9 @@ class Subscriber(threading.Thread):
         self.sock.close(linger=0)
 
     def run(self):
-        client = self.cluster.client("subscriber", timeout_s=1.0, deadline_s=30.0)
+        # its SNAPSHOTs go to its own broker first (any broker answers the same index at the same seq)
+        first = self.cluster.brokers.index(self.broker)
+        client = self.cluster.client(self.label.replace(" ", "-"), timeout_s=1.0, deadline_s=30.0, first=first)
         try:
             while not self._quit.is_set() and not self.cluster.stop.is_set():
                 with self.lock:
@@ -100,10 +115,10 @@ class Subscriber(threading.Thread):
         except (Stopped, Unanswered) as e:
             if not self.cluster.stop.is_set() and not self._quit.is_set():
                 self.error = str(e)
-                self.record.violation("events", "the subscriber stopped: %s" % e)
+                self.record.violation("events", "the %s stopped: %s" % (self.label, e))
         except Exception as e:  # noqa: BLE001 - reported as a violation
             self.error = repr(e)
-            self.record.violation("events", "the subscriber failed: %r" % e)
+            self.record.violation("events", "the %s failed: %r" % (self.label, e))
         finally:
             client.close()
 
@@ -120,11 +135,13 @@ class Subscriber(threading.Thread):
         fault_seq = self.cluster.epochs.snapshot()[0]
         with self.lock:
             self.received += 1
-            self.topics[seq] = (topic, ev.get("user"))
             if seq <= self.last_seq:
-                self.record.violation("events", "seq went from %d to %d (%s): not strictly increasing"
-                                      % (self.last_seq, seq, topic))
+                self.record.violation("events", "%s: seq went from %d to %d (%s): not strictly increasing"
+                                      % (self.label, self.last_seq, seq, topic))
                 return
+            self.topics[seq] = (topic, ev.get("user"))
+            self.bodies[seq] = (topic, ev)
+            self.arrived[seq] = time.monotonic()
             if seq > self.last_seq + 1:
                 # judged at the end (judge_gaps), when every restart's starting seq is known
                 self.gap_list.append((self.last_seq, seq))
@@ -151,18 +168,51 @@ class Subscriber(threading.Thread):
             self.applied_seq = first.get("seq", 0)
             self.resyncs += 1
 
-    def judge_gaps(self):
+    def judge_gaps(self, published_at=None):
         """Every gap must span a broker restart (its missed events were the killed process's); others are
-        violations. Returns the number of gaps."""
+        violations. With several brokers, a gap is this subscriber's broker's only: it spans a start of that broker
+        (its first, for events from before it ran; or a restart, and then every missed event that another subscriber
+        saw came no earlier than that broker's kill, less GAP_SLACK_S): the others' PUBs carried on meanwhile.
+        `published_at`: seq -> when the first subscriber received it. Returns the number of gaps."""
         with self.lock:
             gaps = list(self.gap_list)
+        epochs = self.cluster.epochs
         for before, after in gaps:
-            if self.cluster.epochs.gap_spans_restart(before, after):
-                self.record.note("subscriber: events %d..%d missed across a broker restart" % (before + 1, after - 1))
+            if len(self.cluster.brokers) == 1:
+                if epochs.gap_spans_restart(before, after):
+                    self.record.note("subscriber: events %d..%d missed across a broker restart"
+                                     % (before + 1, after - 1))
+                else:
+                    self.record.violation("events", "gap: seq %d follows %d (%d events missed) and no broker "
+                                          "restart explains it" % (after, before, after - before - 1))
+                continue
+            why = self.explain_gap(before, after, published_at or {})
+            if why:
+                self.record.note("%s: events %d..%d missed: %s" % (self.label, before + 1, after - 1, why))
             else:
-                self.record.violation("events", "gap: seq %d follows %d (%d events missed) and no broker restart "
-                                      "explains it" % (after, before, after - before - 1))
+                self.record.violation("events", "%s: gap: seq %d follows %d (%d events missed) and no start of %s "
+                                      "around them explains it" % (self.label, after, before, after - before - 1,
+                                                                   self.broker.name))
         return len(gaps)
+
+    def explain_gap(self, before, after, published_at):
+        """Why this subscriber may have missed before+1 .. after-1 (several brokers), or None."""
+        name = self.broker.name
+        starts = self.cluster.epochs.starts(name)
+        kills = self.cluster.epochs.kills(name)
+        missed = [published_at[s] for s in range(before + 1, after) if s in published_at]
+        for i, s in enumerate(starts):
+            if not before < s <= after:
+                continue
+            if i == 0:  # its first start: what it missed came before it ran (or was its own, dropped broker.started)
+                if after - 1 <= s:
+                    return "from before %s first started (seq %d)" % (name, s)
+                continue
+            if i - 1 < len(kills):
+                killed_at = kills[i - 1][1]
+                if all(t >= killed_at - GAP_SLACK_S for t in missed):
+                    return "%s was killed and restarted (broker.started seq %d)" % (name, s)
+        return None
 
     def catch_up(self, seq, deadline_s):
         """Waits until the replica reflects `seq`; after a restart with nothing left to reveal a gap, resyncs."""
