@@ -12,6 +12,8 @@
 
 #include <zmq_addon.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <iostream>
 #include <iterator>
@@ -22,6 +24,26 @@ namespace {
 
 // What a STORE UNAVAILABLE reply asks the client to wait before resending.
 constexpr std::uint64_t kStoreRetryAfterMs = 1000;
+
+// Several brokers on one database: the lease is renewed (and lapsed ones looked for) this often at most, other
+// brokers' events are read at least this often without a NOTIFY, this many at a time, and this many are kept for
+// brokers that fall behind (one further behind reloads).
+constexpr std::chrono::milliseconds kLeaseRenewal{1000};
+constexpr std::chrono::milliseconds kFollowFloor{1000};
+constexpr std::size_t kFollowBatch = 1000;
+constexpr std::uint64_t kKeptEvents = 100000;
+
+// The default --name: this host and the control port, unique among the brokers of a database unless two share both.
+std::string default_name(const std::string& bind) {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  const auto colon = bind.rfind(':');
+  return std::string(*host ? host : "broker") + ":" + (colon == std::string::npos ? bind : bind.substr(colon + 1));
+}
+
+struct FellBehind : StoreUnavailable {
+  FellBehind() : StoreUnavailable("this broker fell behind the events the database keeps; it reloads its index") {}
+};
 
 DispatcherOptions dispatcher_options(const BrokerOptions& o, std::function<void(std::string_view, std::string_view)> probe) {
   DispatcherOptions d;
@@ -42,14 +64,15 @@ DispatcherOptions dispatcher_options(const BrokerOptions& o, std::function<void(
 
 Broker::State::State(Store& store, BrokerStats& stats, std::size_t reply_cache, const DispatcherOptions& options)
     : replies(reply_cache),
-      started_seq(store.load(index) + 1),
-      dispatcher(index, store, replies, stats, started_seq, options) {
+      loaded_seq(store.load(index)),
+      dispatcher(index, store, replies, stats, loaded_seq, options) {
   store.load_replies(reply_cache, [this](std::string id, std::string reply) { replies.put(std::move(id), std::move(reply)); });
 }
 
 Broker::Broker(BrokerOptions options)
     : options_(std::move(options)),
       store_(open_store(options_.db)),
+      cluster_(store_->cluster()),
       dispatcher_options_(dispatcher_options(
           options_, options_.probe_timeout.count() > 0
                         ? std::function<void(std::string_view, std::string_view)>(
@@ -58,7 +81,8 @@ Broker::Broker(BrokerOptions options)
                               })
                         : nullptr)),
       throttle_(options_.rate_limit) {
-  Event started = restore();
+  if (cluster_) cluster_->set_name(options_.name.empty() ? default_name(options_.bind) : options_.name);
+  std::vector<Event> started = restore();  // held for the first subscriber: nobody can be subscribed yet
   if (!options_.plaintext) {
     // Every client is admitted (anyone may register); the ZAP handler names each by its public key, and
     // the dispatcher lets only the key that registered a user change it.
@@ -82,27 +106,40 @@ Broker::Broker(BrokerOptions options)
   if (options_.rpclog != "none") shipper_ = std::make_unique<LogShipper>(*store_, options_.rpclog, std::cerr);
 }
 
-Event Broker::restore() {
+std::vector<Event> Broker::restore() {
   state_.reset();  // the old index goes first: never two in memory
+  // Several brokers: the lease first, so that nobody takes this broker's sessions-to-be for a dead one's.
+  if (cluster_) cluster_->renew_lease(options_.lease);
+  next_lease_ = std::chrono::steady_clock::now() + kLeaseRenewal;
   auto state = std::make_unique<State>(*store_, stats_, options_.reply_cache, dispatcher_options_);
   // Every session ended (with the previous process, or with the outage): say so with the next seq, durably, before
-  // serving anyone.
+  // serving anyone. Several brokers: this broker's sessions only, each with its own event, after the events other
+  // brokers committed since the snapshot loaded.
+  std::vector<Event> events;
   store_->begin();
   try {
-    store_->set_seq(state->started_seq);
+    if (cluster_) {
+      cluster_->lock_writes();
+      if (!catch_up(*state, events)) throw FellBehind();
+      state->dispatcher.end_lapsed_sessions(true, events);
+    }
+    events.push_back(broker_started_event(state->dispatcher.seq() + 1, now_iso8601_utc(), state->index.user_count(),
+                                          state->index.file_count(), cluster_ ? cluster_->name() : ""));
+    state->dispatcher.add_event(events.back());
+    store_->set_seq(state->dispatcher.seq());
     store_->commit();
   } catch (...) {
     store_->rollback();
     throw;
   }
+  state->started_seq = state->dispatcher.seq();
   state_ = std::move(state);
   replies_since_prune_ = 0;
   outbox_deleted_through_ = 0;  // what the logger acknowledged is deleted again: a failed batch may have held it
-  return broker_started_event(state_->started_seq, now_iso8601_utc(), state_->index.user_count(),
-                              state_->index.file_count());
+  return events;
 }
 
-void Broker::lose_state(const StoreUnavailable& e) {
+void Broker::lose_state(const std::exception& e) {
   // The index, the reply cache and the seq may hold the changes of the batch that did not commit, and nothing
   // tells which: all of memory goes, sessions included (as at a restart), and is rebuilt from the store.
   state_.reset();
@@ -112,11 +149,11 @@ void Broker::lose_state(const StoreUnavailable& e) {
 
 void Broker::try_restore() {
   try {
-    Event started = restore();
+    const std::vector<Event> events = restore();
     std::cerr << "zshare-broker: the store is back; serving again (" << state_->index.user_count() << " users, "
               << state_->index.file_count() << " files; broker.started is seq " << state_->started_seq << ")"
               << std::endl;
-    publish(started);
+    for (const auto& e : events) publish(e);
   } catch (const StoreUnavailable&) {
     state_.reset();  // still out of reach: the next tick tries again
   }
@@ -132,14 +169,19 @@ std::string Broker::unavailable_reply(std::string_view request) const {
 
 void Broker::run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
-    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}, {pub_.handle(), 0, ZMQ_POLLIN, 0}};
+    // Several brokers: the database connection is polled too, for other brokers' NOTIFYs.
+    const int notify_fd = cluster_ && state_ ? cluster_->notify_socket() : -1;
+    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                               {pub_.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, notify_fd, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(200));
+      zmq::poll(items, notify_fd >= 0 ? 3 : 2, std::chrono::milliseconds(200));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;  // a signal: re-check `stop`
       throw;
     }
     if (items[1].revents & ZMQ_POLLIN) start_event_.on_subscriptions(pub_);
+    if ((items[2].revents & ZMQ_POLLIN) && cluster_->take_notifications() && state_) follow();
     if (items[0].revents & ZMQ_POLLIN) serve_batch();
     if (std::chrono::steady_clock::now() >= next_liveness_check_) {
       housekeep();
@@ -149,12 +191,33 @@ void Broker::run(const std::atomic<bool>& stop) {
 }
 
 void Broker::housekeep() {
-  // The periodic housekeeping batch: silent sessions, and outbox records the logger has stored.
+  // The periodic housekeeping batch: silent sessions, and outbox records the logger has stored. Several brokers:
+  // other brokers' events at least every kFollowFloor, and every kLeaseRenewal the lease and the sessions of brokers
+  // whose lease lapsed.
   if (!state_) return try_restore();
+  const auto now = std::chrono::steady_clock::now();
+  if (cluster_ && now >= next_follow_) {
+    next_follow_ = now + kFollowFloor;
+    follow();
+    if (!state_) return;
+  }
+  const bool lease_due = cluster_ && now >= next_lease_;
+  if (lease_due) {
+    next_lease_ = now + std::min(kLeaseRenewal, options_.lease / 3);
+    try {
+      cluster_->renew_lease(options_.lease);
+    } catch (const StoreUnavailable& e) {
+      return lose_state(e);
+    }
+  }
   std::vector<Event> events;
   Dispatcher& dispatcher = state_->dispatcher;
   store_->begin();
   try {
+    if (cluster_ && (lease_due || dispatcher.silent_sessions_due())) {
+      lock_for_writes();  // decided on every broker's committed changes: a session may have moved meanwhile
+      if (lease_due) keep_lease(events);
+    }
     dispatcher.expire_silent_sessions(events);
     if (prober_) {
       for (const auto& probed : prober_->take()) {
@@ -178,17 +241,75 @@ void Broker::housekeep() {
   for (const auto& e : events) publish(e);
 }
 
-Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events) {
-  // Envelope: the frames up to and including the empty delimiter (REQ, or DEALER that sends one);
-  // a DEALER without a delimiter has just its identity. Exactly one body frame must follow.
-  Pending p;
-  std::size_t body_at = 1;
-  for (std::size_t i = 1; i < frames.size(); ++i) {
-    if (frames[i].size() == 0) {
-      body_at = i + 1;
-      break;
-    }
+bool Broker::catch_up(State& state, std::vector<Event>& out) {
+  for (;;) {
+    std::size_t read = 0;
+    bool gap = false;
+    cluster_->events_after(state.dispatcher.seq(), kFollowBatch, [&](const StoredEvent& e) {
+      if (gap || e.seq != state.dispatcher.seq() + 1) {
+        gap = true;  // the events this broker misses were pruned
+        return;
+      }
+      state.dispatcher.apply(e);
+      out.push_back(Event{e.topic, e.body});
+      ++read;
+    });
+    if (gap) return false;
+    if (read < kFollowBatch) return true;
   }
+}
+
+void Broker::lock_for_writes() {
+  // A failure here fails the batch at commit (every held request is answered STORE UNAVAILABLE, memory reloads):
+  // what it decides on memory that did not catch up is never acknowledged.
+  cluster_->lock_writes();
+  std::vector<Event> applied;
+  const bool caught_up = catch_up(*state_, applied);
+  for (const auto& e : applied) publish(e);
+  if (!caught_up) cluster_->fail_batch(FellBehind().what());
+}
+
+void Broker::follow() {
+  std::vector<Event> applied;
+  bool caught_up = true;
+  try {
+    caught_up = catch_up(*state_, applied);
+  } catch (const StoreUnavailable&) {
+    // What was applied stands (each event whole); the next write, or the lease, finds out whether the store is gone.
+  }
+  for (const auto& e : applied) publish(e);
+  if (!caught_up) lose_state(FellBehind());
+}
+
+void Broker::keep_lease(std::vector<Event>& events) {
+  state_->dispatcher.end_lapsed_sessions(false, events);
+  if (state_->dispatcher.seq() > kKeptEvents) cluster_->prune_events(state_->dispatcher.seq() - kKeptEvents);
+}
+
+namespace {
+
+// Envelope: the frames up to and including the empty delimiter (REQ, or DEALER that sends one); a DEALER without a
+// delimiter has just its identity. Exactly one body frame must follow: this is where it is.
+std::size_t body_index(const std::vector<zmq::message_t>& frames) {
+  for (std::size_t i = 1; i < frames.size(); ++i) {
+    if (frames[i].size() == 0) return i + 1;
+  }
+  return 1;
+}
+
+// Whether the request names a mutation (its op read without serving it).
+bool mutates(const std::vector<zmq::message_t>& frames) {
+  const std::size_t at = body_index(frames);
+  if (frames.size() != at + 1) return false;
+  const auto op = peek_header(frames[at].to_string_view()).op;
+  return op && is_mutation(*op);
+}
+
+}  // namespace
+
+Broker::Pending Broker::answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events) {
+  Pending p;
+  const std::size_t body_at = body_index(frames);
   const std::size_t bodies = frames.size() > body_at ? frames.size() - body_at : 0;
   if (throttle_.limiter().enabled()) {
     // Before anything else, malformed messages included.
@@ -243,6 +364,7 @@ void Broker::serve_batch() {
     for (std::size_t n = 0; n < options_.max_batch; ++n) {
       frames.clear();
       if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (cluster_ && state_ && !store_->wrote() && mutates(frames)) lock_for_writes();
       Pending p = answer(frames, events);
       if (store_->wrote()) held.push_back(std::move(p));
       else send_reply(p);

@@ -6,6 +6,11 @@
 // answered STORE UNAVAILABLE, memory (index, reply cache, sessions) is dropped since it may hold that batch's
 // changes, every request is answered STORE UNAVAILABLE until the store is back, and then memory is rebuilt from
 // it exactly as at a start, with a new broker.started.
+// Several brokers on one PostgreSQL database (cluster.hpp) serve one network: a batch takes the database-wide write
+// lock before its first mutation and first catches up with the events other brokers committed; between batches the
+// broker follows them (woken by NOTIFY, and at least every second), applying them to its memory and publishing
+// them, so every broker's PUB carries one stream in seq order. It renews its lease every second, and ends the
+// sessions of brokers whose lease lapsed.
 #pragma once
 
 #include "broker/dispatcher.hpp"
@@ -25,6 +30,7 @@
 #include <memory>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace zshare::broker {
 
@@ -46,6 +52,10 @@ struct BrokerOptions {
   std::chrono::milliseconds probe_timeout{2000};
   std::string relay;              // tcp://HOST:PORT of the zshare-relay peers use; "": no relayed links
   std::string relay_secret_file;  // the secret shared with that relay (zshare-relay secret FILE)
+  // Several brokers on one database: this one's name among them (sessions are held under it; a restart under the
+  // same name ends its previous sessions at once), and its lease: its sessions end this long after it stops renewing.
+  std::string name;  // "": <hostname>:<port of bind>
+  std::chrono::milliseconds lease{5000};
 };
 
 class Broker {
@@ -74,21 +84,32 @@ class Broker {
     State(Store& store, BrokerStats& stats, std::size_t reply_cache, const DispatcherOptions& options);
     FileIndex index;
     ReplyCache replies;
-    std::uint64_t started_seq;  // broker.started's seq: the restored seq + 1
+    std::uint64_t loaded_seq;      // the seq of the snapshot loaded
+    std::uint64_t started_seq = 0;  // broker.started's seq (restore)
     Dispatcher dispatcher;
   };
-  Event restore();  // builds the State and commits broker.started's seq; returns that event
-  void lose_state(const StoreUnavailable& e);
+  // Builds the State and commits broker.started's seq; returns the events of that, broker.started last.
+  std::vector<Event> restore();
+  void lose_state(const std::exception& why);
   void try_restore();  // during an outage, at each housekeeping tick (the store's backoff spaces real attempts)
   std::string unavailable_reply(std::string_view request) const;
   void serve_batch();
-  void housekeep();  // silent sessions, shipped outbox records
+  void housekeep();  // silent sessions, shipped outbox records, the lease
+  // Several brokers: other brokers' events after `state`'s seq, applied and appended to `out`; false when this
+  // broker fell behind the events kept (then it must reload).
+  bool catch_up(State& state, std::vector<Event>& out);
+  void lock_for_writes();  // the batch's write lock, then catch_up, publishing what it applied
+  void follow();           // between batches: catch_up outside the lock, publishing what it applied
+  void keep_lease(std::vector<Event>& events);  // inside a locked batch: renewal done, lapsed sessions ended
   Pending answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events);
   void send_reply(Pending& p);
   void publish(const Event& e);
 
   BrokerOptions options_;
   std::unique_ptr<Store> store_;
+  Cluster* cluster_;  // null: this broker is its database's only one
+  std::chrono::steady_clock::time_point next_lease_{};
+  std::chrono::steady_clock::time_point next_follow_{};
   BrokerStats stats_;
   DispatcherOptions dispatcher_options_;
   std::unique_ptr<State> state_;  // null during a store outage

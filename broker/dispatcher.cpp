@@ -25,15 +25,14 @@ namespace {
 // What a replacing CONNECT writes as the old session's end: the peer.disconnected reason and the log's args.
 constexpr std::string_view kReplacedReason = "replaced by a new session";
 
-// The catalogue's "mutation": its reply is kept for retried ids, its change logged.
-constexpr bool is_mutation(std::string_view name) {
+}  // namespace
+
+bool is_mutation(std::string_view name) {
   for (std::string_view m : op::kMutations) {
     if (m == name) return true;
   }
   return false;
 }
-
-}  // namespace
 
 MapWriter reply_header(std::string_view id, std::string_view status) {
   MapWriter w;
@@ -57,7 +56,12 @@ Dispatcher::Dispatcher(FileIndex& index, Store& store, ReplyCache& replies, Brok
       stats_(stats),
       seq_(seq),
       options_(std::move(options)),
-      liveness_(options_.heartbeat_misses, options_.heartbeat_rate) {}
+      liveness_(options_.heartbeat_misses, options_.heartbeat_rate),
+      cluster_(store.cluster()) {
+  if (cluster_) {
+    for (UserId user : index_.connected_users()) remote_.insert(user);  // loaded: other brokers' sessions
+  }
+}
 
 std::int64_t Dispatcher::now_ms() const {
   if (options_.clock_ms) return options_.clock_ms();
@@ -154,6 +158,12 @@ std::string Dispatcher::handle(std::string_view body, std::vector<Event>& events
         ++stats_.retries_answered;
         return std::string(*cached);
       }
+      // Another broker may have applied it (a Lazy Pirate retry that moved here): the batch holds the write lock.
+      if (auto stored = cluster_ ? cluster_->find_reply(cache_key) : std::nullopt) {
+        ++stats_.retries_answered;
+        replies_.put(cache_key, *stored);
+        return std::move(*stored);
+      }
     }
     std::string reply = (this->*(op->handler))(Request{root, id, ts, ts_local, client_key, peer_address}, events);
     if (mutation) {
@@ -202,6 +212,12 @@ MapWriter Dispatcher::event_at(std::string_view ts, std::string_view user) {
 void Dispatcher::emit(std::vector<Event>& events, std::string_view topic, MapWriter& body) {
   ++seq_;
   events.push_back(Event{std::string(topic), body.finish()});
+  if (cluster_) cluster_->append_event(seq_, events.back().topic, events.back().body);
+}
+
+void Dispatcher::add_event(const Event& e) {
+  ++seq_;
+  if (cluster_) cluster_->append_event(seq_, e.topic, e.body);
 }
 
 void Dispatcher::file_map(FileId id, bool with_owner, MapWriter& w) const {
@@ -250,7 +266,7 @@ std::string Dispatcher::on_unregister(const Request& r, std::vector<Event>& even
   const UserId user = existing_user(name, false, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
   const std::uint64_t removed = index_.remove_user(user);  // ends its session too: user.unregistered says so
-  end_session(user);
+  end_session(user);  // and its row in a shared database goes with the user's
   store_.delete_user(name);
   log(r, op::kUnregister, name, "files_removed=" + std::to_string(removed));
   auto ev = event(r, name);
@@ -283,6 +299,7 @@ std::string Dispatcher::on_connect(const Request& r, std::vector<Event>& events)
     close_session(user, r.ts, r.ts_local, kReplacedReason, kReplacedReason, events);
   }
   index_.connect(user, std::string(endpoint));
+  if (cluster_) cluster_->put_session(name, endpoint);
   const std::uint64_t asked_ms = heartbeat_ms ? liveness_.track(user, *heartbeat_ms, now_ms()) : 0;
   if (options_.probe) options_.probe(name, endpoint);
   log(r, op::kConnect, name, endpoint);
@@ -311,6 +328,7 @@ void Dispatcher::close_session(UserId user, std::string_view ts, bool ts_local, 
   const std::string name = index_.user(user).name;
   index_.disconnect(user);
   end_session(user);
+  if (cluster_) cluster_->delete_session(name);
   log_at(ts, ts_local, op::kDisconnect, name, log_args);
   auto ev = event_at(ts, name);
   ev.put("reason", reason);
@@ -477,6 +495,11 @@ std::string Dispatcher::on_heartbeat(const Request& r, std::vector<Event>&) {
   std::string failure;
   const UserId user = existing_user(name, true, failure, r, Access::kOwner);
   if (!failure.empty()) return failure;
+  if (held_elsewhere(user)) {
+    return failure_reply(r.id, st::kUserNotConnected,
+                         "user '" + std::string(name) + "' is connected through another broker; CONNECT here to "
+                         "move the session");
+  }
   const std::uint64_t asked_ms = liveness_.touch(user, now_ms());  // 0: it promised no heartbeats
   MapWriter reply = reply_header(r.id, st::kOk);
   if (asked_ms) reply.put("heartbeat_ms", asked_ms);  // the floor moves with the sessions: ask again each time
@@ -506,6 +529,10 @@ std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
   if (!failure.empty()) return failure;
   // A dial order rides on the seeder's next heartbeat reply: a session that promised none never gets it. One the
   // broker could dial is dialled directly; nothing to order there.
+  if (held_elsewhere(user)) {
+    return failure_reply(r.id, st::kNoRoute,
+                         "'" + std::string(name) + "' is connected through another broker: ask that one to dial");
+  }
   if (!liveness_.tracked(user)) {
     return failure_reply(r.id, st::kNoRoute,
                          "'" + std::string(name) + "' sends no heartbeats, so it cannot be asked to dial out");
@@ -555,6 +582,7 @@ std::string Dispatcher::callback_of(const Request& r) const {
 void Dispatcher::end_session(UserId user) {
   liveness_.forget(user);
   dials_.forget(user);
+  remote_.erase(user);
 }
 
 void Dispatcher::record_reachability(std::string_view name, std::string_view endpoint, bool reachable) {

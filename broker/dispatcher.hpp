@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace zshare::broker {
@@ -68,6 +69,8 @@ class Dispatcher {
 
   // Disconnects the sessions whose heartbeats stopped (Paranoid Pirate); inside a store batch like handle().
   std::size_t expire_silent_sessions(std::vector<Event>& events);
+  // Whether expire_silent_sessions() has sessions to end now (cheap until the earliest deadline).
+  bool silent_sessions_due() { return !liveness_.expired(now_ms()).empty(); }
 
   // A probe's answer: `user`'s session advertising `endpoint` can (not) be reached from the broker. Recorded only
   // while that session is still the one probed. No event: events are the index's changes, each one logged, and a
@@ -75,6 +78,19 @@ class Dispatcher {
   void record_reachability(std::string_view user, std::string_view endpoint, bool reachable);
 
   std::uint64_t seq() const { return seq_; }
+  // An event made outside the dispatcher (broker.started) takes the next seq, and its row where brokers share the
+  // database; `e.body` already carries that seq (seq() + 1).
+  void add_event(const Event& e);
+
+  // ---- several brokers on one database (cluster.hpp; dispatcher_cluster.cpp) ----
+  // Another broker's committed event, applied to memory as that broker applied it (the seq follows it). A body
+  // that cannot be applied is a StoreError: memory could no longer be trusted to match the database.
+  void apply(const StoredEvent& e);
+  // Inside a locked batch: ends the sessions whose broker's lease lapsed (and with `own`, this broker's previous
+  // process's), each as any session end (a log record and a peer.disconnected naming the broker).
+  void end_lapsed_sessions(bool own, std::vector<Event>& events);
+  // Sessions of other brokers: connected in the index, their heartbeats and dial orders handled elsewhere.
+  bool held_elsewhere(UserId user) const { return remote_.count(user) != 0; }
 
  private:
   struct Request {
@@ -138,7 +154,12 @@ class Dispatcher {
   DispatcherOptions options_;
   SessionLiveness liveness_;
   DialQueue dials_;
+  Cluster* cluster_;                   // null: this broker is its database's only one
+  std::unordered_set<UserId> remote_;  // sessions held by other brokers (cluster_ only)
 };
+
+// Whether an op is a mutation (catalogue.json): its reply is kept for retried ids, its change logged.
+bool is_mutation(std::string_view op);
 
 // The `reachable` field of a user in replies: true/false once probed, absent while unknown.
 void put_reachable(MapWriter& w, Reachability r);

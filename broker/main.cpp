@@ -84,6 +84,15 @@ int main(int argc, char** argv) {
                  "--relay-secret-file)");
   app.add_option("--relay-secret-file", opts.relay_secret_file,
                  "the secret shared with that relay (`zshare-relay secret FILE` makes one)");
+  app.add_option("--name", opts.name,
+                 "this broker's name among the brokers sharing a PostgreSQL database (sessions are held under it; "
+                 "unique per broker) [<hostname>:<port of --bind>]");
+  double lease_s = 5.0;
+  app.add_option("--lease", lease_s,
+                 "seconds after which the sessions of a broker sharing a PostgreSQL database end once it stops "
+                 "(it renews its lease every second while it runs)")
+      ->capture_default_str()
+      ->check(CLI::Range(2.0, 3600.0));
   double probe_timeout_s = 2.0;
   app.add_option("--probe-timeout", probe_timeout_s,
                  "seconds a CONNECT's advertised endpoint is given to accept a TCP connection from the broker "
@@ -97,6 +106,7 @@ int main(int argc, char** argv) {
   if (auto code = zshare::cli::parse(app, argc, argv)) return *code;  // 0 after --help, 2 on a usage error
   if (keygen_cmd->parsed()) return keygen(opts.key_file);
   opts.probe_timeout = std::chrono::milliseconds(static_cast<long long>(probe_timeout_s * 1000.0));
+  opts.lease = std::chrono::milliseconds(static_cast<long long>(lease_s * 1000.0));
   if (opts.plaintext) {
     std::cerr << "zshare-broker: WARNING: --plaintext: CurveZMQ is off; anyone who can reach these ports can read "
                  "the traffic and act as any user" << std::endl;

@@ -100,6 +100,8 @@ void PgConnection::ensure_connected() {
   try {
     connect();
     prepare_statements();
+    if (!channel_.empty()) check(PQexec(conn_, ("LISTEN " + channel_).c_str()), "LISTEN");
+    ++generation_;
     backoff_ = std::chrono::milliseconds(0);
   } catch (const StoreUnavailable& e) {
     PQfinish(conn_);
@@ -136,6 +138,29 @@ void PgConnection::connect() {
 
 void PgConnection::prepare_statements() {
   for (const auto& s : statements_) check(PQprepare(conn_, s.name, s.sql, 0, nullptr), s.name);
+}
+
+void PgConnection::listen(std::string channel) {
+  channel_ = std::move(channel);
+  ensure_connected();
+  check(PQexec(conn_, ("LISTEN " + channel_).c_str()), "LISTEN");
+}
+
+int PgConnection::socket() const { return conn_ ? PQsocket(conn_) : -1; }
+
+bool PgConnection::take_notifications() {
+  if (!conn_) return false;
+  if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK) {
+    PQfinish(conn_);  // the server closed it: the next statement connects again
+    conn_ = nullptr;
+    return true;
+  }
+  bool any = false;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    any = true;
+    PQfreemem(n);
+  }
+  return any;
 }
 
 void PgConnection::exec(const char* sql) {

@@ -70,6 +70,16 @@ class PgConnection {
 
   // Prepares `statements` now and on every later connection.
   void prepare(std::vector<PgStatement> statements);
+  // LISTENs on `channel` now and on every later connection (notifications sent while disconnected are lost: a
+  // listener reads what it missed when it is back).
+  void listen(std::string channel);
+  // The connection's socket, for poll(); -1 while disconnected.
+  int socket() const;
+  // Reads what the server sent while idle; true when a notification came (or the connection broke: the next
+  // statement reconnects or says the server is out of reach).
+  bool take_notifications();
+  // Counts the connections made so far: what a session holds on the server (an advisory lock) lasts while it stays.
+  std::uint64_t generation() const { return generation_; }
   void exec(const char* sql, const PgParams& params);        // an unprepared statement with parameters
   void exec(const char* sql);                                  // simple protocol: BEGIN, COMMIT, DDL
   void run(const char* statement, const PgParams& params);     // a prepared statement, no rows wanted
@@ -90,6 +100,8 @@ class PgConnection {
 
   std::string uri_;
   std::vector<PgStatement> statements_;
+  std::string channel_;  // LISTENed on every connection; "": none
+  std::uint64_t generation_ = 0;
   PGconn* conn_ = nullptr;
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};

@@ -1,6 +1,7 @@
-// pg_store.cpp: the PostgreSQL schema (version 1) and its migration steps, the prepared statements, and the batch:
-// BEGIN on its first write, COMMIT in commit(). Column types follow what the values may hold: a description and a
-// request id are UTF-8 that may contain NUL, which TEXT refuses, so they are BYTEA like cids and replies.
+// pg_store.cpp: the PostgreSQL schema (version 2) and its migration steps, the prepared statements, and the batch:
+// BEGIN and the write lock on its first write (or lock_writes), COMMIT in commit(). Column types follow what the
+// values may hold: a description and a request id are UTF-8 that may contain NUL, which TEXT refuses, so they are
+// BYTEA like cids and replies.
 #include "broker/pg_store.hpp"
 
 #include <cstdio>
@@ -43,17 +44,55 @@ CREATE TABLE IF NOT EXISTS outbox (
   args TEXT NOT NULL
 );
 )sql",
+    // 2: several brokers on one database: the event stream, the sessions and the brokers' leases; the outbox seq
+    // is taken under the write lock from meta.outbox_seq (an identity leaves holes where a transaction rolled back).
+    R"sql(
+CREATE TABLE events (
+  seq BIGINT PRIMARY KEY,
+  broker TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  body BYTEA NOT NULL
+);
+CREATE TABLE sessions (
+  "user" TEXT PRIMARY KEY,
+  broker TEXT NOT NULL,
+  endpoint TEXT NOT NULL
+);
+CREATE TABLE brokers (
+  name TEXT PRIMARY KEY,
+  lease_until TIMESTAMPTZ NOT NULL
+);
+INSERT INTO meta (key, value)
+  SELECT 'outbox_seq', GREATEST(coalesce((SELECT max(seq) FROM outbox), 0),
+                                coalesce(pg_sequence_last_value(pg_get_serial_sequence('outbox', 'seq')::regclass), 0))
+  ON CONFLICT (key) DO NOTHING;
+ALTER TABLE outbox ALTER COLUMN seq DROP IDENTITY;
+)sql",
 };
 static_assert(sizeof kMigrations / sizeof kMigrations[0] == PgStore::kSchemaVersion,
               "one migration step per schema version");
 
 // Any number: brokers sharing a database take this advisory lock to create or migrate the schema one at a time.
 constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7275633206)";
+// Every write transaction holds this one (cluster.hpp: one writer at a time), and reads the outbox seq under it.
+constexpr const char* kWriteLock =
+    "SELECT (SELECT value FROM meta WHERE key = 'outbox_seq') FROM pg_advisory_xact_lock(7275633207)";
+// The outbox reader that holds this (a session lock: it goes with its connection) is the one that ships.
+constexpr const char* kShipperLock = "SELECT pg_try_advisory_lock(7275633208)";
+// Other brokers LISTEN here; a transaction that appended events NOTIFYs it at commit.
+constexpr const char* kEventsChannel = "zshare_events";
 
 const std::vector<PgStatement> kStatements = {
     {"insert_user", "INSERT INTO users (name, key, registered_ts) VALUES ($1, $2, $3)"},
     {"delete_user_files", R"(DELETE FROM files WHERE "user" = $1)"},
     {"delete_user", "DELETE FROM users WHERE name = $1"},
+    {"delete_session", R"(DELETE FROM sessions WHERE "user" = $1)"},
+    {"put_session",
+     R"(INSERT INTO sessions ("user", broker, endpoint) VALUES ($1, $2, $3) )"
+     R"(ON CONFLICT ("user") DO UPDATE SET broker = EXCLUDED.broker, endpoint = EXCLUDED.endpoint)"},
+    {"append_event", "INSERT INTO events (seq, broker, topic, body) VALUES ($1, $2, $3, $4)"},
+    {"prune_events", "DELETE FROM events WHERE seq <= $1"},
+    {"set_outbox_seq", "UPDATE meta SET value = $1 WHERE key = 'outbox_seq'"},
     {"insert_file",
      R"(INSERT INTO files ("user", name, description, size, cid, chunk_size, published_ts) )"
      "VALUES ($1, $2, $3, $4, $5, $6, $7)"},
@@ -63,19 +102,23 @@ const std::vector<PgStatement> kStatements = {
      "INSERT INTO replies (request_id, reply) VALUES ($1, $2) "
      "ON CONFLICT (request_id) DO UPDATE SET id = DEFAULT, reply = EXCLUDED.reply"},
     {"set_seq", "INSERT INTO meta (key, value) VALUES ('seq', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"},
-    {"append_log", R"(INSERT INTO outbox (ts, ts_local, "user", operation, args) VALUES ($1, $2, $3, $4, $5))"},
+    {"append_log",
+     R"(INSERT INTO outbox (seq, ts, ts_local, "user", operation, args) VALUES ($1, $2, $3, $4, $5, $6))"},
     {"delete_outbox", "DELETE FROM outbox WHERE seq <= $1"},
     // Keeps exactly the newest $1 (ids may have gaps: an identity is not rolled back with its transaction).
     {"prune_replies", "DELETE FROM replies WHERE id <= (SELECT id FROM replies ORDER BY id DESC OFFSET $1 LIMIT 1)"},
 };
 
-// The outbox read on a connection of its own (LogShipper's thread).
+// The outbox read on a connection of its own (LogShipper's thread). Of the brokers sharing the database, the one
+// whose reader holds the shipper lock reads; the others' readers find nothing until that connection is gone (its
+// broker died or lost the server), and the next to take the lock ships what is left: the logger deduplicates.
 class PgOutboxReader final : public OutboxReader {
  public:
   explicit PgOutboxReader(const std::string& uri) : conn_(uri) {}
 
   std::vector<rpclog::LogRecord> read_after(std::uint64_t after, std::size_t limit) override {
     std::vector<rpclog::LogRecord> batch;
+    if (!holds_lock()) return batch;
     PgParams params;
     params.integer(static_cast<std::int64_t>(after)).integer(static_cast<std::int64_t>(limit));
     conn_.each_row("SELECT seq, ts, ts_local, \"user\", operation, args FROM outbox WHERE seq > $1 ORDER BY seq "
@@ -93,7 +136,16 @@ class PgOutboxReader final : public OutboxReader {
   }
 
  private:
+  bool holds_lock() {
+    if (locked_generation_ == conn_.generation()) return true;
+    bool taken = false;
+    conn_.each_row(kShipperLock, PgParams(), [&](const PgRow& row) { taken = row.boolean(0); });
+    if (taken) locked_generation_ = conn_.generation();
+    return taken;
+  }
+
   PgConnection conn_;
+  std::uint64_t locked_generation_ = 0;  // the connection that holds the shipper lock (0: none)
 };
 
 }  // namespace
@@ -126,6 +178,7 @@ void PgStore::migrate() {
     throw;
   }
   conn_.prepare(kStatements);
+  conn_.listen(kEventsChannel);
 }
 
 std::string PgStore::load_broker_id() {
@@ -172,6 +225,18 @@ void PgStore::begin_transaction() {
   } catch (const StoreUnavailable&) {
     conn_.exec("BEGIN");
   }
+  conn_.each_row(kWriteLock, PgParams(), [&](const PgRow& row) { outbox_seq_ = row.integer(0); });
+  outbox_stored_ = outbox_seq_;
+}
+
+void PgStore::lock_writes() {
+  if (!in_batch_ || in_transaction_ || !batch_failure_.empty()) return;
+  in_transaction_ = true;
+  try {
+    begin_transaction();
+  } catch (const StoreUnavailable& e) {
+    batch_failure_ = e.what();
+  }
 }
 
 void PgStore::commit() {
@@ -182,8 +247,12 @@ void PgStore::commit() {
     std::string why = std::move(batch_failure_);
     batch_failure_.clear();
     conn_.rollback();
+    notify_ = false;
     throw StoreUnavailable(why);
   }
+  if (outbox_seq_ != outbox_stored_) conn_.run("set_outbox_seq", PgParams().integer(outbox_seq_));
+  if (notify_) conn_.exec((std::string("NOTIFY ") + kEventsChannel).c_str());
+  notify_ = false;
   // A connection lost during COMMIT leaves its outcome unknown: the batch is answered as failed all the same (never
   // an OK that was not stored); a retry of a request that did commit finds its stored reply after the reload.
   conn_.exec("COMMIT");
@@ -192,6 +261,7 @@ void PgStore::commit() {
 void PgStore::rollback() noexcept {
   in_batch_ = false;
   in_transaction_ = false;
+  notify_ = false;
   batch_failure_.clear();
   conn_.rollback();
 }
@@ -202,6 +272,7 @@ void PgStore::insert_user(std::string_view name, std::string_view key, std::stri
 
 void PgStore::delete_user(std::string_view name) {
   write("delete_user_files", PgParams().str(name));
+  write("delete_session", PgParams().str(name));
   write("delete_user", PgParams().str(name));
 }
 
@@ -229,7 +300,10 @@ void PgStore::set_seq(std::uint64_t seq) { write("set_seq", PgParams().integer(s
 
 void PgStore::append_log(std::string_view ts, bool ts_local, std::string_view user, std::string_view operation,
                          std::string_view args) {
-  write("append_log", PgParams().str(ts).boolean(ts_local).str(user).str(operation).str(args));
+  if (!in_batch_) throw StoreError("an outbox record outside a batch: its seq is taken under the write lock");
+  lock_writes();  // the seq below is read under the lock
+  write("append_log", PgParams().integer(outbox_seq_ + 1).str(ts).boolean(ts_local).str(user).str(operation).str(args));
+  if (batch_failure_.empty()) ++outbox_seq_;
 }
 
 void PgStore::delete_outbox_through(std::uint64_t seq) {
@@ -278,6 +352,98 @@ std::uint64_t PgStore::stored_seq() {
   conn_.each_row("SELECT value FROM meta WHERE key = 'seq'", PgParams(),
                  [&](const PgRow& row) { seq = static_cast<std::uint64_t>(row.integer(0)); });
   return seq;
+}
+
+void PgStore::scan_sessions(const std::function<void(std::string user, std::string endpoint)>& each) {
+  conn_.each_row(R"(SELECT "user", endpoint FROM sessions ORDER BY "user")", PgParams(),
+                 [&](const PgRow& row) { each(row.bytes(0), row.bytes(1)); });
+}
+
+void PgStore::begin_snapshot() {
+  // Users, files, sessions and the seq as of one moment, while other brokers keep writing.
+  conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+}
+
+void PgStore::end_snapshot() noexcept { conn_.rollback(); }
+
+void PgStore::fail_batch(std::string why) {
+  in_transaction_ = true;
+  if (batch_failure_.empty()) batch_failure_ = std::move(why);
+}
+
+void PgStore::events_after(std::uint64_t after, std::size_t limit,
+                           const std::function<void(const StoredEvent&)>& each) {
+  if (in_batch_ && !batch_failure_.empty()) return;
+  StoredEvent e;
+  try {
+    read_events(after, limit, e, each);
+  } catch (const StoreUnavailable& x) {
+    if (!in_batch_) throw;
+    batch_failure_ = x.what();
+  }
+}
+
+void PgStore::read_events(std::uint64_t after, std::size_t limit, StoredEvent& e,
+                          const std::function<void(const StoredEvent&)>& each) {
+  conn_.each_row("SELECT seq, broker, topic, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                 PgParams().integer(static_cast<std::int64_t>(after)).integer(static_cast<std::int64_t>(limit)),
+                 [&](const PgRow& row) {
+                   e.seq = static_cast<std::uint64_t>(row.integer(0));
+                   e.broker.assign(row.view(1));
+                   e.topic.assign(row.view(2));
+                   e.body.assign(row.view(3));
+                   each(e);
+                 });
+}
+
+void PgStore::append_event(std::uint64_t seq, std::string_view topic, std::string_view body) {
+  write("append_event", PgParams().integer(static_cast<std::int64_t>(seq)).str(name_).str(topic).str(body));
+  notify_ = true;
+}
+
+void PgStore::prune_events(std::uint64_t seq) {
+  write("prune_events", PgParams().integer(static_cast<std::int64_t>(seq)));
+}
+
+std::optional<std::string> PgStore::find_reply(std::string_view request_id) {
+  if (!batch_failure_.empty()) return std::nullopt;  // the batch fails at commit whatever it answers
+  std::optional<std::string> reply;
+  try {
+    conn_.each_row("SELECT reply FROM replies WHERE request_id = $1", PgParams().str(request_id),
+                   [&](const PgRow& row) { reply = row.bytes(0); });
+  } catch (const StoreUnavailable& e) {
+    batch_failure_ = e.what();
+  }
+  return reply;
+}
+
+void PgStore::put_session(std::string_view user, std::string_view endpoint) {
+  write("put_session", PgParams().str(user).str(name_).str(endpoint));
+}
+
+void PgStore::delete_session(std::string_view user) { write("delete_session", PgParams().str(user)); }
+
+void PgStore::renew_lease(std::chrono::milliseconds lease) {
+  conn_.exec("INSERT INTO brokers (name, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond') "
+             "ON CONFLICT (name) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+             PgParams().str(name_).integer(lease.count()));
+}
+
+std::vector<LapsedSession> PgStore::lapsed_sessions(bool own) {
+  std::vector<LapsedSession> lapsed;
+  if (!batch_failure_.empty()) return lapsed;
+  try {
+    conn_.each_row(R"(SELECT s."user", s.broker FROM sessions s LEFT JOIN brokers b ON b.name = s.broker )"
+                   "WHERE b.name IS NULL OR b.lease_until < now() OR ($1::boolean AND s.broker = $2) "
+                   R"(ORDER BY s."user" COLLATE "C")",
+                   PgParams().boolean(own).str(name_),
+                   [&](const PgRow& row) { lapsed.push_back(LapsedSession{row.bytes(0), row.bytes(1)}); });
+    conn_.exec("DELETE FROM brokers WHERE lease_until < now()", PgParams());
+  } catch (const StoreUnavailable& e) {
+    batch_failure_ = e.what();
+    lapsed.clear();
+  }
+  return lapsed;
 }
 
 }  // namespace zshare::broker

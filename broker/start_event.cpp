@@ -6,12 +6,14 @@
 
 namespace zshare::broker {
 
-Event broker_started_event(std::uint64_t seq, std::string_view ts, std::size_t users, std::size_t files) {
+Event broker_started_event(std::uint64_t seq, std::string_view ts, std::size_t users, std::size_t files,
+                           std::string_view broker) {
   MapWriter w;
   w.put("seq", seq);
   w.put("ts", ts);
   w.put("users", static_cast<std::uint64_t>(users));
   w.put("files", static_cast<std::uint64_t>(files));
+  if (!broker.empty()) w.put("broker", broker).put("scope", "broker");
   return Event{std::string(kBrokerStartedTopic), w.finish()};
 }
 
@@ -30,9 +32,8 @@ void HeldEvent::on_subscriptions(zmq::socket_t& xpub) {
 }
 
 void HeldEvent::release(zmq::socket_t& xpub) {
-  if (!held_) return;
-  send_event(xpub, *held_);
-  held_.reset();
+  for (const auto& e : held_) send_event(xpub, e);
+  held_.clear();
 }
 
 }  // namespace zshare::broker

@@ -10,6 +10,18 @@
 namespace zshare::broker {
 
 std::uint64_t Store::load(FileIndex& index) {
+  begin_snapshot();
+  try {
+    const std::uint64_t seq = load_snapshot(index);
+    end_snapshot();
+    return seq;
+  } catch (...) {
+    end_snapshot();
+    throw;
+  }
+}
+
+std::uint64_t Store::load_snapshot(FileIndex& index) {
   index.reserve(count_rows("users"), count_rows("files"));
   scan_users([&](std::string name, std::string key) { index.add_user(std::move(name), std::move(key)); });
   std::optional<UserId> owner;  // rows come grouped by publishing order; look the owner up when it changes
@@ -25,6 +37,9 @@ std::uint64_t Store::load(FileIndex& index) {
     loader.add(row.file);
   });
   loader.finish();
+  scan_sessions([&](std::string user, std::string endpoint) {
+    if (auto id = index.find_user(user)) index.connect(*id, std::move(endpoint));
+  });
   return stored_seq();
 }
 

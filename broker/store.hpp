@@ -8,6 +8,7 @@
 // store reconnects by itself on a later call.
 #pragma once
 
+#include "broker/cluster.hpp"
 #include "broker/file_index.hpp"
 #include "rpclog/log_record.hpp"
 
@@ -71,10 +72,14 @@ class Store {
   virtual const std::string& broker_id() const = 0;
   // What the database is, for log lines (a PostgreSQL URI without its password).
   virtual std::string describe() const = 0;
-  // A new reader of the outbox on its own connection; callable from another thread.
+  // A new reader of the outbox on its own connection; callable from another thread. Where several brokers share the
+  // database, one reader at a time reads (the others read nothing until its connection is gone).
   virtual std::unique_ptr<OutboxReader> open_outbox_reader() const = 0;
+  // The brokers sharing this database (cluster.hpp), or null: this broker is the database's only one.
+  virtual Cluster* cluster() { return nullptr; }
 
-  // Start-up: fills the index (users, then files in publishing order) and returns the last event seq.
+  // Start-up: fills the index (users, then files in publishing order, then the sessions other brokers hold) from
+  // one snapshot and returns the last event seq of that snapshot.
   std::uint64_t load(FileIndex& index);
   // The newest `keep` stored replies, oldest first; older ones are deleted.
   void load_replies(std::size_t keep, const std::function<void(std::string, std::string)>& each);
@@ -93,6 +98,14 @@ class Store {
   virtual std::size_t count_rows(const char* table) = 0;  // "users" or "files": sizes the index before a load
   virtual void scan_replies(const std::function<void(std::string request_id, std::string reply)>& each) = 0;
   virtual std::uint64_t stored_seq() = 0;
+  // The sessions kept in the database (several brokers: those other brokers hold); none in a store without them.
+  virtual void scan_sessions(const std::function<void(std::string user, std::string endpoint)>&) {}
+  // Around load(): every scan reads one snapshot (a store with a single writer, itself, needs nothing).
+  virtual void begin_snapshot() {}
+  virtual void end_snapshot() noexcept {}
+
+ private:
+  std::uint64_t load_snapshot(FileIndex& index);
 };
 
 // A PostgreSQL URI (postgresql://... or postgres://...) opens a PgStore; anything else is a SQLite file path.

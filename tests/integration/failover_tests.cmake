@@ -7,3 +7,10 @@ add_test(NAME failover
                  --events-bin $<TARGET_FILE:zshare-events>)
 set_tests_properties(failover PROPERTIES ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH} TIMEOUT 180
                      SKIP_RETURN_CODE 77)
+# Two live brokers on one PostgreSQL database (several brokers serving one network): one event stream, races,
+# retries that move, sessions of a killed broker ended by its lease, every operation logged once.
+add_test(NAME cluster
+         COMMAND ${ZSHARE_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/cluster_test.py
+                 --broker-bin $<TARGET_FILE:zshare-broker> --rpclog-bin $<TARGET_FILE:zshare-rpclog>)
+set_tests_properties(cluster PROPERTIES ENVIRONMENT PYTHONPATH=${ZSHARE_TEST_PYTHONPATH} TIMEOUT 180
+                     SKIP_RETURN_CODE 77)
