@@ -34,6 +34,7 @@ class Faults:
             return self._kill_one_of_many(name, down_s)
         with self.lock:
             self.last_kill["broker"] = time.monotonic()
+            self._exited_by_itself(self.cluster.brokers[0])
             window = self.cluster.kill_broker(down_s)
             self.record.note("fault: broker killed and restarted (incarnation %d)"
                              % self.cluster.epochs.snapshot()[1].inc(self.cluster.brokers[0].name))
@@ -56,6 +57,7 @@ class Faults:
             if name is None:
                 name = names[self.broker_turn % len(names)]
                 self.broker_turn += 1
+            self._exited_by_itself(self.cluster.broker_named(name))
             online = self._online_seeders()
             window = self.cluster.kill9_broker(name)
             killed = time.monotonic()
@@ -98,6 +100,14 @@ class Faults:
             if took is not None:
                 self.record.reconnect_times.append(took)
             self.record.fault_end(window)
+
+    def _exited_by_itself(self, broker):
+        """A broker about to be killed must be running: one that died by itself is a violation (the kill's restart
+        would hide it)."""
+        if not broker.running():
+            self.record.violation("broker", "the broker%s exited by itself (code %s) before the fault injector killed "
+                                  "it: %s" % ("" if len(self.cluster.brokers) == 1 else " " + broker.name,
+                                              broker.daemon.proc.returncode, broker.daemon.stderr_tail(800)))
 
     def _online_seeders(self):
         """The running seeders a broker lists online at their endpoint now."""

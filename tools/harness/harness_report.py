@@ -85,8 +85,9 @@ def table(s):
         rows.append(("continued after a kill", "within %.2f s at worst (%d kills; deadline %s s)"
                      % (s["continue_max_s"], len(s["continue_times"]), s.get("continue_deadline_s", "?"))))
     rows += [
-        ("acknowledged mutations", "%d (log: %s lines, %s by serve itself)"
-         % (s["acknowledged_mutations"], s.get("log_lines", "?"), s.get("log_serve_lines", "?"))),
+        ("acknowledged mutations", "%d (log: %s lines, %s by serve itself%s)"
+         % (s["acknowledged_mutations"], s.get("log_lines", "?"), s.get("log_serve_lines", "?"),
+            ", %d sessions ended by brokers" % s["log_broker_session_ends"] if s.get("log_broker_session_ends") else "")),
         ("events", "%s received, %s missed (gaps), %s SNAPSHOT resyncs%s"
          % (s.get("events_received", "?"), s.get("events_missed", "?"), s.get("event_resyncs", "?"),
             " (%d subscribers, one per broker)" % s["event_subscribers"] if s.get("event_subscribers", 1) > 1 else "")),

@@ -236,6 +236,7 @@ def run(args, sc, bins):
             with open(os.path.join(cluster.workdir, "transfers.jsonl"), "w") as f:
                 for t in record.transfers:
                     f.write(json.dumps(t) + "\n")
+            keep_events(cluster, subscribers, t0)
         extra = {"seed": st["seed"], "peers": len(sc.peers), "files": len(sc.files), "workdir": cluster.workdir
                  if args.keep else None, "brokers": len(cluster.brokers), "store": cluster.store,
                  "continue_deadline_s": st["continue-deadline"],
@@ -248,6 +249,23 @@ def run(args, sc, bins):
         for sub in subscribers:
             sub.close()
         cluster.teardown()
+
+
+def keep_events(cluster, subscribers, t0):
+    """--keep: what each subscriber received (seq, topic, user, reason, seconds since the operations began) and the
+    brokers' kills, for the one who investigates a gap or a disagreement."""
+    for sub in subscribers:
+        name = "events.jsonl" if len(subscribers) == 1 else "events-%s.jsonl" % sub.broker.name
+        with sub.lock:
+            rows = [(s, body, sub.arrived[s]) for s, body in sorted(sub.bodies.items())]
+        with open(os.path.join(cluster.workdir, name), "w") as f:
+            for s, (topic, ev), at in rows:
+                f.write(json.dumps({"seq": s, "topic": topic, "user": ev.get("user"), "reason": ev.get("reason"),
+                                    "broker": ev.get("broker"), "t": round(at - t0, 3)}) + "\n")
+    with open(os.path.join(cluster.workdir, "broker-kills.jsonl"), "w") as f:
+        for name, killed, restarted in cluster.epochs.kills():
+            f.write(json.dumps({"broker": name, "killed": round(killed - t0, 3),
+                                "restarted": None if restarted is None else round(restarted - t0, 3)}) + "\n")
 
 
 def settle_sessions(cluster, model, ops):
