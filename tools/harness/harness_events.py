@@ -201,22 +201,29 @@ class Subscriber(threading.Thread):
 
     def explain_gap(self, before, after, published_at):
         """Why this subscriber (on a PostgreSQL broker) may have missed before+1 .. after-1, or None: they all came
-        before its broker first started (they are not its to publish), or they were all published while it was
-        down: from its kill (less GAP_SLACK_S: the dying process's last events) to its restart (plus
-        RECONNECT_SLACK_S: the SUB reconnects), as the other subscribers received them (a start's broker.started
-        nobody received is allowed: a just-started PUB may drop it)."""
+        before its broker first started (they are not its to publish), or the gap spans one of its broker's kills
+        (it received `before` no later than the kill, plus GAP_SLACK_S, and `after` since) and every missed event
+        that another subscriber received was published while its broker was down: from the kill (less GAP_SLACK_S:
+        the dying process's last events) to the restart (plus RECONNECT_SLACK_S: the SUB reconnects). A start's
+        broker.started nobody received is allowed (a just-started PUB may drop it); any other event nobody received
+        cannot be placed in time, except by a lone subscriber (one broker), which has no one else to ask."""
         name = self.broker.name
         starts = self.cluster.epochs.starts(name)
         missed = range(before + 1, after)
         if starts and after - 1 <= starts[0]:
             return "from before %s first started (seq %d)" % (name, starts[0])
+        alone = len(self.cluster.brokers) == 1
         all_starts = set(self.cluster.epochs.starts())
-        if any(s not in published_at and s not in all_starts for s in missed):
-            return None  # an event no subscriber received cannot be placed in time (the coverage check says more)
+        if not alone and any(s not in published_at and s not in all_starts for s in missed):
+            return None  # the coverage check says more
         times = [published_at[s] for s in missed if s in published_at]
+        with self.lock:
+            got_before = self.arrived.get(before, float("-inf"))
+            got_after = self.arrived.get(after, float("inf"))
         for _, killed, restarted in self.cluster.epochs.kills(name):
             until = restarted if restarted is not None else time.monotonic()
-            if all(killed - GAP_SLACK_S <= t <= until + RECONNECT_SLACK_S for t in times):
+            if got_before <= killed + GAP_SLACK_S and got_after >= killed and \
+                    all(killed - GAP_SLACK_S <= t <= until + RECONNECT_SLACK_S for t in times):
                 return "%s was down (killed, then restarted %.1fs later)" % (name, until - killed)
         return None
 
