@@ -181,7 +181,7 @@ void Broker::run(const std::atomic<bool>& stop) {
       throw;
     }
     if (items[1].revents & ZMQ_POLLIN) start_event_.on_subscriptions(pub_);
-    if ((items[2].revents & ZMQ_POLLIN) && cluster_->take_notifications() && state_) follow();
+    if (items[2].revents & ZMQ_POLLIN) take_notifications();
     if (items[0].revents & ZMQ_POLLIN) serve_batch();
     if (std::chrono::steady_clock::now() >= next_liveness_check_) {
       housekeep();
@@ -196,6 +196,8 @@ void Broker::housekeep() {
   // whose lease lapsed.
   if (!state_) return try_restore();
   const auto now = std::chrono::steady_clock::now();
+  if (cluster_) take_notifications();  // also those that arrived while other statements ran (the socket is drained)
+  if (!state_) return;
   if (cluster_ && now >= next_follow_) {
     next_follow_ = now + kFollowFloor;
     follow();
@@ -279,6 +281,14 @@ void Broker::follow() {
   }
   for (const auto& e : applied) publish(e);
   if (!caught_up) lose_state(FellBehind());
+}
+
+void Broker::take_notifications() {
+  // What other brokers said: events committed (follow them), dial orders for the sessions this broker holds.
+  std::vector<std::pair<std::string, Dial>> dials;
+  if (cluster_->take_notifications(dials) && state_) follow();
+  if (!state_) return;
+  for (auto& [user, dial] : dials) state_->dispatcher.queue_dial(user, std::move(dial));
 }
 
 void Broker::keep_lease(std::vector<Event>& events) {

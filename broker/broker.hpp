@@ -100,6 +100,7 @@ class Broker {
   bool catch_up(State& state, std::vector<Event>& out);
   void lock_for_writes();  // the batch's write lock, then catch_up, publishing what it applied
   void follow();           // between batches: catch_up outside the lock, publishing what it applied
+  void take_notifications();  // other brokers' NOTIFYs: events to follow, dial orders to queue
   void keep_lease(std::vector<Event>& events);  // inside a locked batch: renewal done, lapsed sessions ended
   Pending answer(std::vector<zmq::message_t>& frames, std::vector<Event>& events);
   void send_reply(Pending& p);

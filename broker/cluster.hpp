@@ -11,6 +11,8 @@
 //    lease lapsed are ended by whichever broker takes the lock next.
 #pragma once
 
+#include "broker/dial_queue.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -70,10 +72,17 @@ class Cluster {
   // broker's too (a restart: its previous process's sessions); those brokers' leases are forgotten.
   virtual std::vector<LapsedSession> lapsed_sessions(bool own) = 0;
 
-  // The socket that turns readable when another broker commits events (LISTEN/NOTIFY), or -1 while disconnected.
+  // A dial order (DIAL) for `user`, whose session another broker holds: handed to every broker at once (NOTIFY),
+  // and the one holding the session queues it for the seeder's next heartbeat reply. Not durable, as dial orders
+  // are not: one lost is asked again.
+  virtual void send_dial(std::string_view user, const Dial& dial) = 0;
+
+  // The socket that turns readable when another broker commits events or sends a dial (LISTEN/NOTIFY), or -1 while
+  // disconnected.
   virtual int notify_socket() const = 0;
-  // Reads what arrived on that socket; true when events may be waiting (or the connection needs attention).
-  virtual bool take_notifications() = 0;
+  // Reads what arrived (on that socket, or while other statements ran): the dial orders other brokers sent go to
+  // `dials`; true when events may be waiting (or the connection needs attention).
+  virtual bool take_notifications(std::vector<std::pair<std::string, Dial>>& dials) = 0;
 };
 
 }  // namespace zshare::broker

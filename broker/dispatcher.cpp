@@ -528,16 +528,14 @@ std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
   const UserId user = existing_user(name, true, failure, r);
   if (!failure.empty()) return failure;
   // A dial order rides on the seeder's next heartbeat reply: a session that promised none never gets it. One the
-  // broker could dial is dialled directly; nothing to order there.
-  if (held_elsewhere(user)) {
-    return failure_reply(r.id, st::kNoRoute,
-                         "'" + std::string(name) + "' is connected through another broker: ask that one to dial");
-  }
-  if (!liveness_.tracked(user)) {
+  // broker could dial is dialled directly; nothing to order there. A session another broker holds: that broker
+  // checks and queues the order (Cluster::send_dial).
+  const bool elsewhere = held_elsewhere(user);
+  if (!elsewhere && !liveness_.tracked(user)) {
     return failure_reply(r.id, st::kNoRoute,
                          "'" + std::string(name) + "' sends no heartbeats, so it cannot be asked to dial out");
   }
-  if (index_.user(user).reachable == Reachability::kReachable) {
+  if (!elsewhere && index_.user(user).reachable == Reachability::kReachable) {
     return failure_reply(r.id, st::kNoRoute, "'" + std::string(name) + "' is reachable at " +
                                                  index_.user(user).endpoint + ": dial it there");
   }
@@ -558,8 +556,15 @@ std::string Dispatcher::on_dial(const Request& r, std::vector<Event>&) {
     dial.relay_host = relay_token::host_for(pair.seeder, relay_token::Side::kSeeder);
     reply.put("relay", options_.relay).put("host", relay_token::host_for(pair.downloader, relay_token::Side::kDownloader));
   }
-  dials_.push(user, std::move(dial), now_ms());
+  if (elsewhere) cluster_->send_dial(name, dial);
+  else dials_.push(user, std::move(dial), now_ms());
   return reply.finish();
+}
+
+void Dispatcher::queue_dial(std::string_view name, Dial dial) {
+  const auto user = index_.find_user(name);
+  if (!user || !index_.user(*user).connected || held_elsewhere(*user) || !liveness_.tracked(*user)) return;
+  dials_.push(*user, std::move(dial), now_ms());
 }
 
 // DIAL's callback: a port on the address the request came from (what a STUN server would say), never an address

@@ -89,6 +89,8 @@ class Dispatcher {
   // Inside a locked batch: ends the sessions whose broker's lease lapsed (and with `own`, this broker's previous
   // process's), each as any session end (a log record and a peer.disconnected naming the broker).
   void end_lapsed_sessions(bool own, std::vector<Event>& events);
+  // A dial order another broker received for `user`: queued when this broker holds the session, else dropped.
+  void queue_dial(std::string_view user, Dial dial);
   // Sessions of other brokers: connected in the index, their heartbeats and dial orders handled elsewhere.
   bool held_elsewhere(UserId user) const { return remote_.count(user) != 0; }
 

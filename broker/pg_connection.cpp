@@ -100,7 +100,7 @@ void PgConnection::ensure_connected() {
   try {
     connect();
     prepare_statements();
-    if (!channel_.empty()) check(PQexec(conn_, ("LISTEN " + channel_).c_str()), "LISTEN");
+    for (const auto& c : channels_) check(PQexec(conn_, ("LISTEN " + c).c_str()), "LISTEN");
     ++generation_;
     backoff_ = std::chrono::milliseconds(0);
   } catch (const StoreUnavailable& e) {
@@ -141,14 +141,18 @@ void PgConnection::prepare_statements() {
 }
 
 void PgConnection::listen(std::string channel) {
-  channel_ = std::move(channel);
   ensure_connected();
-  check(PQexec(conn_, ("LISTEN " + channel_).c_str()), "LISTEN");
+  check(PQexec(conn_, ("LISTEN " + channel).c_str()), "LISTEN");
+  channels_.push_back(std::move(channel));
+}
+
+void PgConnection::notify(std::string_view channel, std::string_view payload) {
+  exec("SELECT pg_notify($1, $2)", PgParams().str(channel).str(payload));
 }
 
 int PgConnection::socket() const { return conn_ ? PQsocket(conn_) : -1; }
 
-bool PgConnection::take_notifications() {
+bool PgConnection::take_notifications(std::vector<PgNotification>& out) {
   if (!conn_) return false;
   if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK) {
     PQfinish(conn_);  // the server closed it: the next statement connects again
@@ -158,6 +162,7 @@ bool PgConnection::take_notifications() {
   bool any = false;
   while (PGnotify* n = PQnotifies(conn_)) {
     any = true;
+    out.push_back(PgNotification{n->relname ? n->relname : "", n->extra ? n->extra : ""});
     PQfreemem(n);
   }
   return any;

@@ -21,6 +21,12 @@ typedef struct pg_result PGresult;
 
 namespace zshare::broker {
 
+// A NOTIFY received: its channel and payload.
+struct PgNotification {
+  std::string channel;
+  std::string payload;
+};
+
 // A statement prepared on every (re)connection under its name.
 struct PgStatement {
   const char* name;
@@ -73,11 +79,12 @@ class PgConnection {
   // LISTENs on `channel` now and on every later connection (notifications sent while disconnected are lost: a
   // listener reads what it missed when it is back).
   void listen(std::string channel);
+  void notify(std::string_view channel, std::string_view payload);  // pg_notify: at once, or at the commit
   // The connection's socket, for poll(); -1 while disconnected.
   int socket() const;
-  // Reads what the server sent while idle; true when a notification came (or the connection broke: the next
-  // statement reconnects or says the server is out of reach).
-  bool take_notifications();
+  // Reads what the server sent while idle, and the notifications earlier statements collected, into `out`; true when
+  // any came (or the connection broke: the next statement reconnects or says the server is out of reach).
+  bool take_notifications(std::vector<PgNotification>& out);
   // Counts the connections made so far: what a session holds on the server (an advisory lock) lasts while it stays.
   std::uint64_t generation() const { return generation_; }
   void exec(const char* sql, const PgParams& params);        // an unprepared statement with parameters
@@ -100,7 +107,7 @@ class PgConnection {
 
   std::string uri_;
   std::vector<PgStatement> statements_;
-  std::string channel_;  // LISTENed on every connection; "": none
+  std::vector<std::string> channels_;  // LISTENed on every connection
   std::uint64_t generation_ = 0;
   PGconn* conn_ = nullptr;
   std::chrono::steady_clock::time_point next_attempt_{};

@@ -81,6 +81,8 @@ constexpr const char* kWriteLock =
 constexpr const char* kShipperLock = "SELECT pg_try_advisory_lock(7275633208)";
 // Other brokers LISTEN here; a transaction that appended events NOTIFYs it at commit.
 constexpr const char* kEventsChannel = "zshare_events";
+// Dial orders for sessions another broker holds: "user\tcallback\trelay\trelay_host" (none of them holds a tab).
+constexpr const char* kDialsChannel = "zshare_dials";
 
 const std::vector<PgStatement> kStatements = {
     {"insert_user", "INSERT INTO users (name, key, registered_ts) VALUES ($1, $2, $3)"},
@@ -179,6 +181,7 @@ void PgStore::migrate() {
   }
   conn_.prepare(kStatements);
   conn_.listen(kEventsChannel);
+  conn_.listen(kDialsChannel);
 }
 
 std::string PgStore::load_broker_id() {
@@ -444,6 +447,38 @@ std::vector<LapsedSession> PgStore::lapsed_sessions(bool own) {
     lapsed.clear();
   }
   return lapsed;
+}
+
+void PgStore::send_dial(std::string_view user, const Dial& dial) {
+  std::string payload(user);
+  for (const std::string* part : {&dial.callback, &dial.relay, &dial.relay_host}) (payload += '\t') += *part;
+  try {
+    conn_.notify(kDialsChannel, payload);
+  } catch (const StoreUnavailable& e) {
+    // The order is lost (the downloader asks again); a batch that was writing on this connection is lost too.
+    if (in_transaction_ && batch_failure_.empty()) batch_failure_ = e.what();
+  }
+}
+
+bool PgStore::take_notifications(std::vector<std::pair<std::string, Dial>>& dials) {
+  std::vector<PgNotification> received;
+  const bool any = conn_.take_notifications(received);
+  bool events = any && received.empty();  // the connection broke: look
+  for (const auto& n : received) {
+    if (n.channel == kEventsChannel) {
+      events = true;
+      continue;
+    }
+    std::string_view rest = n.payload;
+    std::string parts[4];
+    for (int i = 0; i < 4; ++i) {
+      const auto tab = rest.find('\t');
+      parts[i] = std::string(rest.substr(0, tab));
+      rest = tab == std::string_view::npos ? std::string_view() : rest.substr(tab + 1);
+    }
+    dials.emplace_back(std::move(parts[0]), Dial{std::move(parts[1]), std::move(parts[2]), std::move(parts[3])});
+  }
+  return events;
 }
 
 }  // namespace zshare::broker

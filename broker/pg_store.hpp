@@ -54,8 +54,9 @@ class PgStore final : public Store, public Cluster {
   void delete_session(std::string_view user) override;
   void renew_lease(std::chrono::milliseconds lease) override;
   std::vector<LapsedSession> lapsed_sessions(bool own) override;
+  void send_dial(std::string_view user, const Dial& dial) override;
   int notify_socket() const override { return conn_.socket(); }
-  bool take_notifications() override { return conn_.take_notifications(); }
+  bool take_notifications(std::vector<std::pair<std::string, Dial>>& dials) override;
 
   static constexpr std::int64_t kSchemaVersion = 2;
 

@@ -17,7 +17,15 @@
 
 namespace zshare {
 
-std::optional<std::chrono::milliseconds> resend_wait(const std::string& reply) {
+namespace {
+
+// A reply saying the broker did nothing with the request: which refusal, and how long it asks the client to wait.
+struct Refusal {
+  bool store_unavailable;
+  std::chrono::milliseconds wait;
+};
+
+std::optional<Refusal> refusal_of(const std::string& reply) {
   // Most replies are not refusals, and some are large (a SEARCH page): look for the status bytes first.
   const std::string_view refusals[] = {protocol::status::kRateLimited, protocol::status::kStoreUnavailable};
   const auto said = [&](std::string_view status) { return reply.find(status) != std::string::npos; };
@@ -29,10 +37,19 @@ std::optional<std::chrono::milliseconds> resend_wait(const std::string& reply) {
       return std::nullopt;
     }
     const auto ms = m.root().opt_uint("retry_after_ms").value_or(100);
-    return std::chrono::milliseconds(std::max<std::uint64_t>(1, std::min<std::uint64_t>(ms, 3600 * 1000)));
+    return Refusal{*status == protocol::status::kStoreUnavailable,
+                   std::chrono::milliseconds(std::max<std::uint64_t>(1, std::min<std::uint64_t>(ms, 3600 * 1000)))};
   } catch (const BadRequest&) {
     return std::nullopt;
   }
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> resend_wait(const std::string& reply) {
+  const auto refusal = refusal_of(reply);
+  if (!refusal) return std::nullopt;
+  return refusal->wait;
 }
 
 LazyPirateClient::LazyPirateClient(zmq::context_t& ctx, std::vector<std::string> endpoints,
@@ -65,7 +82,14 @@ void LazyPirateClient::fail_over() {
 
 std::string LazyPirateClient::request(const std::string& body) {
   for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
-    if (auto reply = request_current(body)) return std::move(*reply);
+    // A broker that lost its database (STORE UNAVAILABLE) is left for the next at once, while there is a next: the
+    // others may still reach theirs. The last one tried waits it out like a single broker.
+    const bool move_on = tried + 1 < endpoints_.size();
+    if (auto reply = request_current(body, move_on)) {
+      if (!move_on) return std::move(*reply);
+      const auto refusal = refusal_of(*reply);
+      if (!refusal || !refusal->store_unavailable) return std::move(*reply);
+    }
     if (endpoints_.size() > 1) fail_over();  // the guide's multi-server variant: the same request, the next broker
   }
   const std::string tries =
@@ -74,7 +98,7 @@ std::string LazyPirateClient::request(const std::string& body) {
   throw BrokerUnreachable("no reply from any of " + joined(endpoints_) + " (" + tries + " each)");
 }
 
-std::optional<std::string> LazyPirateClient::request_current(const std::string& body) {
+std::optional<std::string> LazyPirateClient::request_current(const std::string& body, bool move_on_unavailable) {
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (int attempt = 0; attempt < attempts_;) {
     if (!socket_) reopen();
@@ -85,9 +109,10 @@ std::optional<std::string> LazyPirateClient::request_current(const std::string& 
       zmq::message_t reply;
       (void)socket_->recv(reply, zmq::recv_flags::none);
       std::string text = reply.to_string();
-      const auto wait = resend_wait(text);
-      if (wait && std::chrono::steady_clock::now() + *wait + per_attempt_ <= deadline) {
-        std::this_thread::sleep_for(*wait);  // the broker said when; the same request goes out again
+      const auto refusal = refusal_of(text);
+      if (refusal && !(refusal->store_unavailable && move_on_unavailable) &&
+          std::chrono::steady_clock::now() + refusal->wait + per_attempt_ <= deadline) {
+        std::this_thread::sleep_for(refusal->wait);  // the broker said when; the same request goes out again
         continue;
       }
       return text;

@@ -4,7 +4,8 @@
 // unanswered goes to the next one of the list, round robin, as the same bytes (same id: brokers on one store share
 // the stored replies, so a mutation still applies once); the client then stays with the broker that answered.
 // A RATE LIMITED or STORE UNAVAILABLE reply is honoured the same way: wait its retry_after_ms, resend the same
-// bytes (same id): the broker did nothing with the request.
+// bytes (same id): the broker did nothing with the request. With a list, STORE UNAVAILABLE (that broker lost its
+// database) sends the request to the next broker at once instead; the last one tried is waited out.
 #pragma once
 
 #include <zmq.hpp>
@@ -42,7 +43,8 @@ class LazyPirateClient {
 
   // Returns the reply body; throws BrokerUnreachable when no broker of the list got an answer. A resend_wait()
   // reply is waited out and resent while the wait still leaves one attempt's time before the deadline; past
-  // that, it is returned like any reply (it is an answer: the client does not fail over for it).
+  // that, it is returned like any reply (it is an answer: the client does not fail over for it, but for STORE
+  // UNAVAILABLE while another broker of the list is still untried).
   std::string request(const std::string& body);
 
   const std::string& endpoint() const { return endpoints_[current_]; }  // the broker in use
@@ -51,7 +53,8 @@ class LazyPirateClient {
 
  private:
   // The tries at the broker in use; nothing when none was answered.
-  std::optional<std::string> request_current(const std::string& body);
+  // With `move_on_unavailable`, a STORE UNAVAILABLE reply is returned at once (the caller tries the next broker).
+  std::optional<std::string> request_current(const std::string& body, bool move_on_unavailable);
   void fail_over();  // the next broker of the list
   void reopen();
 

@@ -6,7 +6,8 @@
 #       made each change;
 #   (3) the same names registered through A and B at once, by different keys: each name exactly once OK;
 #   (4) a Lazy Pirate retry that moves from A to B gets A's stored reply, applied once;
-#   (5) a HEARTBEAT to B for a session A holds is USER NOT CONNECTED; CONNECT through B takes the session over;
+#   (5) a HEARTBEAT to B for a session A holds is USER NOT CONNECTED; a DIAL through B reaches the seeder's heartbeat
+#       reply at A; CONNECT through B takes the session over;
 #   (6) A killed (-9): B serves on, and ends the sessions A held once A's lease lapses (peer.disconnected
 #       "broker a stopped"), within the lease and a second or two;
 #   (7) the logger holds every operation of both brokers once: keys (broker id, seq) 1..n, n = seq less the starts.
@@ -14,7 +15,6 @@
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 
@@ -23,7 +23,7 @@ import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pg_cluster import BrokerDatabases  # noqa: E402
+from pg_cluster import run_on_postgresql  # noqa: E402
 from rpclog_test import parse_line  # noqa: E402
 from zshare_testlib import PROTOCOL_VERSION, Broker, Checks, Client, RpcLog, wait_for  # noqa: E402
 
@@ -190,12 +190,23 @@ def run(args, root, databases):
         names_b = [f["name"] for f in ok(bob, "LIST_CONTENT", user="carol")["files"]]
         CHECKS.eq(names_b.count("moved.dat"), 1, "moved.dat is published once")
 
-        section("(5) HEARTBEAT to B for a session A holds; CONNECT through B takes it over")
+        section("(5) HEARTBEAT and DIAL through B for a session A holds; CONNECT through B takes it over")
         ok(alice, "CONNECT", user="sub-a-1", endpoint="tcp://127.0.0.1:7003", heartbeat_ms=60000)
         wait_for(lambda: users_of(bob).get("sub-a-1") == "tcp://127.0.0.1:7003", FOLLOW_DEADLINE_S,
                  "B to list sub-a-1's session")
         r = via_b.call("HEARTBEAT", user="sub-a-1")
         CHECKS.eq(r.get("status"), "USER NOT CONNECTED", "HEARTBEAT through B for the session A holds: %r" % r)
+        # A downloader at B asks sub-a-1 (a seeder behind NAT, its session held by A) to dial out: the order goes
+        # to A, and rides on the seeder's next heartbeat reply there.
+        r = ok(bob, "DIAL", user="sub-a-1", callback_port=7777)
+        CHECKS.eq(r.get("callback"), "tcp://127.0.0.1:7777", "DIAL through B answers the callback")
+        dials = []
+
+        def dial_reached_a():
+            dials.extend(ok(alice, "HEARTBEAT", user="sub-a-1").get("dials", []))
+            return dials
+        wait_for(dial_reached_a, FOLLOW_DEADLINE_S, "the dial order sent through B to reach the seeder at A")
+        CHECKS.eq(dials, [{"callback": "tcp://127.0.0.1:7777"}], "the seeder's heartbeat at A carries B's dial order")
         r = ok(via_b, "CONNECT", user="sub-a-1", endpoint="tcp://127.0.0.1:7004", heartbeat_ms=60000)
         CHECKS.eq(r.get("replaced"), True, "CONNECT through B replaced the session A held")
         ok(via_b, "HEARTBEAT", user="sub-a-1")
@@ -257,14 +268,7 @@ def main():
     ap.add_argument("--broker-bin", required=True)
     ap.add_argument("--rpclog-bin", required=True)
     args = ap.parse_args()
-    databases = BrokerDatabases("postgresql")  # exits 77 (skip) when PostgreSQL is not installed
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="zshare-cluster-") as root:
-            return CHECKS.run(lambda: run(args, root, databases), expected=(TimeoutError, AssertionError),
-                              timed_from=started)
-    finally:
-        databases.close()
+    return run_on_postgresql(CHECKS, lambda root, databases: run(args, root, databases), "zshare-cluster-")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from events_test import Watcher  # noqa: E402
-from pg_cluster import BrokerDatabases  # noqa: E402
+from pg_cluster import run_on_postgresql  # noqa: E402
 from zshare_testlib import Broker, Checks, ServeProcess, wait_for  # noqa: E402
 
 CHECKS = Checks()
@@ -164,14 +163,7 @@ def main():
     ap.add_argument("--peer-bin", required=True)
     ap.add_argument("--events-bin", required=True)
     args = ap.parse_args()
-    databases = BrokerDatabases("postgresql")  # exits 77 (skip) when PostgreSQL is not installed
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="zshare-failover-") as root:
-            return CHECKS.run(lambda: run(args, root, databases), expected=(TimeoutError, AssertionError),
-                              timed_from=started)
-    finally:
-        databases.close()
+    return run_on_postgresql(CHECKS, lambda root, databases: run(args, root, databases), "zshare-failover-")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zshare_testlib import free_port  # noqa: E402
@@ -214,6 +215,20 @@ class BrokerDatabases:
     def close(self):
         if self.cluster is not None:
             self.cluster.stop()
+
+
+def run_on_postgresql(checks, body, prefix):
+    """A process test's run on one throw-away PostgreSQL cluster: body(root, databases) in a temporary folder under
+    `checks` (TimeoutError and AssertionError are check failures), the cluster removed after. Exits SKIP_EXIT_CODE
+    at once, saying so, when PostgreSQL is not installed."""
+    databases = BrokerDatabases("postgresql")
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as root:
+            return checks.run(lambda: body(root, databases), expected=(TimeoutError, AssertionError),
+                              timed_from=started)
+    finally:
+        databases.close()
 
 
 def _attach(folder):

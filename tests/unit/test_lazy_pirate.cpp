@@ -31,15 +31,16 @@ std::string reply_with(std::string_view status, std::optional<std::uint64_t> ret
   return w.finish();
 }
 
-// A ROUTER that answers its first `refusals` requests RATE LIMITED (retry_after_ms) and the next `answers` OK,
-// recording every body it received.
+// A ROUTER that answers its first `refusals` requests `refusal` (RATE LIMITED unless said, with retry_after_ms) and
+// the next `answers` OK, recording every body it received.
 struct ScriptedBroker {
-  ScriptedBroker(zmq::context_t& ctx, int refusals, std::uint64_t retry_after_ms, int answers = 1)
+  ScriptedBroker(zmq::context_t& ctx, int refusals, std::uint64_t retry_after_ms, int answers = 1,
+                 std::string refusal = "RATE LIMITED")
       : router(ctx, zmq::socket_type::router) {
     router.set(zmq::sockopt::linger, 0);
     router.bind("tcp://127.0.0.1:*");
     endpoint = router.get(zmq::sockopt::last_endpoint);
-    thread = std::thread([this, refusals, retry_after_ms, answers] {
+    thread = std::thread([this, refusals, retry_after_ms, answers, refusal] {
       for (int n = 0; n < refusals + answers; ++n) {
         zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
         zmq::poll(items, 1, std::chrono::milliseconds(5000));
@@ -47,7 +48,7 @@ struct ScriptedBroker {
         std::vector<zmq::message_t> frames;
         if (!zmq::recv_multipart(router, std::back_inserter(frames))) return;
         bodies.push_back(frames.back().to_string());
-        const std::string reply = n < refusals ? reply_with("RATE LIMITED", retry_after_ms) : reply_with("OK", {});
+        const std::string reply = n < refusals ? reply_with(refusal, retry_after_ms) : reply_with("OK", {});
         router.send(frames[0], zmq::send_flags::sndmore);
         router.send(zmq::str_buffer(""), zmq::send_flags::sndmore);
         router.send(zmq::buffer(reply), zmq::send_flags::none);
@@ -207,4 +208,37 @@ TEST_CASE("when no broker of the list answers, the error names them all and the 
   b.finish();
   CHECK(a.bodies == std::vector<std::string>(3, body));
   CHECK(b.bodies == std::vector<std::string>(3, body));
+}
+
+TEST_CASE("with a list, STORE UNAVAILABLE sends the same request to the next broker at once; the last one is waited out",
+          "[lazy_pirate]") {
+  zmq::context_t ctx;
+  // A lost its database: it refuses every request for 10 s (longer than the client's deadline); B answers.
+  ScriptedBroker a(ctx, 1, 10000, 0, "STORE UNAVAILABLE");
+  ScriptedBroker b(ctx, 0, 0, 1);
+  LazyPirateClient client(ctx, std::vector<std::string>{a.endpoint, b.endpoint}, std::chrono::milliseconds(3000));
+  const auto started = std::chrono::steady_clock::now();
+  const std::string body = stats_request("moved-1");
+  const std::string reply = client.request(body);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(status_of(reply) == "OK");
+  CHECK(took < std::chrono::milliseconds(2000));  // A's 10 s wait was not taken
+  a.finish();
+  b.finish();
+  REQUIRE(a.bodies.size() == 1);
+  REQUIRE(b.bodies.size() == 1);
+  CHECK(a.bodies[0] == body);  // the same bytes, the same id, at both
+  CHECK(b.bodies[0] == body);
+  CHECK(client.endpoint() == b.endpoint);  // it stays with the broker that has its database
+
+  // Every broker of the list without its database: the last one tried is waited out (its retry_after_ms), as a
+  // single broker is, and then answers.
+  ScriptedBroker c(ctx, 1, 200, 0, "STORE UNAVAILABLE");
+  ScriptedBroker d(ctx, 1, 200, 1, "STORE UNAVAILABLE");
+  LazyPirateClient both(ctx, std::vector<std::string>{c.endpoint, d.endpoint}, std::chrono::milliseconds(3000));
+  CHECK(status_of(both.request(stats_request("moved-2"))) == "OK");
+  c.finish();
+  d.finish();
+  CHECK(c.bodies.size() == 1);
+  CHECK(d.bodies.size() == 2);  // refused once, waited out, resent
 }
