@@ -236,7 +236,8 @@ class BrokerClient:
     """A REQ socket to the broker; call() resends the same request on a fresh socket after each timeout. Given several
     brokers (a list of (name, endpoint), the first used first), it is the guide's multi-server Lazy Pirate: after
     `tries` unanswered attempts at one broker the same bytes (same id) go to the next, round robin, and the client
-    stays with the broker that answered (brokers on one database share the stored replies)."""
+    stays with the broker that answered (brokers on one database share the stored replies). A STORE UNAVAILABLE
+    reply moves it to the next broker at once, unless every broker of the list said so in a row (then it waits)."""
 
     def __init__(self, endpoint, stamps, epochs, stop, timeout_s=1.0, deadline_s=60.0, name="client", keys=None,
                  tries=2):
@@ -285,6 +286,10 @@ class BrokerClient:
             self.sock.close(linger=0)
             self.sock = None
 
+    def _next_broker(self):
+        self.current = (self.current + 1) % len(self.brokers)
+        self.failovers += 1
+
     def call(self, op, deadline_s=None, **fields):
         """Sends {v, op, id, ts, ts_local, **fields} until a reply with the same id arrives (a RATE LIMITED or STORE
         UNAVAILABLE one is waited out and sent again, within the deadline). Raises Unanswered."""
@@ -300,6 +305,7 @@ class BrokerClient:
         unanswered_here = 0   # attempts at the broker in use that got no reply
         tried = []            # the brokers this request went to, in order
         touched_down = False  # one of them was down (killed, not restarted) when it was sent there
+        store_unavailable = 0  # brokers in a row that answered STORE UNAVAILABLE
         while True:
             if self.stop.is_set():
                 raise Stopped()
@@ -319,6 +325,16 @@ class BrokerClient:
                 if reply.get("id") != req_id:
                     raise RuntimeError("%s %s: the reply carries id %r" % (op, req_id, reply.get("id")))
                 if reply.get("status") in RESEND_STATUSES and time.monotonic() < end:
+                    if reply.get("status") == "STORE UNAVAILABLE" and len(self.brokers) > 1 and \
+                            store_unavailable + 1 < len(self.brokers):
+                        # As a peer does: a broker that lost its database leaves the request to the next broker at
+                        # once (the others may still reach it); only when every broker said so is it waited out.
+                        store_unavailable += 1
+                        self._next_broker()
+                        unanswered_here = 0
+                        self._open()
+                        continue
+                    store_unavailable = 0
                     # As a peer does: wait what the broker asks, then the same request, same id (nothing was
                     # applied). Every harness client shares the operator key, so they share one bucket.
                     wait_s = min(int(reply.get("retry_after_ms", 100)) / 1000.0, end - time.monotonic())
@@ -331,8 +347,7 @@ class BrokerClient:
             unanswered_here += 1
             if len(self.brokers) > 1 and unanswered_here >= self.tries:
                 # the multi-server variant: the same bytes to the next broker of the list
-                self.current = (self.current + 1) % len(self.brokers)
-                self.failovers += 1
+                self._next_broker()
                 unanswered_here = 0
             self._open()  # Lazy Pirate: a REQ socket that lost its reply is unusable; close, reopen, resend
             self.retries += 1
