@@ -1,6 +1,8 @@
-// broker_load.cpp: zshare-bench-load: populates a broker's index (or seeds its database directly), drives SEARCH and
-// LIST_CONTENT from N DEALER clients (closed or open loop) against the broker or a raw ROUTER echo baseline, and
-// serves that echo.
+// broker_load.cpp: zshare-bench-load: populates a broker's index (or seeds its database directly), drives N DEALER
+// clients (closed or open loop) against the broker or a raw ROUTER echo baseline, and serves that echo. Two mixes:
+// reads (SEARCH and LIST_CONTENT from a fixed pool, the echo's too) and writes (each client PUBLISHes a file nobody
+// has, then DELETEs it, owner drawn at random among the connected users). A load may dial several brokers: client i
+// goes to the i-th endpoint of the list, round robin, and the figures are the sum (the same generator either way).
 //
 // Invariants: every loop is bounded in count and time; sockets bind/connect to 127.0.0.1 only; request ids are
 // unique (a random 64-bit prefix per process, the client's number and a counter). The machine-readable output is
@@ -14,6 +16,7 @@
 #include "common/codec.hpp"
 #include "common/content_hash.hpp"
 #include "common/curve_keys.hpp"
+#include "common/endpoint_list.hpp"
 #include "common/protocol.hpp"
 #include "zshare/protocol_ops.hpp"
 #include "common/stop_signals.hpp"
@@ -127,6 +130,7 @@ struct Conn {
   std::unordered_map<std::uint64_t, Pending> pending;
   Clock::time_point next_send{};
   std::uint64_t events_seen = 0;
+  std::string unpublish_user, unpublish_name;  // the write mix: the file this client DELETEs next (empty: PUBLISH)
 
   Conn(zmq::context_t& ctx, const std::string& endpoint, std::string id_prefix, const Dial& dial)
       : sock(ctx, zmq::socket_type::dealer), prefix(std::move(id_prefix)) {
@@ -390,11 +394,13 @@ int cmd_populate(const std::string& endpoint, Dial dial, std::uint64_t users, st
 // ---------------------------------------------------------------------------------------------------------------
 // load: N clients, closed loop (one request in flight each) or open loop (a fixed schedule at R/N each).
 
-enum Kind : std::uint64_t { kSearch = 0, kList = 1 };
+enum Kind : std::uint64_t { kSearch = 0, kList = 1, kPublish = 2, kDelete = 3 };
+const char* const kKindNames[] = {"SEARCH", "LIST_CONTENT", "PUBLISH", "DELETE"};
 
 struct LoadConfig {
-  std::string endpoint;
+  std::vector<std::string> endpoints;  // client i dials endpoints[i % size]
   Dial dial;  // plaintext, or CurveZMQ with a fresh keypair per client
+  bool write_mix = false;  // PUBLISH then DELETE of a fresh file, instead of the read pool
   int clients = 16;
   int threads = 1;
   double seconds = 5;
@@ -414,6 +420,7 @@ struct LoadConfig {
 struct LoadStats {
   std::uint64_t sent = 0, ok = 0, errors = 0, unanswered = 0, skipped = 0, unmatched = 0;
   std::uint64_t search_n = 0, search_results = 0, list_n = 0, list_files = 0, reply_bytes = 0;
+  std::uint64_t publish_n = 0, delete_n = 0;
   double max_send_lag_us = 0;
   std::vector<std::uint32_t> lat_us;
   struct Sample {
@@ -428,7 +435,7 @@ struct LoadStats {
   void merge(LoadStats&& o) {
     sent += o.sent, ok += o.ok, errors += o.errors, unanswered += o.unanswered, skipped += o.skipped;
     unmatched += o.unmatched, search_n += o.search_n, search_results += o.search_results, list_n += o.list_n;
-    list_files += o.list_files, reply_bytes += o.reply_bytes;
+    list_files += o.list_files, reply_bytes += o.reply_bytes, publish_n += o.publish_n, delete_n += o.delete_n;
     max_send_lag_us = std::max(max_send_lag_us, o.max_send_lag_us);
     lat_us.insert(lat_us.end(), o.lat_us.begin(), o.lat_us.end());
     samples.insert(samples.end(), o.samples.begin(), o.samples.end());
@@ -442,8 +449,10 @@ class QueryMaker {
  public:
   QueryMaker(const LoadConfig& cfg, std::uint64_t seed) : cfg_(cfg), rng_(seed) {}
 
-  // Builds the next request; `kind` says which it is, `index` its pool entry.
-  std::string next(const std::string& id, Kind& kind, std::uint32_t& index) {
+  // Builds the next request of `c`; `kind` says which it is, `index` its pool entry (reads only).
+  std::string next(Conn& c, const std::string& id, Kind& kind, std::uint32_t& index) {
+    index = 0;
+    if (cfg_.write_mix) return next_mutation(c, id, kind);
     index = static_cast<std::uint32_t>(rng_() % cfg_.requests.size());
     return build(cfg_.requests[index], id, stamp_, cfg_.limit, kind);
   }
@@ -459,6 +468,32 @@ class QueryMaker {
   }
 
  private:
+  // The write mix, per client: PUBLISH a file no one has (its name carries the request id, unique to this process:
+  // a rerun never meets an earlier run's file), owned by a random user (the seeded users are unbound, so any key
+  // may publish for them; they must be connected), then DELETE that file. A mutation's id is always fresh: a
+  // retried id would be answered from the reply cache without touching the store.
+  std::string next_mutation(Conn& c, const std::string& id, Kind& kind) {
+    if (!c.unpublish_name.empty()) {
+      kind = kDelete;
+      std::string body = header(op::kDelete, id, stamp_).put("user", c.unpublish_user).put("name", c.unpublish_name).finish();
+      c.unpublish_user.clear();
+      c.unpublish_name.clear();
+      return body;
+    }
+    kind = kPublish;
+    c.unpublish_user = user_name(rng_() % cfg_.users);
+    c.unpublish_name = "wmix-" + id + ".bin";
+    const zshare::Hash cid = zshare::sha256(c.unpublish_name.data(), c.unpublish_name.size());
+    return header(op::kPublish, id, stamp_)
+        .put("user", c.unpublish_user)
+        .put("name", c.unpublish_name)
+        .put("description", "a file of the write mix, deleted right after")
+        .put("size", std::uint64_t{1'000'000})
+        .put("cid", zshare::to_hex(cid))
+        .put("chunk_size", static_cast<std::uint64_t>(zshare::kDefaultChunkSize))
+        .finish();
+  }
+
   const LoadConfig& cfg_;
   std::mt19937_64 rng_;
   Stamp stamp_;
@@ -469,7 +504,7 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
   LoadStats st;
   std::vector<std::unique_ptr<Conn>> conns;
   for (int i = 0; i < nclients; ++i)
-    conns.push_back(std::make_unique<Conn>(ctx, cfg.endpoint,
+    conns.push_back(std::make_unique<Conn>(ctx, cfg.endpoints[static_cast<std::size_t>(first_client + i) % cfg.endpoints.size()],
                                            process_prefix + "." + std::to_string(first_client + i) + ".", cfg.dial));
   QueryMaker maker(cfg, splitmix64(std::hash<std::string>{}(process_prefix) + static_cast<std::uint64_t>(first_client)));
   const auto limits = client_limits();
@@ -495,7 +530,7 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
     const std::string id = c.next_id();
     Kind kind = kSearch;
     std::uint32_t index = 0;
-    const std::string body = maker.next(id, kind, index);
+    const std::string body = maker.next(c, id, kind, index);
     if (cfg.echo) c.send(body, index, n); else c.send(body);
     c.pending.emplace(n, Pending{intended, kind});
     ++st.sent;
@@ -578,7 +613,9 @@ LoadStats run_load_thread(zmq::context_t& ctx, const LoadConfig& cfg, int first_
               st.samples.push_back({std::chrono::duration<double, std::milli>(p.intended - window_start).count(),
                                     st.lat_us.back(), static_cast<std::uint32_t>(p.tag)});
             if (p.tag == kSearch) ++st.search_n, st.search_results += items;
-            else ++st.list_n, st.list_files += items;
+            else if (p.tag == kList) ++st.list_n, st.list_files += items;
+            else if (p.tag == kPublish) ++st.publish_n;
+            else ++st.delete_n;
           } else {
             ++st.errors;
           }
@@ -634,18 +671,19 @@ int cmd_load(LoadConfig cfg, const std::string& label) {
     if (!f) throw std::runtime_error("cannot write " + cfg.latency_log);
     std::fprintf(f, "due_ms latency_us kind\n");
     for (const auto& s : st.samples)
-      std::fprintf(f, "%.3f %u %s\n", s.due_ms, s.lat_us, s.kind == kSearch ? "SEARCH" : "LIST_CONTENT");
+      std::fprintf(f, "%.3f %u %s\n", s.due_ms, s.lat_us, kKindNames[s.kind & 3]);
     std::fclose(f);
   }
-  std::printf("RESULT load target=%s mode=%s clients=%d threads=%d seconds=%.1f rate=%.0f sent=%" PRIu64
+  std::printf("RESULT load target=%s mix=%s endpoints=%zu mode=%s clients=%d threads=%d seconds=%.1f rate=%.0f sent=%" PRIu64
               " ok=%" PRIu64 " errors=%" PRIu64 " unanswered=%" PRIu64 " skipped=%" PRIu64 " unmatched=%" PRIu64
               " rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f max_send_lag_us=%.0f"
               " search=%" PRIu64 " search_avg_results=%.2f list=%" PRIu64 " list_avg_files=%.2f"
-              " avg_reply_bytes=%.0f statuses=%s security=%s\n",
-              label.c_str(), cfg.rate > 0 ? "open" : "closed", cfg.clients, cfg.threads, cfg.seconds, cfg.rate, st.sent,
+              " publish=%" PRIu64 " delete=%" PRIu64 " avg_reply_bytes=%.0f statuses=%s security=%s\n",
+              label.c_str(), cfg.write_mix ? "write" : "read", cfg.endpoints.size(), cfg.rate > 0 ? "open" : "closed", cfg.clients, cfg.threads, cfg.seconds, cfg.rate, st.sent,
               st.ok, st.errors, st.unanswered, st.skipped, st.unmatched, rps, p50, p99, p999, maxl, st.max_send_lag_us,
               st.search_n, st.search_n ? static_cast<double>(st.search_results) / static_cast<double>(st.search_n) : 0.0,
               st.list_n, st.list_n ? static_cast<double>(st.list_files) / static_cast<double>(st.list_n) : 0.0,
+              st.publish_n, st.delete_n,
               st.sent ? static_cast<double>(st.reply_bytes) / static_cast<double>(st.sent) : 0.0,
               status_summary(st.statuses).c_str(), cfg.dial.name());
   return st.ok > 0 ? 0 : 1;
@@ -824,10 +862,11 @@ int main(int argc, char** argv) {
   seed->add_option("--files", files, "files, file i owned by user i % users")->check(CLI::Range(0, 100000000));
   seed->add_option("--owner-key", seed_key, "CurveZMQ public key (Z85 or a .pub file) owning every user; default none");
 
-  auto* load = app.add_subcommand("load", "N DEALER clients issuing SEARCH and LIST_CONTENT");
+  auto* load = app.add_subcommand("load", "N DEALER clients issuing SEARCH and LIST_CONTENT, or PUBLISH and DELETE");
   LoadConfig cfg;
-  std::string target = "broker";
-  load->add_option("--connect", endpoint, "broker (or echo) ROUTER endpoint");
+  std::string target = "broker", mix = "read";
+  load->add_option("--connect", endpoint,
+                   "broker (or echo) ROUTER endpoint, or a comma-separated list: client i dials the i-th, round robin");
   load->add_option("--broker-key", broker_key, kBrokerKeyHelp);
   load->add_option("--clients", cfg.clients, "concurrent DEALER clients")->check(CLI::Range(1, 4096));
   load->add_option("--threads", cfg.threads, "generator threads sharing the clients")->check(CLI::Range(1, 64));
@@ -844,6 +883,10 @@ int main(int argc, char** argv) {
   load->add_option("--latency-log", cfg.latency_log, "write 'due_ms latency_us kind' per measured reply here");
   load->add_option("--target", target, "broker, or echo (it answers with the broker's canned replies)")
       ->check(CLI::IsMember({"broker", "echo"}));
+  load->add_option("--mix", mix,
+                   "read: SEARCH and LIST_CONTENT from the pool; write: PUBLISH a new file of a random (connected) "
+                   "user, then DELETE it, per client")
+      ->check(CLI::IsMember({"read", "write"}));
   load->add_option("--pool", cfg.pool, "distinct requests the clients draw from (the echo's canned replies match)")
       ->check(CLI::Range(1, 10000000));
 
@@ -888,9 +931,11 @@ int main(int argc, char** argv) {
       return zshare::bench::seed_store(seed_db, users, files,
                                        seed_key.empty() ? std::string() : zshare::curve::read_public_key(seed_key));
     if (*load) {
-      check_loopback(endpoint);
-      cfg.endpoint = endpoint;
+      cfg.endpoints = zshare::parse_endpoint_list(endpoint);
+      for (const auto& e : cfg.endpoints) check_loopback(e);
       cfg.echo = target == "echo";
+      cfg.write_mix = mix == "write";
+      if (cfg.echo && cfg.write_mix) throw std::runtime_error("--mix write has no echo baseline (no canned replies)");
       cfg.dial = dial;
       cfg.requests = zshare::bench::make_pool(cfg.pool, cfg.users, cfg.list_fraction);
       return cmd_load(cfg, target);

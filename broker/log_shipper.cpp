@@ -41,9 +41,9 @@ void LogShipper::notify() {
   wake_.notify_one();
 }
 
-bool LogShipper::wait_for(std::chrono::milliseconds d) {
+bool LogShipper::wait_for(std::chrono::milliseconds d, bool wake_on_notify) {
   std::unique_lock<std::mutex> lock(mutex_);
-  wake_.wait_for(lock, d, [this] { return stop_ || dirty_; });
+  wake_.wait_for(lock, d, [this, wake_on_notify] { return stop_ || (wake_on_notify && dirty_); });
   dirty_ = false;
   return !stop_;
 }
@@ -74,7 +74,7 @@ void LogShipper::run() {
     try {
       const std::vector<rpclog::LogRecord> batch = read_batch(reader);
       if (batch.empty()) {
-        if (!wait_for(std::chrono::seconds(1))) break;
+        if (!wait_for(std::chrono::seconds(1), true)) break;
         continue;
       }
       const std::uint64_t acked = client.log(batch);
@@ -90,7 +90,8 @@ void LogShipper::run() {
         outage_reported = true;
         last_error = e.what();
       }
-      if (!wait_for(backoff)) break;
+      // The whole backoff: new records (notify) do not bring a logger or a database back sooner.
+      if (!wait_for(backoff, false)) break;
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
   }

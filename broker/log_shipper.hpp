@@ -33,7 +33,8 @@ class LogShipper {
  private:
   void run();
   std::vector<rpclog::LogRecord> read_batch(std::unique_ptr<OutboxReader>& reader);
-  bool wait_for(std::chrono::milliseconds d);  // false when stopping
+  // Waits `d`, or less when notified (with `wake_on_notify`) or stopping; false when stopping.
+  bool wait_for(std::chrono::milliseconds d, bool wake_on_notify);
 
   const Store& store_;
   std::string broker_id_;

@@ -74,9 +74,11 @@ static_assert(sizeof kMigrations / sizeof kMigrations[0] == PgStore::kSchemaVers
 
 // Any number: brokers sharing a database take this advisory lock to create or migrate the schema one at a time.
 constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7275633206)";
-// Every write transaction holds this one (cluster.hpp: one writer at a time), and reads the outbox seq under it.
-constexpr const char* kWriteLock =
-    "SELECT (SELECT value FROM meta WHERE key = 'outbox_seq') FROM pg_advisory_xact_lock(7275633207)";
+// Every write transaction holds this one (cluster.hpp: one writer at a time), and reads the outbox seq under it in
+// the NEXT statement: under READ COMMITTED a statement's snapshot is taken when it starts, before it waits for the
+// lock, so a read in the locking statement would miss what the previous holder committed.
+constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(7275633207)";
+constexpr const char* kOutboxSeq = "SELECT value FROM meta WHERE key = 'outbox_seq'";
 // The outbox reader that holds this (a session lock: it goes with its connection) is the one that ships.
 constexpr const char* kShipperLock = "SELECT pg_try_advisory_lock(7275633208)";
 // Other brokers LISTEN here; a transaction that appended events NOTIFYs it at commit.
@@ -228,7 +230,8 @@ void PgStore::begin_transaction() {
   } catch (const StoreUnavailable&) {
     conn_.exec("BEGIN");
   }
-  conn_.each_row(kWriteLock, PgParams(), [&](const PgRow& row) { outbox_seq_ = row.integer(0); });
+  conn_.exec(kWriteLock);
+  conn_.each_row(kOutboxSeq, PgParams(), [&](const PgRow& row) { outbox_seq_ = row.integer(0); });
   outbox_stored_ = outbox_seq_;
 }
 

@@ -1,7 +1,8 @@
 # bench_tools_test.py: the broker benchmark's own tools on real processes, so that the figures they print can be
 # trusted: `seed` writes a database a broker loads whole (and never overwrites one), `calibrate` saves the broker's
 # replies to the request pool, the echo answers a pool request with exactly that saved reply over the broker's
-# security (and nothing to a message that is not the generator's), and short loads of both get only OKs.
+# security (and nothing to a message that is not the generator's), and short loads of both get only OKs; the write
+# mix (PUBLISH then DELETE of fresh files, over a list of endpoints) gets only OKs and leaves the index as it was.
 import argparse
 import os
 import shutil
@@ -124,6 +125,26 @@ def main():
             run = result(out, "load")
             checks.ok(int(run["ok"]) > 0 and int(run["errors"]) == 0 and int(run["unmatched"]) == 0,
                       "a load of the %s gets only OKs, each matched: %s" % (target, out.strip()))
+
+        # The write mix (PUBLISH a fresh file, then DELETE it, per client) over a list of two endpoints (here the
+        # same broker twice): only OKs, every PUBLISH but the last few (one per client, cut by the window's end)
+        # deleted again, and the echo refuses it (no canned replies for mutations).
+        clients = 4
+        out = load("load", "--connect", "%s,%s" % (broker.control, broker.control), *key, "--mix", "write",
+                   "--users", str(USERS), "--clients", str(clients), "--seconds", "2", "--warmup", "2").stdout
+        run = result(out, "load")
+        checks.ok(int(run["ok"]) > 0 and int(run["errors"]) == 0 and int(run["unmatched"]) == 0
+                  and run["mix"] == "write" and run["endpoints"] == "2",
+                  "a write-mix load over two endpoints gets only OKs, each matched: %s" % out.strip())
+        checks.ok(0 <= int(run["publish"]) - int(run["delete"]) <= clients,
+                  "the write mix deletes what it publishes: %s" % out.strip())
+        stats = result(load("stats", "--connect", broker.control, *key, "--timeout", "10").stdout, "stats")
+        checks.ok(FILES <= int(stats["files"]) <= FILES + clients,
+                  "after the write mix the index holds the seeded files and at most one left per client: %s"
+                  % stats["files"])
+        refused = load("load", "--connect", echo_ep, "--target", "echo", "--mix", "write", "--seconds", "1",
+                       expect=2)
+        checks.ok("no echo" in refused.stderr, "the echo has no write mix, saying so: %r" % refused.stderr)
 
         echo.send_signal(signal.SIGTERM)
         out, _ = echo.communicate(timeout=10)

@@ -4,9 +4,13 @@
 # under /tmp, listening on a free loopback port and a Unix socket in that folder, fsync on, trust authentication
 # for the superuser `zshare` only. stop() removes everything. A cluster whose owning process died (a test killed
 # by a timeout) is stopped and removed by the next start (reap_orphans), so leaks never pile up.
-# Used from Python (PgCluster) and from the C++ tests through the command line:
-#   pg_cluster.py start --owner-pid PID   prints "URI_BASE DIR" (URI_BASE: postgresql://zshare@127.0.0.1:PORT)
+# Server settings: the tests' (TEST_SETTINGS: small shared buffers, few connections, so many clusters fit at once) or,
+# for a benchmark, PostgreSQL's own defaults (settings={}); fsync and synchronous_commit are on either way.
+# Used from Python (PgCluster), from the C++ tests and from bench/run_store_bench.sh through the command line:
+#   pg_cluster.py start [--owner-pid PID] [--server-defaults]
+#                                         prints "URI_BASE DIR" (URI_BASE: postgresql://zshare@127.0.0.1:PORT)
 #   pg_cluster.py createdb DIR NAME | restart DIR | stop DIR
+#   pg_cluster.py sql DIR DB STATEMENT    runs one statement with psql, prints its rows (unaligned, tuples only)
 #   pg_cluster.py bindir                  prints the binaries' folder, or exits 1 when there are none
 import glob
 import json
@@ -22,6 +26,8 @@ from zshare_testlib import free_port  # noqa: E402
 
 PREFIX = "zshare-pg-"
 SUPERUSER = "zshare"
+# The tests' server settings (many clusters and brokers at once on a small machine); a benchmark passes {} instead.
+TEST_SETTINGS = {"shared_buffers": "16MB", "max_connections": "40"}
 
 
 def find_bindir():
@@ -82,11 +88,12 @@ def _stop(bindir, folder):
 class PgCluster:
     """A running throw-away cluster: uri(db) for the broker's --db, createdb(), restart(), stop()."""
 
-    def __init__(self, bindir=None, owner_pid=None):
+    def __init__(self, bindir=None, owner_pid=None, settings=None):
         self.bindir = bindir or find_bindir()
         if self.bindir is None:
             raise RuntimeError("no PostgreSQL binaries (initdb, pg_ctl): tools/install-deps.sh installs postgresql")
         self.owner_pid = owner_pid or os.getpid()
+        self.settings = dict(TEST_SETTINGS if settings is None else settings)  # beyond PostgreSQL's defaults
         self.folder = None
         self.port = None
 
@@ -136,11 +143,12 @@ class PgCluster:
     def _write_meta(self, port):
         self.port = port
         with open(os.path.join(self.folder, "cluster.json"), "w") as f:
-            json.dump({"owner_pid": self.owner_pid, "port": self.port}, f)
+            json.dump({"owner_pid": self.owner_pid, "port": self.port, "settings": self.settings}, f)
 
     def _pg_ctl(self, action, *extra):
-        options = ("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=on -c synchronous_commit=on "
-                   "-c shared_buffers=16MB -c max_connections=40" % (self.port, self.folder))
+        options = "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=on -c synchronous_commit=on" % (
+            self.port, self.folder)
+        options += "".join(" -c %s=%s" % (k, v) for k, v in sorted(self.settings.items()))
         self._check("pg_ctl %s" % action, self._tool("pg_ctl", "-D", self.data, "-l",
                                                      os.path.join(self.folder, "server.log"), "-o", options, "-w",
                                                      "-t", "60", *extra, action))
@@ -235,7 +243,7 @@ def _attach(folder):
     """A PgCluster for a folder another process started."""
     with open(os.path.join(folder, "cluster.json")) as f:
         meta = json.load(f)
-    c = PgCluster(owner_pid=meta["owner_pid"])
+    c = PgCluster(owner_pid=meta["owner_pid"], settings=meta.get("settings"))
     c.folder = folder
     c.port = meta["port"]
     return c
@@ -248,9 +256,20 @@ def main(argv):
             print(d)
         return 0 if d else 1
     if argv[:1] == ["start"]:
-        owner = int(argv[2]) if len(argv) > 2 and argv[1] == "--owner-pid" else os.getppid()
-        c = PgCluster(owner_pid=owner).start()
+        owner, settings, rest = os.getppid(), None, argv[1:]
+        while rest:
+            if rest[0] == "--owner-pid" and len(rest) > 1:
+                owner, rest = int(rest[1]), rest[2:]
+            elif rest[0] == "--server-defaults":
+                settings, rest = {}, rest[1:]
+            else:
+                print("pg_cluster.py start: unknown argument %r" % rest[0], file=sys.stderr)
+                return 2
+        c = PgCluster(owner_pid=owner, settings=settings).start()
         print("%s %s" % (c.uri_base(), c.folder))
+        return 0
+    if len(argv) == 4 and argv[0] == "sql":
+        print(_attach(argv[1]).sql(argv[2], argv[3]))
         return 0
     if len(argv) >= 2 and argv[0] in ("createdb", "restart", "stop"):
         c = _attach(argv[1])
@@ -261,8 +280,8 @@ def main(argv):
         else:
             c.stop()
         return 0
-    print("usage: pg_cluster.py start [--owner-pid PID] | createdb DIR NAME | restart DIR | "
-          "stop DIR | bindir", file=sys.stderr)
+    print("usage: pg_cluster.py start [--owner-pid PID] [--server-defaults] | createdb DIR NAME | restart DIR | "
+          "stop DIR | sql DIR DB STATEMENT | bindir", file=sys.stderr)
     return 2
 
 
