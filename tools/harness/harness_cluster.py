@@ -119,9 +119,12 @@ class Cluster:
         (removed at teardown), then the brokers' processes are defined on it."""
         if self.store == POSTGRES:
             pg_cluster = pg_cluster_module()
-            self.pg = pg_cluster.PgCluster()  # assigned before start(): teardown removes a half-made one too
-            self.pg.start()
-            self.db = self.pg.createdb(PG_DATABASE)
+            try:
+                self.pg = pg_cluster.PgCluster()  # assigned before start(): teardown removes a half-made one too
+                self.pg.start()
+                self.db = self.pg.createdb(PG_DATABASE)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:  # no binaries, initdb or pg_ctl failed
+                raise ProcessFailure("PostgreSQL could not be started: %s" % e)
         self._define_brokers()
 
     def _define_brokers(self):
