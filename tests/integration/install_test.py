@@ -225,6 +225,7 @@ def main():
     expected |= {os.path.join(harness, n)
                  for n in sources(os.path.join(src, "tools/harness"), lambda n: n.endswith(".py"))}
     expected |= {os.path.join(harness, n) for n in ("VERSION", "SCENARIOS.md")}
+    expected |= {os.path.join(harness, n) for n in ("pg_cluster.py", "zshare_testlib.py")}  # --store postgres
     expected |= {os.path.join(mandir, "man1", p + ".1.gz") for p in PROGRAMS}
     expected.add(completion)
     check(any(p.endswith(".toml") for p in expected) and any(p.endswith(".service") for p in expected),

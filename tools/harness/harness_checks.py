@@ -1,16 +1,23 @@
 # harness_checks.py: the end-of-run verdict: SNAPSHOT equals what everyone believes is published; the operations
 # log holds each acknowledged mutation once and nothing unexplained; subscribers saw every event, replica == index.
-# Accounting of seq: every event is a log line except each start's broker.started (no user's operation).
+# Accounting of seq: every event is a log line except each start's broker.started (no user's operation). With
+# several brokers: one subscriber per broker, and they must agree seq by seq.
 import collections
 import json
 import re
-import sqlite3
 import time
 
-from harness_events import Replica
+from harness_events import GAP_SLACK_S, Replica
 from harness_model import ON, UNKNOWN
 from harness_record import DOUBLED, LOST
 
+# zshare-events with several brokers (--probe-after 0.5): how long it may take to follow another broker after the one
+# it follows was killed: the silence, then its tries at the dead one (3 s), then the next one's answer.
+TOOL_FAILOVER_S = 5.0
+# The args of the DISCONNECT a broker logs for a session it ended itself, with several brokers on one database (or one
+# broker on PostgreSQL): a restarted broker ends its previous process's sessions ("broker restarted"), and another
+# ends those of a broker whose lease lapsed ("broker NAME stopped"). Each is a peer.disconnected with that reason.
+BROKER_SESSION_END = re.compile(r"^broker (restarted|\S+ stopped)$")
 LOG_LINE = re.compile(r"^(?P<ts>\S+?)(?P<local>\*?) (?P<user>\S+) (?P<op>\S+)(?: (?P<args>.*))?\t#(?P<bid>[^:\t]+):(?P<seq>\d+)$")
 
 
@@ -20,18 +27,6 @@ def snapshot(client):
     if replies[-1].status != "OK":
         raise RuntimeError("SNAPSHOT answered %s" % replies[-1].status)
     return replies[0].reply.get("seq", 0), replies[0].reply.get("users", []), files
-
-
-def outbox_rows(db):
-    """Rows left in the broker's outbox (None when the database cannot be read)."""
-    try:
-        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
-        try:
-            return con.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
 
 
 def read_log(path):
@@ -57,14 +52,16 @@ def read_log(path):
 
 
 class Checker:
-    def __init__(self, cluster, model, record, subscriber, events_tool, settings):
+    def __init__(self, cluster, model, record, subscribers, events_tool, settings):
         self.cluster = cluster
         self.model = model
         self.record = record
-        self.subscriber = subscriber
+        self.subscribers = list(subscribers)   # one per broker, in the brokers' order
         self.events_tool = events_tool
         self.settings = settings
         self.summary = {}
+        self.seen = {}          # seq -> (topic, event map): what the subscribers received, merged
+        self.published_at = {}  # seq -> when the first subscriber received it (time.monotonic())
 
     def run(self):
         client = self.cluster.client("checker", 1.0, 30.0)
@@ -86,6 +83,8 @@ class Checker:
             self.summary["event_seq"] = seq
             self.summary["broker_retries_answered"] = stats.get("retries_answered", 0)
             self.check_index(users, files)
+            self.catch_up(seq)
+            self.merge_events()
             self.check_log(log, seq, users, files)
             self.check_events(seq, users, files)
         finally:
@@ -102,7 +101,7 @@ class Checker:
         want = self.logged_events(seq)
         while True:
             log, bad = read_log(self.cluster.oplog)
-            left = outbox_rows(self.cluster.db)
+            left = self.cluster.outbox_rows()
             if (left == 0 or left is None) and len(log) >= want:
                 time.sleep(0.3)  # a record in flight would show now
                 log2, bad = read_log(self.cluster.oplog)
@@ -171,8 +170,11 @@ class Checker:
         unacked_prefix = {(u["key"][0], u["key"][1], u["key"][2]) for u in self.record.unacked}
         serve_users = {u.name for u in self.model.all_users() if u.owner == "serve"}
         extra = serve_lines = unacked_found = 0
+        broker_ends = collections.Counter()  # (user, reason) of the sessions the brokers ended themselves
         for d in log:
             key = (d["ts"], d["user"], d["op"], d["args"])
+            if d["op"] == "DISCONNECT" and BROKER_SESSION_END.match(d["args"]):
+                broker_ends[(d["user"], d["args"])] += 1  # matched with the events below
             if d["local"] and key in matched:
                 continue
             if (d["ts"], d["user"], d["op"]) in unacked_prefix:
@@ -181,13 +183,40 @@ class Checker:
             if d["user"] in serve_users:
                 serve_lines += 1  # made by a serve process itself (register/connect/publish at start)
                 continue
+            if d["op"] == "DISCONNECT" and BROKER_SESSION_END.match(d["args"]):
+                continue  # a session a broker ended (its restart, or another's lapsed lease): checked below
             extra += 1
             self.record.violation(DOUBLED if d["local"] else "log",
                                   "a log line no acknowledged operation explains: %s %s %s %s"
                                   % (d["ts"], d["user"], d["op"], d["args"]))
+        self.check_broker_session_ends(broker_ends)
         self.summary.update(log_acked=len(self.record.acked), log_serve_lines=serve_lines, log_extra=extra,
-                            log_unacked_found=unacked_found)
+                            log_unacked_found=unacked_found, log_broker_session_ends=sum(broker_ends.values()))
         self.replay(log, snap_users, snap_files)
+
+    def check_broker_session_ends(self, logged):
+        """Each session a broker ended itself is one log line and one peer.disconnected with that reason: the same
+        (user, reason) pairs, as often, in the log and in the events the subscribers received (several subscribers
+        together see every event; one subscriber may have missed some across its broker's restarts)."""
+        events = collections.Counter()
+        for topic, ev in self.seen.values():
+            reason = ev.get("reason", "")
+            if topic == "peer.disconnected" and BROKER_SESSION_END.match(str(reason)):
+                events[(ev.get("user"), reason)] += 1
+        if logged == events:
+            return
+        if len(self.subscribers) == 1 and self.cluster.epochs.kills():
+            # one subscriber misses its broker's last events and the restart's first ones: only what it saw counts
+            missing = {k: n for k, n in events.items() if logged.get(k, 0) < n}
+        else:
+            missing = {k: n for k, n in (events - logged).items()}
+        unexplained = {k: n for k, n in (logged - events).items()} if len(self.subscribers) > 1 else {}
+        if missing:
+            self.record.violation(LOST, "sessions the brokers ended (peer.disconnected) with no log line: %s"
+                                  % sorted(missing.items())[:5])
+        if unexplained:
+            self.record.violation("log", "log lines of sessions the brokers ended that no peer.disconnected shows: %s"
+                                  % sorted(unexplained.items())[:5])
 
     def replay(self, log, snap_users, snap_files):
         """Replays the log in order: every line must be valid in its place, and the end state must be the index."""
@@ -293,40 +322,85 @@ class Checker:
         self.summary.update(index_users=len(got_users), index_files=len(snap_files), index_mismatches=mismatches)
 
     # ---- events ----
+    def catch_up(self, seq):
+        """Every subscriber's replica reflects the broker's seq (a resync when a restart left nothing to reveal its
+        gap), within half the drain deadline in all."""
+        end = time.monotonic() + self.settings["drain-deadline"] / 2
+        for sub in self.subscribers:
+            if not sub.catch_up(seq, max(end - time.monotonic(), 1.0)):
+                self.record.violation("events", "the %s reflects seq %d, the broker is at %d"
+                                      % (sub.label, sub.applied_seq, seq))
+
+    def merge_events(self):
+        """What the subscribers received, seq by seq. Several subscribers (one per broker) must have received the
+        same event at each seq they both hold: every broker's PUB carries every event, with one global seq."""
+        by_seq = collections.defaultdict(list)
+        for sub in self.subscribers:
+            with sub.lock:
+                bodies, arrived = dict(sub.bodies), dict(sub.arrived)
+            for s, body in bodies.items():
+                by_seq[s].append((sub, body))
+                if s not in self.published_at or arrived[s] < self.published_at[s]:
+                    self.published_at[s] = arrived[s]
+        differ = 0
+        for s in sorted(by_seq):
+            (first_sub, first), *others = by_seq[s]
+            self.seen[s] = first
+            for sub, body in others:
+                if body != first:
+                    differ += 1
+                    if differ <= 10:
+                        self.record.violation("events", "seq %d: the %s received %s %r, the %s %s %r"
+                                              % (s, first_sub.label, first[0], first[1], sub.label, body[0], body[1]))
+        if differ > 10:
+            self.record.violation("events", "%d more seqs where subscribers received different events" % (differ - 10))
+        self.summary["events_differing"] = differ
+
     def check_events(self, seq, snap_users, snap_files):
-        sub = self.subscriber
         starts = set(self.cluster.epochs.starts())
-        with sub.lock:
-            seen = dict(sub.topics)
-        for s, (topic, _) in sorted(seen.items()):
+        for s, (topic, _) in sorted(self.seen.items()):
             if (topic == "broker.started") != (s in starts):
                 self.record.violation("events", "seq %d is %s, and %s a broker start's broker.started seq"
                                       % (s, topic, "is" if s in starts else "is not"))
-        self.summary["broker_started_seen"] = len([s for s in starts if s in seen])
-        if not sub.catch_up(seq, self.settings["drain-deadline"] / 2):
-            self.record.violation("events", "the subscriber reflects seq %d, the broker is at %d"
-                                  % (sub.applied_seq, seq))
-        with sub.lock:
-            replica = sub.replica
-            want = Replica.from_snapshot(snap_users, snap_files)
-            if replica.users != want.users:
-                diff = sorted(k for k in set(replica.users) | set(want.users)
-                              if replica.users.get(k) != want.users.get(k))
-                self.record.violation("events", "the event replica's users differ from SNAPSHOT: %s" % diff[:8])
-            if replica.files != want.files:
-                diff = sorted(k for k in set(replica.files) | set(want.files)
-                              if replica.files.get(k) != want.files.get(k))
-                self.record.violation("events", "the event replica's files differ from SNAPSHOT: %s" % diff[:8])
-            self.summary.update(events_received=sub.received, events_missed=sub.missed, event_resyncs=sub.resyncs)
-        self.summary["event_gaps"] = sub.judge_gaps()
+        self.summary["broker_started_seen"] = len([s for s in starts if s in self.seen])
+        if len(self.subscribers) > 1:
+            # with a broker always alive, some subscriber received every event (a start's broker.started excepted:
+            # a just-started PUB may drop it, and a later broker does not publish what came before it)
+            unseen = [s for s in range(1, seq + 1) if s not in self.seen and s not in starts]
+            if unseen:
+                self.record.violation("events", "%d events no subscriber received, although a broker was always up: "
+                                      "seq %s" % (len(unseen), unseen[:10]))
+        want = Replica.from_snapshot(snap_users, snap_files)
+        received = missed = resyncs = gaps = 0
+        for sub in self.subscribers:
+            with sub.lock:
+                replica = sub.replica
+                if replica.users != want.users:
+                    diff = sorted(k for k in set(replica.users) | set(want.users)
+                                  if replica.users.get(k) != want.users.get(k))
+                    self.record.violation("events", "the %s's replica: users differ from SNAPSHOT: %s"
+                                          % (sub.label, diff[:8]))
+                if replica.files != want.files:
+                    diff = sorted(k for k in set(replica.files) | set(want.files)
+                                  if replica.files.get(k) != want.files.get(k))
+                    self.record.violation("events", "the %s's replica: files differ from SNAPSHOT: %s"
+                                          % (sub.label, diff[:8]))
+                received += sub.received
+                missed += sub.missed
+                resyncs += sub.resyncs
+            gaps += sub.judge_gaps(self.published_at)
+        self.summary.update(events_received=received, events_missed=missed, event_resyncs=resyncs, event_gaps=gaps,
+                            event_subscribers=len(self.subscribers))
         if self.events_tool is not None:
             self.check_events_tool(seq)
 
     def check_events_tool(self, seq):
         """zshare-events --json ran from the start: its seqs strictly increase; each one it printed names the same
-        event the Python subscriber saw; with no broker restart it printed all of them, with no gap. Its first line
+        event the Python subscribers saw; with no broker restart it printed all of them, with no gap. Its first line
         may skip the first broker.started (held for one subscriber: the Python one may have come first), which it
-        cannot report as a gap; any later jump it must report."""
+        cannot report as a gap; any later jump it must report. With several brokers it follows one at a time: when
+        that one dies it moves to the next (after --probe-after of silence and its tries at the dead one), so it may
+        also miss what was published from a broker's kill until it followed another (tool_gap_in_kill)."""
         tool = self.events_tool
         end = time.monotonic() + 10
         lines = []
@@ -353,15 +427,15 @@ class Checker:
             if s != prev + 1:
                 gaps += 1
                 unreported += 1 if seen == 0 else 0  # before its first event it knows no seq to miss
-                if not self.cluster.epochs.gap_spans_restart(prev, s):
+                if not self.cluster.epochs.gap_spans_restart(prev, s) and not self.tool_gap_in_kill(prev, s):
                     self.record.violation("events", "zshare-events: gap from %d to %d that no broker restart explains"
                                           % (prev, s))
             prev = s
             seen += 1
-            mine = self.subscriber.topics.get(s)
-            if mine is not None and mine != (e.get("topic"), e.get("user")):
+            mine = self.seen.get(s)
+            if mine is not None and (mine[0], mine[1].get("user")) != (e.get("topic"), e.get("user")):
                 self.record.violation("events", "seq %d: zshare-events saw %r, the subscriber %r"
-                                      % (s, (e.get("topic"), e.get("user")), mine))
+                                      % (s, (e.get("topic"), e.get("user")), (mine[0], mine[1].get("user"))))
         reported = tool.stderr_since_start().count("gap:")
         if reported != gaps - unreported:
             self.record.violation("events", "zshare-events reported %d gaps on stderr, its output shows %d after its "
@@ -369,3 +443,22 @@ class Checker:
         if prev < seq and not restarts:
             self.record.violation("events", "zshare-events stopped at seq %d of %d" % (prev, seq))
         self.summary.update(events_tool_seen=seen, events_tool_gaps=gaps)
+
+    def tool_gap_in_kill(self, before, after):
+        """On PostgreSQL: zshare-events missed before+1 .. after-1 while it moved from a killed broker to the next (or,
+        with one broker, waited for its restart, which may publish others' and its own session ends before its
+        broker.started):
+        every one of them (as the subscribers received them) came within a kill's window, from the kill (less
+        GAP_SLACK_S) until the broker was back or the tool had time to move (TOOL_FAILOVER_S), plus GAP_SLACK_S."""
+        if self.cluster.store == "sqlite":
+            return False
+        starts = set(self.cluster.epochs.starts())
+        missed = range(before + 1, after)
+        if any(s not in self.published_at and s not in starts for s in missed):
+            return False
+        times = [self.published_at[s] for s in missed if s in self.published_at]
+        for _, killed, restarted in self.cluster.epochs.kills():
+            until = max(restarted if restarted is not None else time.monotonic(), killed + TOOL_FAILOVER_S)
+            if all(killed - GAP_SLACK_S <= t <= until + GAP_SLACK_S for t in times):
+                return True
+        return False

@@ -1,10 +1,13 @@
-# harness_cluster.py: the network under test on 127.0.0.1: time service, operations logger, broker (fixed ports
-# and database across restarts) and one `zshare-peer serve` per seeder; start, kill -9, restart, tear down.
+# harness_cluster.py: the network under test on 127.0.0.1: time service, operations logger, the brokers (one on
+# SQLite, or N on one throw-away PostgreSQL database; fixed ports and database across restarts) and one
+# `zshare-peer serve` per seeder; start, kill -9, restart, tear down.
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -14,6 +17,10 @@ import zmq
 
 from harness_client import PROTOCOL_VERSION, BrokerClient, BrokerEpochs, Keys, Stamps, Unanswered
 from harness_procs import Daemon, Registry, free_ports, wait_until
+
+POSTGRES = "postgres"
+STORES = ("sqlite", POSTGRES)
+PG_DATABASE = "zshare"
 
 
 class ProcessFailure(Exception):
@@ -29,41 +36,144 @@ class Binaries:
         self.events = events
 
 
+def pg_cluster_module():
+    """tests/pylib/pg_cluster.py, the one place that knows how to run a throw-away PostgreSQL (initdb, pg_ctl as
+    the `postgres` user, a loopback port): beside this script when installed, else in the source tree."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in (here, os.path.join(here, "..", "..", "tests", "pylib")):
+        if os.path.isfile(os.path.join(folder, "pg_cluster.py")):
+            if folder not in sys.path:
+                sys.path.append(folder)
+            import pg_cluster  # noqa: E402 - found at run time
+            return pg_cluster
+    raise ProcessFailure("--store postgres needs pg_cluster.py (tests/pylib/ of the source tree)")
+
+
+def broker_takes_name(broker_bin):
+    """Whether this zshare-broker has --name (several brokers on one database tell themselves apart by it)."""
+    try:
+        out = subprocess.run([broker_bin, "--help"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return re.search(r"^\s*--name\b", out, re.M) is not None
+
+
+class Broker:
+    """One zshare-broker: its name (b1, b2, ...), fixed control and event ports, the shared database and key."""
+
+    def __init__(self, cluster, name, daemon_name, extra_args):
+        control, events = free_ports(2)
+        self.name = name
+        self.control = "tcp://127.0.0.1:%d" % control
+        self.events = "tcp://127.0.0.1:%d" % events
+        self.daemon = Daemon(cluster.registry, daemon_name,
+                             [cluster.bins.broker, "--bind", self.control, "--events", self.events, "--db", cluster.db,
+                              "--rpclog", "127.0.0.1:%d" % cluster.rpclog_port, "--key", cluster.broker_key_file]
+                             + list(extra_args), cluster.logdir)
+
+    def running(self):
+        return self.daemon.running()
+
+
 class Cluster:
-    def __init__(self, bins, record, keep=False, workdir=None):
+    def __init__(self, bins, record, keep=False, workdir=None, brokers=1, store="sqlite", tries=2):
+        if store not in STORES:
+            raise ProcessFailure("unknown store %r (%s)" % (store, " or ".join(STORES)))
+        if brokers < 1 or (brokers > 1 and store != POSTGRES):
+            raise ProcessFailure("%d brokers need --store postgres (one database they share)" % brokers)
         self.bins = bins
         self.record = record
         self.keep = keep
+        self.store = store
+        self.tries = tries   # several brokers: a client's tries at one broker before the next
         self.workdir = workdir or tempfile.mkdtemp(prefix="zshare-harness-")
         self.logdir = os.path.join(self.workdir, "logs")
         os.makedirs(self.logdir, exist_ok=True)
         self.registry = Registry()
         self.stop = threading.Event()
         self.stamps = Stamps()
-        self.epochs = BrokerEpochs()
-        control, events, rpclog = free_ports(3)
-        self.control = "tcp://127.0.0.1:%d" % control
-        self.events = "tcp://127.0.0.1:%d" % events
-        self.rpclog_port = rpclog
-        self.db = os.path.join(self.workdir, "broker.db")
+        names = ["b%d" % (i + 1) for i in range(brokers)]
+        self.epochs = BrokerEpochs(names)
+        self.rpclog_port = free_ports(1)[0]
+        self.pg = None   # the throw-away PostgreSQL cluster (pg_cluster.PgCluster), once start_store() ran
+        self.db = os.path.join(self.workdir, "broker.db") if store != POSTGRES else None
         self.oplog = os.path.join(self.workdir, "operations.log")
         self.timesvc_url = None
         self.seeders = {}
         self.keys = self._make_keys()
-        self.broker = Daemon(self.registry, "broker",
-                             [bins.broker, "--bind", self.control, "--events", self.events, "--db", self.db,
-                              "--rpclog", "127.0.0.1:%d" % rpclog, "--key", self.broker_key_file], self.logdir)
+        self.brokers = []   # Broker, in list order: b1, b2, ...
+        self._brokers_named = False
+        self._client_count = 0
         self.logger = Daemon(self.registry, "rpclog",
-                             [bins.rpclog, "--bind", "127.0.0.1", "--port", str(rpclog), "--log", self.oplog],
+                             [bins.rpclog, "--bind", "127.0.0.1", "--port", str(self.rpclog_port), "--log", self.oplog],
                              self.logdir)
         self.timesvc = Daemon(self.registry, "timesvc", [bins.timesvc, "--bind", "127.0.0.1", "--port", "0",
                                                           "--threads", "2"], self.logdir)
         self.broker_lock = threading.Lock()   # one broker restart at a time
         self.logger_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    # ---- the store and the brokers on it ----
+    def start_store(self):
+        """SQLite: nothing to start (the broker makes its file). PostgreSQL: a throw-away cluster and its database
+        (removed at teardown), then the brokers' processes are defined on it."""
+        if self.store == POSTGRES:
+            pg_cluster = pg_cluster_module()
+            try:
+                self.pg = pg_cluster.PgCluster()  # assigned before start(): teardown removes a half-made one too
+                self.pg.start()
+                self.db = self.pg.createdb(PG_DATABASE)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:  # no binaries, initdb or pg_ctl failed
+                raise ProcessFailure("PostgreSQL could not be started: %s" % e)
+        self._define_brokers()
+
+    def _define_brokers(self):
+        names = self.epochs.names
+        # --name tells the brokers of one database apart; a broker without the option is run as before
+        self._brokers_named = self.store == POSTGRES and broker_takes_name(self.bins.broker)
+        for name in names:
+            extra = ["--name", name] if self._brokers_named else []
+            daemon_name = "broker" if len(names) == 1 else "broker-" + name
+            self.brokers.append(Broker(self, name, daemon_name, extra))
+
+    def broker_named(self, name):
+        for b in self.brokers:
+            if b.name == name:
+                return b
+        raise KeyError("no broker %r (the brokers are %s)" % (name, ", ".join(x.name for x in self.brokers)))
+
+    @property
+    def control(self):
+        """Every broker's control endpoint, as a peer's --broker list takes them."""
+        return ",".join(b.control for b in self.brokers)
+
+    @property
+    def events(self):
+        return ",".join(b.events for b in self.brokers)
+
+    def describe_db(self):
+        return self.pg.uri(PG_DATABASE) if self.pg is not None else self.db
+
+    def outbox_rows(self):
+        """Rows left in the brokers' outbox (None when the database cannot be read)."""
+        if self.pg is not None:
+            try:
+                return int(self.pg.sql(PG_DATABASE, "SELECT count(*) FROM outbox"))
+            except (RuntimeError, ValueError, OSError, subprocess.SubprocessError):
+                return None
+        try:
+            con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=5)
+            try:
+                return con.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return None
 
     def _make_keys(self):
-        """CurveZMQ everywhere: the broker's keypair from `zshare-broker keygen`, and the peers' keypair written
-        as peer.key in the shared key folder (the format zshare-peer reads; it would make one itself)."""
+        """CurveZMQ everywhere: the brokers' one keypair from `zshare-broker keygen` (every broker of the network
+        runs with it), and the peers' keypair written as peer.key in the shared key folder (the format
+        zshare-peer reads; it would make one itself)."""
         self.broker_key_file = os.path.join(self.workdir, "broker.key")
         self.broker_pub_file = os.path.join(self.workdir, "broker.pub")
         self.key_dir = os.path.join(self.workdir, "keys")
@@ -85,13 +195,40 @@ class Cluster:
                 f.write('public-key = "%s"\nsecret-key = "%s"\n' % (own[0].decode(), own[1].decode()))
         return Keys(broker_public, own)
 
-    def peer_args(self):
-        """zshare-peer's global options: this broker, its key, and the harness's key folder."""
-        return ["--broker", self.control, "--broker-key", self.broker_pub_file, "--key-dir", self.key_dir]
+    def _rotated(self, first):
+        n = len(self.brokers)
+        return [self.brokers[(first + i) % n] for i in range(n)]
 
-    def client(self, name, timeout_s=1.0, deadline_s=60.0):
-        return BrokerClient(self.control, self.stamps, self.epochs, self.stop, timeout_s, deadline_s, name,
-                            keys=self.keys)
+    def _next_rotation(self):
+        with self._lock:
+            self._client_count += 1
+            return self._client_count - 1
+
+    def peer_args(self, first=None):
+        """zshare-peer's global options: the brokers (one, or the list starting at broker `first`, round robin when
+        not given, so that sessions spread over them), their key, and the harness's key folder."""
+        if first is None:
+            first = self._next_rotation() if len(self.brokers) > 1 else 0
+        brokers = ",".join(b.control for b in self._rotated(first))
+        return ["--broker", brokers, "--broker-key", self.broker_pub_file, "--key-dir", self.key_dir]
+
+    def client(self, name, timeout_s=1.0, deadline_s=60.0, first=None, tries=None):
+        """A driver client: with several brokers, the multi-server Lazy Pirate over the list starting at `first`
+        (round robin when not given)."""
+        if len(self.brokers) == 1:
+            endpoint = self.brokers[0].control
+        else:
+            if first is None:
+                first = self._next_rotation()
+            endpoint = [(b.name, b.control) for b in self._rotated(first)]
+        return BrokerClient(endpoint, self.stamps, self.epochs, self.stop, timeout_s, deadline_s, name,
+                            keys=self.keys, tries=tries or self.tries)
+
+    def broker_client(self, name, client_name, timeout_s=1.0, deadline_s=2.0):
+        """A client of one broker only (no failover): to ask that broker itself."""
+        b = self.broker_named(name)
+        return BrokerClient([(b.name, b.control)], self.stamps, self.epochs, self.stop, timeout_s, deadline_s,
+                            client_name, keys=self.keys)
 
     # ---- the daemons ----
     def start_timesvc(self):
@@ -115,49 +252,72 @@ class Cluster:
                 return serving in self.logger.stderr_since_start()
             wait_until(up, 15, "zshare-rpclog to listen on port %d" % self.rpclog_port)
 
-    def start_broker(self, deadline_s=20):
-        """Starts the broker and waits until it answers; records and returns the seq of its broker.started."""
-        self.broker.start()
+    def start_brokers(self):
+        """Starts every broker, one after the other (each answers before the next starts)."""
+        for b in self.brokers:
+            self.start_broker(b.name)
+
+    def start_broker(self, name=None, deadline_s=20):
+        """Starts a broker (the first when not named) and waits until it answers; records and returns the seq of its
+        broker.started."""
+        b = self.brokers[0] if name is None else self.broker_named(name)
+        b.daemon.start()
         probe = zmq.Context.instance().socket(zmq.REQ)
         probe.setsockopt(zmq.LINGER, 0)
         self.keys.dial(probe)
-        probe.connect(self.control)
+        probe.connect(b.control)
         try:
             end = time.monotonic() + deadline_s
             n = 0
             while True:
-                if not self.broker.running():
-                    raise ProcessFailure("zshare-broker exited with %s: %s"
-                                         % (self.broker.proc.returncode, self.broker.stderr_since_start()[-2000:]))
+                if not b.daemon.running():
+                    raise ProcessFailure("zshare-broker %s exited with %s: %s"
+                                         % (b.name, b.daemon.proc.returncode, b.daemon.stderr_since_start()[-2000:]))
                 n += 1
                 probe.send(msgpack.packb({"v": PROTOCOL_VERSION, "op": "STATS", "id": "harness-probe-%d" % n,
                                           "ts": self.stamps.next()}, use_bin_type=True))
                 if probe.poll(200) & zmq.POLLIN:
                     stats = msgpack.unpackb(probe.recv(), raw=False)
-                    m = re.search(r"broker\.started is seq (\d+)\)", self.broker.stderr_since_start())
+                    m = re.search(r"broker\.started is seq (\d+)\)", b.daemon.stderr_since_start())
                     started = int(m.group(1)) if m else stats.get("seq", 0)
-                    self.epochs.broker_started(started)
+                    self.epochs.broker_started(started, b.name)
                     return started
                 probe.close(linger=0)
                 probe = zmq.Context.instance().socket(zmq.REQ)
                 probe.setsockopt(zmq.LINGER, 0)
                 self.keys.dial(probe)
-                probe.connect(self.control)
+                probe.connect(b.control)
                 if time.monotonic() > end or self.stop.is_set():
-                    raise ProcessFailure("zshare-broker did not answer STATS within %ds" % deadline_s)
+                    raise ProcessFailure("zshare-broker %s did not answer STATS within %ds" % (b.name, deadline_s))
         finally:
             probe.close(linger=0)
 
-    def kill_broker(self, down_s=0.2):
-        """kill -9 and restart on the same database and ports; clients see a new incarnation (sessions reset)."""
+    def kill_broker(self, down_s=0.2, name=None):
+        """kill -9 and restart a broker (the first when not named) on the same database and ports; clients see a new
+        incarnation of it (its sessions end)."""
+        b = self.brokers[0] if name is None else self.broker_named(name)
         with self.broker_lock:
-            window = self.record.fault_begin("broker")
-            self.epochs.kill_started()
-            self.broker.kill9()
+            window = self.record.fault_begin("broker", b.name)
+            self.epochs.kill_started(b.name)
+            b.daemon.kill9()
             time.sleep(down_s)
-            self.start_broker()
-            self.epochs.restarted()
+            self.start_broker(b.name)
+            self.epochs.restarted(b.name)
             return window  # the caller ends it once the sessions are restored
+
+    def kill9_broker(self, name):
+        """kill -9 a broker and leave it down (restart_broker brings it back); returns its fault window."""
+        b = self.broker_named(name)
+        with self.broker_lock:
+            window = self.record.fault_begin("broker", b.name)
+            self.epochs.kill_started(b.name)
+            b.daemon.kill9()
+            return window
+
+    def restart_broker(self, name):
+        with self.broker_lock:
+            self.start_broker(name)
+            self.epochs.restarted(name)
 
     def kill_logger(self, down_s=1.0):
         window = self.record.fault_begin("logger")
@@ -244,8 +404,23 @@ class Cluster:
     def teardown(self):
         self.stop.set()
         self.registry.close()
+        if self.pg is not None:
+            if self.keep and self.pg.folder:
+                self._dump_database()
+            self.pg.stop()   # the server stopped, its folder removed
+            self.pg = None
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _dump_database(self):
+        """--keep: the PostgreSQL database as SQL in the kept folder (the cluster itself is removed)."""
+        try:
+            r = subprocess.run([os.path.join(self.pg.bindir, "pg_dump"), "-h", "127.0.0.1", "-p", str(self.pg.port),
+                                "-U", "zshare", PG_DATABASE], capture_output=True, text=True, timeout=60)
+            with open(os.path.join(self.workdir, "broker.sql"), "w") as f:
+                f.write(r.stdout if r.returncode == 0 else "-- pg_dump failed: %s\n" % r.stderr)
+        except (OSError, subprocess.SubprocessError) as e:
+            print("harness: could not dump the database: %s" % e, file=sys.stderr)
 
 
 class Seeder:
@@ -260,9 +435,11 @@ class Seeder:
         os.makedirs(self.share, exist_ok=True)
         self.chunk_size = chunk_size
         self.daemon = None
+        # with several brokers, each seeder's list starts at another one, so sessions spread over them
+        self.first_broker = cluster._next_rotation() if len(cluster.brokers) > 1 else 0
         self._listen_on(free_ports(1)[0])
         self.lock = threading.RLock()
-        self.session_incarnation = None   # the broker incarnation our session is known to be on in
+        self.session_incarnation = None   # the brokers' incarnations (Incarnations) our session is known to be on in
         self.serving = []                 # each start's SERVE line (a dict)
         self.down_window = None
 
@@ -270,7 +447,7 @@ class Seeder:
         cluster, spec = self.cluster, self.spec
         self.port = port
         self.endpoint = "tcp://127.0.0.1:%d" % port
-        argv = [cluster.bins.peer] + cluster.peer_args() + ["--json", "--timeout", "2"]
+        argv = [cluster.bins.peer] + cluster.peer_args(self.first_broker) + ["--json", "--timeout", "2"]
         if cluster.timesvc_url:
             argv += ["--timesvc", cluster.timesvc_url]
         argv += ["serve", "--user", spec.name, "--share", self.share, "--hash-cache",

@@ -1,6 +1,9 @@
 # harness_model.py: what the harness believes the index holds, the statuses a request may get from that belief and
-# the belief after a reply; sessions are judged per broker incarnation (a restart ends them all). Search rule too.
+# the belief after a reply; sessions are judged by who holds them, a broker in one of its incarnations (a broker's
+# restart ends its sessions; with several brokers, the others' go on). Search rule too.
 import threading
+
+from harness_client import GONE, LIVE
 
 ON, OFF, UNKNOWN = "on", "off", "unknown"
 SESSION_OPS = ("PUBLISH", "DELETE")
@@ -25,15 +28,24 @@ class UserState:
         self.owner = owner            # "serve", or the driver thread that alone mutates this user
         self.registered = False
         self.session = OFF
-        self.session_inc = None       # incarnation the session (ON or UNKNOWN) belongs to
+        self.holders = frozenset()    # (broker, incarnation) that may hold the session (ON or UNKNOWN): one of them
         self.endpoint = ""
         self.files = {}               # name -> FileMeta
         self.tainted = False          # a mutation went unanswered: its outcome is unknown
 
-    def effective_session(self, incarnation):
-        if self.session == OFF or self.session_inc != incarnation:
+    def effective_session(self, view):
+        """The session as of `view` (harness_client.Incarnations): OFF when every broker that may hold it has
+        restarted since (or it was never on); the belief when each of them lives on in that incarnation; else
+        UNKNOWN (one of them is down and its sessions end at a time the harness cannot tell, or it restarted while
+        another may be the holder)."""
+        if self.session == OFF or not self.holders:
             return OFF
-        return self.session
+        states = {view.state(h) for h in self.holders}
+        if states == {GONE}:
+            return OFF
+        if states == {LIVE}:
+            return self.session
+        return UNKNOWN
 
 
 def keywords(text):
@@ -128,13 +140,21 @@ class Model:
     def apply(op, st, fields, result):
         """The belief after the reply (the reply is the truth about the single effect, thanks to the reply cache)."""
         status = result.status
-        on_inc = None if result.overlapped else result.incarnation
+        seen = UNKNOWN if result.overlapped else ON
+
+        def session_opened():
+            # a CONNECT answered OK: the broker that applied it holds the new session
+            st.session, st.holders = seen, result.holders()
 
         def session_seen_on():
-            if on_inc is not None:
-                st.session, st.session_inc = ON, on_inc
+            # the session existed when the request was applied; its holder is the one the belief had, unless that one
+            # has restarted since (then the belief was wrong: any broker may hold it)
+            kept = frozenset(h for h in st.holders if result.acked_incarnation.state(h) != GONE) \
+                if st.session != OFF else frozenset()
+            if result.overlapped:
+                st.session, st.holders = UNKNOWN, kept | result.acked_incarnation.current()
             else:
-                st.session, st.session_inc = UNKNOWN, result.acked_incarnation
+                st.session, st.holders = ON, kept or result.acked_incarnation.current()
 
         if status == "USER DOES NOT EXIST":
             st.registered, st.session, st.files = False, OFF, {}
@@ -148,16 +168,17 @@ class Model:
             if status == "OK":
                 st.registered, st.session, st.files = False, OFF, {}
         elif op == "CONNECT":
-            if status in ("OK", "USER ALREADY CONNECTED"):
-                if status == "OK":
-                    st.endpoint = fields["endpoint"]
+            if status == "OK":
+                st.endpoint = fields["endpoint"]
+                session_opened()
+            elif status == "USER ALREADY CONNECTED":
                 session_seen_on()
         elif op == "DISCONNECT":
             if status in ("OK", "USER NOT CONNECTED"):
-                st.session, st.session_inc = OFF, None
+                st.session, st.holders = OFF, frozenset()
         elif op in SESSION_OPS:
             if status == "USER NOT CONNECTED":
-                st.session, st.session_inc = OFF, None
+                st.session, st.holders = OFF, frozenset()
                 return
             if status in ("OK", "CONTENT ALREADY PUBLISHED", "CONTENT NOT PUBLISHED"):
                 session_seen_on()

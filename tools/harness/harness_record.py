@@ -33,6 +33,8 @@ class Record:
         self.notes = []
         self.retried_requests = 0
         self.reconnect_times = []   # seconds the seeders took to be connected again after each broker restart
+        self.continue_times = []    # several brokers: (broker killed, seconds until every seeder online then was
+                                    # served by a live broker again), one per kill
 
     # ---- violations and notes ----
     def violation(self, kind, message):

@@ -46,6 +46,9 @@ def summarize(record, scenario_name, steps_done, op_seconds, checks, extra):
         "faults_seeder": record.faults_of("seeder"),
         "faults_logger": record.faults_of("logger"),
         "seeder_reconnect_max_s": round(max(record.reconnect_times), 2) if record.reconnect_times else None,
+        # several brokers: per kill, the slowest seeder's time from the kill until a live broker served it again
+        "continue_max_s": round(max(t for _, t, _ in record.continue_times), 2) if record.continue_times else None,
+        "continue_times": [{"broker": b, "seconds": round(t, 3), "seeders": n} for b, t, n in record.continue_times],
         "acknowledged_mutations": len(record.acked),
         "unanswered": len(record.unacked),
         "lost": kinds.get(LOST, 0),
@@ -61,8 +64,10 @@ def summarize(record, scenario_name, steps_done, op_seconds, checks, extra):
 
 
 def table(s):
-    rows = [
-        ("scenario", s["scenario"]),
+    rows = [("scenario", s["scenario"])]
+    if s.get("brokers", 1) > 1 or s.get("store", "sqlite") != "sqlite":
+        rows.append(("brokers", "%d on %s" % (s.get("brokers", 1), s.get("store"))))
+    rows += [
         ("operations", "%d in %.1f s" % (s["operations"], s["op_seconds"])),
         ("ops/s", "%.1f" % s["ops_per_s"]),
         ("broker requests", "%d (%d resent)" % (s["broker_requests"], s["request_retries"])),
@@ -75,10 +80,17 @@ def table(s):
          % (s["faults_broker"], s["faults_seeder"], s["faults_logger"],
             "" if s["seeder_reconnect_max_s"] is None else
             " (seeders back in %.1f s at worst)" % s["seeder_reconnect_max_s"])),
-        ("acknowledged mutations", "%d (log: %s lines, %s by serve itself)"
-         % (s["acknowledged_mutations"], s.get("log_lines", "?"), s.get("log_serve_lines", "?"))),
-        ("events", "%s received, %s missed (gaps), %s SNAPSHOT resyncs"
-         % (s.get("events_received", "?"), s.get("events_missed", "?"), s.get("event_resyncs", "?"))),
+    ]
+    if s.get("continue_max_s") is not None:
+        rows.append(("continued after a kill", "within %.2f s at worst (%d kills; deadline %s s)"
+                     % (s["continue_max_s"], len(s["continue_times"]), s.get("continue_deadline_s", "?"))))
+    rows += [
+        ("acknowledged mutations", "%d (log: %s lines, %s by serve itself%s)"
+         % (s["acknowledged_mutations"], s.get("log_lines", "?"), s.get("log_serve_lines", "?"),
+            ", %d sessions ended by brokers" % s["log_broker_session_ends"] if s.get("log_broker_session_ends") else "")),
+        ("events", "%s received, %s missed (gaps), %s SNAPSHOT resyncs%s"
+         % (s.get("events_received", "?"), s.get("events_missed", "?"), s.get("event_resyncs", "?"),
+            " (%d subscribers, one per broker)" % s["event_subscribers"] if s.get("event_subscribers", 1) > 1 else "")),
         ("index", "%s users, %s files" % (s.get("index_users", "?"), s.get("index_files", "?"))),
         ("lost", str(s["lost"])),
         ("doubled", str(s["doubled"])),

@@ -25,11 +25,17 @@ DEFAULT_SETTINGS = {
     "drain-deadline": 60.0,      # end: how long to wait for the outbox, the log and the subscriber
     "reconnect-deadline": 15.0,  # after a broker restart, seeders must be connected again within this
     "restore-sessions": 0,       # 1: the harness CONNECTs seeders after a broker restart (peers without heartbeats)
+    "brokers": 1,                # brokers serving the network (more than one: on one PostgreSQL database)
+    "store": "sqlite",           # the brokers' database: sqlite (one broker's file) or postgres (a throw-away cluster)
+    "continue-deadline": 5.0,    # several brokers: after a kill, every seeder online then is served again within this
+    "op-tries": 2,               # several brokers: Lazy Pirate tries at one broker before the next of the list
 }
+
+STORES = ("sqlite", "postgres")
 
 FLOAT_SETTINGS = {"source-timeout", "get-timeout", "op-timeout", "op-deadline", "kill-broker-every",
                   "kill-seeder-every", "kill-logger-every", "seeder-down", "logger-down", "broker-down",
-                  "drain-deadline", "reconnect-deadline"}
+                  "drain-deadline", "reconnect-deadline", "continue-deadline"}
 SIZE_SETTINGS = {"chunk-size"}
 
 USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -41,7 +47,7 @@ STEP_VERBS = {
     "search": (0, None), "list-users": (0, 0), "list-content": (1, 1), "lookup": (2, 2),
     "get": (1, 1),
     "sleep": (1, 1), "wait": (0, 0),
-    "kill-broker": (0, 0), "kill-seeder": (1, 1), "restart-seeder": (1, 1),
+    "kill-broker": (0, 1), "kill-seeder": (1, 1), "restart-seeder": (1, 1),
     "kill-logger": (0, 0), "restart-logger": (0, 0),
     "random": (0, 0),
 }
@@ -92,6 +98,10 @@ class Scenario:
     def peer_names(self):
         return list(self.peers)
 
+    def broker_names(self):
+        """b1 .. bN: the brokers' names (their --name on a shared database)."""
+        return ["b%d" % (i + 1) for i in range(int(self.settings["brokers"]))]
+
     def validate(self):
         if not self.peers:
             raise ScenarioError("%s: no seeders (declare `peer NAME` or `layout random peers=N files=M`)" % self.name)
@@ -111,6 +121,18 @@ class Scenario:
                     raise ScenarioError("%s: no seeder file %s is declared" % (st.where, t))
             if st.verb in ("kill-seeder", "restart-seeder") and st.args[0] not in self.peers:
                 raise ScenarioError("%s: %s is not a declared peer" % (st.where, st.args[0]))
+            if st.verb == "kill-broker" and st.args and st.args[0] not in self.broker_names():
+                raise ScenarioError("%s: %s is not a broker (they are %s)" % (st.where, st.args[0],
+                                                                             ", ".join(self.broker_names())))
+        if self.settings["store"] not in STORES:
+            raise ScenarioError("%s: store must be %s" % (self.name, " or ".join(STORES)))
+        if int(self.settings["brokers"]) < 1:
+            raise ScenarioError("%s: brokers must be 1 or more" % self.name)
+        if int(self.settings["brokers"]) > 1 and self.settings["store"] != "postgres":
+            raise ScenarioError("%s: %d brokers need store postgres (the one database they share)"
+                                % (self.name, self.settings["brokers"]))
+        if int(self.settings["op-tries"]) < 1:
+            raise ScenarioError("%s: op-tries must be 1 or more" % self.name)
         cs = int(self.settings["chunk-size"])
         if cs < 16 * KiB or cs > 16 * MiB or cs & (cs - 1):
             raise ScenarioError("%s: chunk-size must be a power of two from 16K to 16M" % self.name)
@@ -125,6 +147,10 @@ def convert_setting(key, value):
         return float(value)
     if key == "seed":
         return value if not str(value).lstrip("-").isdigit() else int(value)
+    if key == "store":
+        if value not in STORES:
+            raise ScenarioError("store must be %s, not %r" % (" or ".join(STORES), value))
+        return value
     return int(value)
 
 
@@ -236,6 +262,10 @@ def parse_line(sc, raw, where):
         raise ScenarioError("unknown get options: %s" % ", ".join(sorted(set(opts) - {"window", "min-sources"})))
     if verb == "get" and step_expect_bad(expect):
         raise ScenarioError("a get expects OK or FAIL")
+    if verb == "kill-broker" and set(opts) - {"down"}:
+        raise ScenarioError("unknown kill-broker options: %s" % ", ".join(sorted(set(opts) - {"down"})))
+    if verb == "kill-broker" and "down" in opts:
+        float(opts["down"])  # a ValueError names the line
     sc.steps.append(Step(where, verb, args, opts, expect, background))
 
 

@@ -111,7 +111,7 @@ class StepRunner:
             if self.cluster.stop.wait(float(a[0])):
                 raise Stopped()
         elif v == "kill-broker":
-            self.faults.kill_broker()
+            self.faults.kill_broker(a[0] if a else None, float(o["down"]) if "down" in o else None)
         elif v == "kill-seeder":
             self.faults.kill_seeder(a[0], restart_after=float(o["restart-after"]) if "restart-after" in o else None)
         elif v == "restart-seeder":

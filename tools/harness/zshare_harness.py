@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-# zshare_harness.py: zshare-harness: starts a whole zshare network on loopback (time service, logger, broker, N
-# seeders), runs a scenario (a file, or --random) with optional fault injection, checks it and prints a verdict.
+# zshare_harness.py: zshare-harness: starts a whole zshare network on loopback (time service, logger, one broker on
+# SQLite or N on a throw-away PostgreSQL, the seeders), runs a scenario (a file, or --random) with optional fault
+# injection, checks it and prints a verdict.
 """zshare-harness: run a scenario against real zshare processes on 127.0.0.1 and check it.
 
   zshare-harness examples/scenarios/smoke.zs
   zshare-harness --random --peers 8 --files 24 --ops 300 --seconds 40 --seed 7
   zshare-harness --random --peers 8 --files 24 --ops 3000 --seconds 40 \\
                  --kill-broker-every 5 --kill-seeder-every 6 --kill-logger-every 7
+  zshare-harness --random --brokers 2 --store postgres --kill-broker-every 8 --broker-down 4
 
 Exit status: 0 when every check passed, 1 on any violation, 2 on a usage or start-up error, 130 when interrupted.
 The scenario format is documented in tools/harness/SCENARIOS.md."""
@@ -80,7 +82,16 @@ def parse_args(argv):
     s = p.add_argument_group("settings (override the scenario's `set` lines)")
     s.add_argument("--seed", help="the seed of every random choice [scenario's, else 1]")
     s.add_argument("--workers", type=int, help="random workload threads [4]")
-    s.add_argument("--kill-broker-every", type=float, metavar="S", help="kill -9 and restart the broker every S s")
+    s.add_argument("--brokers", type=int, metavar="N", help="brokers serving the network; more than 1 needs --store "
+                   "postgres [1]")
+    s.add_argument("--store", choices=("sqlite", "postgres"),
+                   help="the brokers' database: sqlite (a file) or postgres (a throw-away cluster) [sqlite]")
+    s.add_argument("--kill-broker-every", type=float, metavar="S",
+                   help="kill -9 and restart the broker (with several: one, in turn) every S s")
+    s.add_argument("--broker-down", type=float, metavar="S", help="a killed broker restarts after S s [0.2]")
+    s.add_argument("--continue-deadline", type=float, metavar="S",
+                   help="several brokers: after a kill every seeder online then must be served by a live broker "
+                        "within S s [5]")
     s.add_argument("--kill-seeder-every", type=float, metavar="S", help="kill -9 a random seeder every S s")
     s.add_argument("--kill-logger-every", type=float, metavar="S", help="kill -9 and restart zshare-rpclog every S s")
     s.add_argument("--seeder-down", type=float, metavar="S", help="a killed seeder restarts after S s [half its period]")
@@ -153,25 +164,34 @@ def log(msg):
 def run(args, sc, bins):
     record = Record(verbose=args.verbose)
     st = sc.settings
-    cluster = Cluster(bins, record, keep=args.keep)
-    subscriber = faults = events_tool = None
+    cluster = Cluster(bins, record, keep=args.keep, brokers=int(st["brokers"]), store=st["store"],
+                      tries=int(st["op-tries"]))
+    subscribers, faults, events_tool = [], None, None
     log("%s: %d seeders, %d files (%d distinct contents), workdir %s"
         % (sc.name, len(sc.peers), len(sc.files), len({f.content for f in sc.files}), cluster.workdir))
     try:
+        cluster.start_store()  # PostgreSQL: the throw-away cluster (teardown removes it, on a signal too)
+        if cluster.pg is not None:
+            log("PostgreSQL %s for %d broker%s" % (cluster.describe_db(), len(cluster.brokers),
+                                                   "s" if len(cluster.brokers) > 1 else ""))
         contents = write_shares(os.path.join(cluster.workdir, "peers"), sc.peer_names(), sc.files, st["seed"],
                                 st["chunk-size"])
         seed_files = {(f.peer, f.name): contents[f.content] for f in sc.files}
 
-        subscriber = Subscriber(cluster, record)   # subscribed before the first event can exist
-        subscriber.start()
+        # subscribed before the first event can exist: one per broker, each to that broker's PUB
+        subscribers = [Subscriber(cluster, record, b) for b in cluster.brokers]
+        for sub in subscribers:
+            sub.start()
         if bins.events:
+            # with several brokers it follows one and moves on when that one falls silent and does not answer
+            failover = ["--probe-after", "0.5"] if len(cluster.brokers) > 1 else []
             events_tool = Daemon(cluster.registry, "zshare-events",
                                  [bins.events, "--events", cluster.events, "--broker", cluster.control,
-                                  "--broker-key", cluster.broker_pub_file, "--json"],
+                                  "--broker-key", cluster.broker_pub_file, "--json"] + failover,
                                  cluster.logdir).start()
         cluster.start_timesvc()
         cluster.start_logger()
-        cluster.start_broker()
+        cluster.start_brokers()
         time.sleep(0.2)  # the SUBs connect (slow joiner); a missed first event would be reported as a gap
 
         model = Model()
@@ -186,11 +206,12 @@ def run(args, sc, bins):
             if info.get("files") != len(metas):
                 record.violation("seeder", "serve %s serves %s files, its share holds %d" % (name, info.get("files"),
                                                                                             len(metas)))
-        log("network up: broker %s, events %s, logger :%d, timesvc %s, %d seeders"
-            % (cluster.control, cluster.events, cluster.rpclog_port, cluster.timesvc_url, len(cluster.seeders)))
+        log("network up: broker%s %s, events %s, logger :%d, timesvc %s, %d seeders"
+            % ("s" if len(cluster.brokers) > 1 else "", cluster.control, cluster.events, cluster.rpclog_port,
+               cluster.timesvc_url, len(cluster.seeders)))
 
         ops = Ops(cluster, model, record, st, contents, seed_files)
-        faults = Faults(cluster, record, subscriber, st)
+        faults = Faults(cluster, record, subscribers, st)
         workload = RandomWorkload(ops, cluster, model, record, st, seed_files)
         runner = StepRunner(ops, workload, faults, cluster, model, record, st)
 
@@ -206,7 +227,7 @@ def run(args, sc, bins):
         reruns = ops.retry_failed_downloads()
         if reruns:
             log("reran %d downloads that failed under faults" % reruns)
-        checker = Checker(cluster, model, record, subscriber, events_tool, st)
+        checker = Checker(cluster, model, record, subscribers, events_tool, st)
         checker.run()
         if args.keep:  # what the harness saw, beside the processes' logs, for the one who investigates
             with open(os.path.join(cluster.workdir, "acknowledged.jsonl"), "w") as f:
@@ -215,16 +236,36 @@ def run(args, sc, bins):
             with open(os.path.join(cluster.workdir, "transfers.jsonl"), "w") as f:
                 for t in record.transfers:
                     f.write(json.dumps(t) + "\n")
+            keep_events(cluster, subscribers, t0)
         extra = {"seed": st["seed"], "peers": len(sc.peers), "files": len(sc.files), "workdir": cluster.workdir
-                 if args.keep else None, "subscriber_error": subscriber.error}
+                 if args.keep else None, "brokers": len(cluster.brokers), "store": cluster.store,
+                 "continue_deadline_s": st["continue-deadline"],
+                 "subscriber_error": next((s.error for s in subscribers if s.error), None)}
         return summarize(record, sc.name, runner.steps_done + runner.random_ops, op_seconds, checker.summary, extra)
     finally:
         cluster.stop.set()
         if faults is not None:
             faults.close()
-        if subscriber is not None:
-            subscriber.close()
+        for sub in subscribers:
+            sub.close()
         cluster.teardown()
+
+
+def keep_events(cluster, subscribers, t0):
+    """--keep: what each subscriber received (seq, topic, user, reason, seconds since the operations began) and the
+    brokers' kills, for the one who investigates a gap or a disagreement."""
+    for sub in subscribers:
+        name = "events.jsonl" if len(subscribers) == 1 else "events-%s.jsonl" % sub.broker.name
+        with sub.lock:
+            rows = [(s, body, sub.arrived[s]) for s, body in sorted(sub.bodies.items())]
+        with open(os.path.join(cluster.workdir, name), "w") as f:
+            for s, (topic, ev), at in rows:
+                f.write(json.dumps({"seq": s, "topic": topic, "user": ev.get("user"), "reason": ev.get("reason"),
+                                    "broker": ev.get("broker"), "t": round(at - t0, 3)}) + "\n")
+    with open(os.path.join(cluster.workdir, "broker-kills.jsonl"), "w") as f:
+        for name, killed, restarted in cluster.epochs.kills():
+            f.write(json.dumps({"broker": name, "killed": round(killed - t0, 3),
+                                "restarted": None if restarted is None else round(restarted - t0, 3)}) + "\n")
 
 
 def settle_sessions(cluster, model, ops):
