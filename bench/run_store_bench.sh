@@ -346,4 +346,8 @@ for mix, bro, db in capacity:
           + (f", PostgreSQL's {1e6 / db:,.0f} req/s: N brokers on their own hosts serve about "
              f"min(N x {1e6 / bro:,.0f}, PostgreSQL cores x {1e6 / db:,.0f}) req/s" if db > 0.5 else
              ": PostgreSQL does next to nothing, so N brokers serve about N times one broker's rate"))
+    if mix == "write":
+        print("  but writes also pass one database-wide lock, one holder at a time, and every broker applies every "
+              "write: however many brokers, the cluster commits about what one lock holder can (the 1- and 2-broker "
+              "write peaks above), less across a network, where each round trip under the lock adds its latency")
 EOF
