@@ -120,7 +120,7 @@ std::vector<Event> Broker::restore() {
   try {
     if (cluster_) {
       cluster_->lock_writes();
-      if (!catch_up(*state, events)) throw FellBehind();
+      if (!catch_up(*state, events, published_seq_)) throw FellBehind();
       cluster_->new_replies([&](std::string id, std::string reply) { state->replies.put(std::move(id), std::move(reply)); });
       state->dispatcher.end_lapsed_sessions(true, events);
     }
@@ -244,17 +244,26 @@ void Broker::housekeep() {
   for (const auto& e : events) publish(e);
 }
 
-bool Broker::catch_up(State& state, std::vector<Event>& out) {
+bool Broker::catch_up(State& state, std::vector<Event>& out, std::uint64_t published) {
+  // From the last event this broker published when that is older than its memory (a reload after an outage: the
+  // events committed meanwhile are in the snapshot loaded, but its subscribers have not seen them), else from
+  // memory's seq. Events memory holds already are only published.
+  std::uint64_t next = (published && published < state.dispatcher.seq() ? published : state.dispatcher.seq()) + 1;
   for (;;) {
     std::size_t read = 0;
     bool gap = false;
-    cluster_->events_after(state.dispatcher.seq(), kFollowBatch, [&](const StoredEvent& e) {
-      if (gap || e.seq != state.dispatcher.seq() + 1) {
-        gap = true;  // the events this broker misses were pruned
-        return;
+    cluster_->events_after(next - 1, kFollowBatch, [&](const StoredEvent& e) {
+      if (gap) return;
+      if (e.seq != next) {
+        if (e.seq > state.dispatcher.seq() + 1) {
+          gap = true;  // memory misses events that were pruned: reload
+          return;
+        }
+        next = e.seq;  // only events to publish again were pruned: subscribers see a gap in the seq
       }
-      state.dispatcher.apply(e);
-      out.push_back(Event{e.topic, e.body});
+      if (e.seq > state.dispatcher.seq()) state.dispatcher.apply(e);
+      out.push_back(Event{e.topic, e.body, e.seq});
+      ++next;
       ++read;
     });
     if (gap) return false;
@@ -425,6 +434,7 @@ void Broker::send_reply(Pending& p) {
 void Broker::publish(const Event& e) {
   start_event_.release(pub_);  // broker.started, if still held, precedes every later event
   send_event(pub_, e);
+  published_seq_ = e.seq;
 }
 
 }  // namespace zshare::broker

@@ -97,7 +97,7 @@ class Broker {
   void housekeep();  // silent sessions, shipped outbox records, the lease
   // Several brokers: other brokers' events after `state`'s seq, applied and appended to `out`; false when this
   // broker fell behind the events kept (then it must reload).
-  bool catch_up(State& state, std::vector<Event>& out);
+  bool catch_up(State& state, std::vector<Event>& out, std::uint64_t published = 0);
   void lock_for_writes();  // the batch's write lock, then catch_up, publishing what it applied
   void follow();           // between batches: catch_up outside the lock, publishing what it applied
   void take_notifications();  // other brokers' NOTIFYs: events to follow, dial orders to queue
@@ -119,6 +119,7 @@ class Broker {
   std::unique_ptr<ReachabilityProber> prober_;
   HeldEvent start_event_;
   std::size_t replies_since_prune_ = 0;
+  std::uint64_t published_seq_ = 0;  // the seq of the last event published (kept across a reload)
   std::uint64_t outbox_deleted_through_ = 0;
   std::chrono::steady_clock::time_point next_liveness_check_ = std::chrono::steady_clock::now();
   zmq::context_t ctx_{1};

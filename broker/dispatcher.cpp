@@ -207,7 +207,7 @@ MapWriter Dispatcher::event_at(std::string_view ts, std::string_view user) {
 
 void Dispatcher::emit(std::vector<Event>& events, std::string_view topic, MapWriter& body) {
   ++seq_;
-  events.push_back(Event{std::string(topic), body.finish()});
+  events.push_back(Event{std::string(topic), body.finish(), seq_});
   if (cluster_) cluster_->append_event(seq_, events.back().topic, events.back().body);
 }
 

@@ -23,6 +23,7 @@ namespace zshare::broker {
 struct Event {
   std::string topic;
   std::string body;  // msgpack map with seq, ts, user and the event's fields
+  std::uint64_t seq = 0;  // the body's seq
 };
 
 struct BrokerStats {

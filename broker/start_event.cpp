@@ -14,7 +14,7 @@ Event broker_started_event(std::uint64_t seq, std::string_view ts, std::size_t u
   w.put("users", static_cast<std::uint64_t>(users));
   w.put("files", static_cast<std::uint64_t>(files));
   if (!broker.empty()) w.put("broker", broker).put("scope", "broker");
-  return Event{std::string(kBrokerStartedTopic), w.finish()};
+  return Event{std::string(kBrokerStartedTopic), w.finish(), seq};
 }
 
 void send_event(zmq::socket_t& pub, const Event& e) {
