@@ -121,7 +121,7 @@ std::vector<Event> Broker::restore() {
     if (cluster_) {
       cluster_->lock_writes();
       if (!catch_up(*state, events, published_seq_)) throw FellBehind();
-      cluster_->new_replies([&](std::string id, std::string reply) { state->replies.put(std::move(id), std::move(reply)); });
+      catch_up_replies(*state);
       state->dispatcher.end_lapsed_sessions(true, events);
     }
     events.push_back(broker_started_event(state->dispatcher.seq() + 1, now_iso8601_utc(), state->index.user_count(),
@@ -271,6 +271,12 @@ bool Broker::catch_up(State& state, std::vector<Event>& out, std::uint64_t publi
   }
 }
 
+void Broker::catch_up_replies(State& state) {
+  cluster_->new_replies([&state](std::string id, std::string reply) {
+    state.replies.put(std::move(id), std::move(reply));
+  });
+}
+
 void Broker::lock_for_writes() {
   // A failure here fails the batch at commit (every held request is answered STORE UNAVAILABLE, memory reloads):
   // what it decides on memory that did not catch up is never acknowledged. The other brokers' replies come too: a
@@ -278,7 +284,7 @@ void Broker::lock_for_writes() {
   cluster_->lock_writes();
   std::vector<Event> applied;
   const bool caught_up = catch_up(*state_, applied);
-  cluster_->new_replies([this](std::string id, std::string reply) { state_->replies.put(std::move(id), std::move(reply)); });
+  catch_up_replies(*state_);
   for (const auto& e : applied) publish(e);
   if (!caught_up) cluster_->fail_batch(FellBehind().what());
 }

@@ -98,6 +98,7 @@ class Broker {
   // Several brokers: other brokers' events after `state`'s seq, applied and appended to `out`; false when this
   // broker fell behind the events kept (then it must reload).
   bool catch_up(State& state, std::vector<Event>& out, std::uint64_t published = 0);
+  void catch_up_replies(State& state);  // under the lock: the replies stored since, every broker's, into the cache
   void lock_for_writes();  // the batch's write lock, then catch_up, publishing what it applied
   void follow();           // between batches: catch_up outside the lock, publishing what it applied
   void take_notifications();  // other brokers' NOTIFYs: events to follow, dial orders to queue
