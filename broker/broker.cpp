@@ -101,6 +101,7 @@ Broker::Broker(BrokerOptions options)
   pub_.set(zmq::sockopt::linger, 0);
   pub_.set(zmq::sockopt::sndhwm, 100000);
   pub_.bind(options_.events);
+  published_seq_ = started.back().seq;  // held for the first subscriber, and never published again
   start_event_.hold(std::move(started));
   if (options_.probe_timeout.count() > 0) prober_ = std::make_unique<ReachabilityProber>(options_.probe_timeout);
   if (options_.rpclog != "none") shipper_ = std::make_unique<LogShipper>(*store_, options_.rpclog, std::cerr);
@@ -112,6 +113,10 @@ std::vector<Event> Broker::restore() {
   if (cluster_) cluster_->renew_lease(options_.lease);
   next_lease_ = std::chrono::steady_clock::now() + kLeaseRenewal;
   auto state = std::make_unique<State>(*store_, stats_, options_.reply_cache, dispatcher_options_);
+  if (cluster_) {
+    cluster_->renew_lease(options_.lease);  // and again once loaded: a long load may outlast the lease
+    next_lease_ = std::chrono::steady_clock::now() + kLeaseRenewal;
+  }
   // Every session ended (with the previous process, or with the outage): say so with the next seq, durably, before
   // serving anyone. Several brokers: this broker's sessions only, each with its own event, after the events other
   // brokers committed since the snapshot loaded.
@@ -217,11 +222,15 @@ void Broker::housekeep() {
   Dispatcher& dispatcher = state_->dispatcher;
   store_->begin();
   try {
-    if (cluster_ && (lease_due || dispatcher.silent_sessions_due())) {
-      lock_for_writes();  // decided on every broker's committed changes: a session may have moved meanwhile
+    // Several brokers: sessions are expired only under the lock, after the catch-up (a session may have moved to
+    // another broker meanwhile), and only when the lock was taken for it: a deadline passing between the question
+    // and the expiry must wait for the next tick, never be acted on with memory that did not catch up.
+    const bool expire = !cluster_ || dispatcher.silent_sessions_due();
+    if (cluster_ && (lease_due || expire)) {
+      lock_for_writes();
       if (lease_due) keep_lease(events);
     }
-    dispatcher.expire_silent_sessions(events);
+    if (expire) dispatcher.expire_silent_sessions(events);
     if (prober_) {
       for (const auto& probed : prober_->take()) {
         dispatcher.record_reachability(probed.user, probed.endpoint, probed.reachable);

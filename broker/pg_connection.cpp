@@ -14,11 +14,13 @@ namespace {
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 
-// SQLSTATE classes that say the server cannot serve us now rather than that a statement is wrong.
+// SQLSTATE classes that say the server cannot serve us now rather than that a statement is wrong (the batch fails as
+// a whole, memory reloads).
 bool out_of_reach(const char* sqlstate) {
   if (!sqlstate || std::strlen(sqlstate) < 2) return true;  // no server answer at all: a client-side failure
   const std::string_view cls(sqlstate, 2);
-  return cls == "08" || cls == "53" || cls == "57" || cls == "58";
+  // 40: a deadlock or serialization failure (a transaction to run again, not a wrong statement).
+  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58";
 }
 
 // libpq's message on one line (it spreads some over several, with tabs): for the broker's log lines.
@@ -120,9 +122,15 @@ void PgConnection::ensure_connected() {
 void PgConnection::connect() {
   // Our defaults first: the URI's own settings, expanded from dbname, come later and win.
   // client_min_messages: the server's NOTICEs ("relation already exists, skipping") are no news for the broker's log.
+  // The server side too must not wait hours for a broker that is gone while it holds the write lock (its host cut
+  // off: TCP keepalives; its process frozen: a transaction idle for a minute is ended). A batch is never idle in its
+  // transaction for more than a round trip; the start-up load pauses in its snapshot only while words are indexed.
   const char* keywords[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
                             "application_name", "options",         "dbname",              nullptr};
-  const char* values[] = {"5", "10", "5", "3", "zshare-broker", "-c client_min_messages=warning", uri_.c_str(), nullptr};
+  const char* options =
+      "-c client_min_messages=warning -c idle_in_transaction_session_timeout=60000 "
+      "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+  const char* values[] = {"5", "10", "5", "3", "zshare-broker", options, uri_.c_str(), nullptr};
   conn_ = PQconnectdbParams(keywords, values, 1);
   if (!conn_) throw StoreUnavailable("PostgreSQL: out of memory");
   if (PQstatus(conn_) != CONNECTION_OK) throw StoreUnavailable("cannot connect to " + describe() + ": " +
