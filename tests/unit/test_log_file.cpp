@@ -5,6 +5,7 @@
 #include "rpclog/log_record.hpp"
 #include "rpclog/rpclog_client.hpp"
 #include "rpclog/rpclog_server.hpp"
+#include "loopback.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -123,32 +124,21 @@ std::string line_without_newline(const LogRecord& r) {
 
 // A TCP port on 127.0.0.1 that nothing listens on right now.
 std::uint16_t unused_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(s >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
+  std::uint16_t port = 0;
+  ::close(zshare::test::bound_loopback_socket(port));
+  return port;
 }
 
 // A loopback port where connect() neither succeeds nor fails, as with a host that went away: a listener with
 // backlog 0 that never accepts, its accept queue filled, so Linux drops every further SYN.
 struct Blackhole {
   Blackhole() {
-    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(listener >= 0);
+    listener = zshare::test::bound_loopback_socket(port, SOCK_CLOEXEC);
+    REQUIRE(::listen(listener, 0) == 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listener, 0) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
+    a.sin_port = htons(port);
     // Connect until one connect is still pending after a second: its SYN was dropped.
     for (int i = 0; i < 16 && !holes; ++i) {
       const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

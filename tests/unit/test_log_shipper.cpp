@@ -3,6 +3,7 @@
 // were committed; a notify() during the backoff used to cut it short, so it reconnected after every batch.
 #include "broker/log_shipper.hpp"
 #include "broker/sqlite_store.hpp"
+#include "loopback.hpp"
 #include "temp_folder.hpp"
 
 #include <catch2/catch.hpp>
@@ -26,16 +27,8 @@ namespace {
 // A TCP listener on loopback that accepts every connection, counts it and closes it, until stopped.
 struct DroppingLogger {
   DroppingLogger() {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    fd = zshare::test::bound_loopback_socket(port);
     REQUIRE(::listen(fd, 64) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port = ntohs(addr.sin_port);
     thread = std::thread([this] {
       while (!stop) {
         pollfd p{fd, POLLIN, 0};
@@ -56,7 +49,7 @@ struct DroppingLogger {
   }
 
   int fd = -1;
-  int port = 0;
+  std::uint16_t port = 0;
   std::atomic<bool> stop{false};
   std::atomic<int> accepted{0};
   std::thread thread;
